@@ -1,0 +1,473 @@
+"""The declared search-space language and the `Space` it compiles to.
+
+A space file is YAML::
+
+    family: cnn                      # the model family that builds it
+    description: ...                 # optional
+    decisions:
+      - name: cell                   # a named choice
+        choices: [rnn, gru, lstm]
+      - repeat: layers               # a depth decision, then per-layer decisions
+        count: [1, 2, 3]
+        decisions:
+          - {name: units, choices: [0, 64, 128]}
+          - name: activation
+            choices: [tanh, relu]
+            when: {units: {not: 0}}  # only when this layer's units are not 0
+      - name: head
+        choices: [none, 64]
+        when: {cell: [gru, lstm]}    # value, list of values, {not: ...} or {in: ...}
+
+`Space` unrolls every repeat block to its largest count into an ordered list of slots. An
+architecture is the sequence of actions (choice indices) taken at the slots that are active:
+a slot is active when its layer exists and its `when` holds for the earlier values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+__all__ = ["Slot", "Space", "SpaceError"]
+
+_TOP_KEYS = {"name", "family", "description", "decisions"}
+_DECISION_KEYS = {"name", "choices", "when"}
+_REPEAT_KEYS = {"repeat", "count", "decisions", "when"}
+
+
+class SpaceError(ValueError):
+    """A space file or an architecture does not fit the language.
+
+    The message names the file, the key path and what was expected.
+    """
+
+    def __init__(self, source: str, path: str, message: str):
+        self.source, self.path, self.reason = source, path, message
+        super().__init__(f"{source}: {path}: {message}" if path else f"{source}: {message}")
+
+
+@dataclass(frozen=True)
+class _Condition:
+    """`slot` must hold one of `values` (or none of them when `negate`)."""
+
+    slot: str
+    values: tuple[Any, ...]
+    negate: bool = False
+
+    def holds(self, assigned: Mapping[str, Any]) -> bool:
+        if self.slot not in assigned:
+            return False
+        hit = any(_same(assigned[self.slot], v) for v in self.values)
+        return hit != self.negate
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One decision of the unrolled space.
+
+    Attributes:
+        index: position in `Space.slots`.
+        name: dotted path, e.g. ``"head"``, ``"layers"`` (a count) or ``"layers.2.filters"``.
+        choices: the values the decision can take.
+    """
+
+    index: int
+    name: str
+    choices: tuple[Any, ...]
+    block: str | None = None  # repeat block this slot belongs to (count slots included)
+    layer: int | None = None  # layer index inside the block; None for top-level and counts
+    key: str | None = None  # per-layer decision name
+    conditions: tuple[_Condition, ...] = field(default=(), repr=False)
+
+    def active(self, assigned: Mapping[str, Any]) -> bool:
+        if self.layer is not None and assigned.get(self.block, 0) <= self.layer:
+            return False
+        return all(c.holds(assigned) for c in self.conditions)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps booleans apart from the numbers 0 and 1."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+class Space:
+    """An ordered set of decisions with masks, encoding and counting."""
+
+    def __init__(
+        self,
+        name: str,
+        family: str,
+        slots: list[Slot],
+        description: str = "",
+        source: str = "<dict>",
+        text: str = "",
+    ):
+        self.name, self.family, self.slots = name, family, slots
+        self.description, self.source, self.text = description, source, text
+        self.max_steps = len(slots)
+        self.max_choices = max(len(s.choices) for s in slots)
+        self._blocks = {s.block for s in slots if s.layer is None and s.block}
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Space:
+        """Parse a space file."""
+        path = Path(path)
+        source = str(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpaceError(source, "", f"cannot read the file ({exc.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where else ""
+            raise SpaceError(source, "", f"not valid YAML{line}") from None
+        return cls.from_dict(data, source=source, text=text, default_name=path.stem)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Any,
+        source: str = "<dict>",
+        text: str | None = None,
+        default_name: str = "space",
+    ) -> Space:
+        """Compile a space from the mapping a space file holds."""
+        if not isinstance(data, Mapping):
+            raise SpaceError(source, "", "expected a mapping with 'family' and 'decisions'")
+        _no_unknown_keys(data, _TOP_KEYS, source, "")
+        for key in ("family", "decisions"):
+            if key not in data:
+                raise SpaceError(source, key, "missing (expected at the top level)")
+        family = data["family"]
+        if not isinstance(family, str) or not family:
+            raise SpaceError(source, "family", "expected a family name (string)")
+        decisions = data["decisions"]
+        if not isinstance(decisions, list) or not decisions:
+            raise SpaceError(source, "decisions", "expected a non-empty list of decisions")
+        slots = _Compiler(source).compile(decisions)
+        if text is None:
+            text = yaml.safe_dump(dict(data), sort_keys=False)
+        name = data.get("name", default_name)
+        if not isinstance(name, str) or not name:
+            raise SpaceError(source, "name", "expected a non-empty string")
+        return cls(name, family, slots, str(data.get("description", "")), source, text)
+
+    # ------------------------------------------------------------------ walking
+    def _walk(self, actions: Sequence[int]) -> tuple[dict[str, Any], Slot | None]:
+        """Assign `actions` to the active slots; return the values and the next slot."""
+        assigned: dict[str, Any] = {}
+        it = iter(actions)
+        position = 0
+        for slot in self.slots:
+            if not slot.active(assigned):
+                continue
+            action = next(it, None)
+            if action is None:
+                return assigned, slot
+            action = int(action)
+            if not 0 <= action < len(slot.choices):
+                raise SpaceError(
+                    self.source,
+                    slot.name,
+                    f"action {action} at step {position} is illegal "
+                    f"(expected 0..{len(slot.choices) - 1})",
+                )
+            assigned[slot.name] = slot.choices[action]
+            position += 1
+        if next(it, None) is not None:
+            raise SpaceError(
+                self.source, "", f"{len(actions)} actions given, the architecture ends at {position}"
+            )
+        return assigned, None
+
+    def next_slot(self, prefix: Sequence[int]) -> Slot | None:
+        """The decision taken after `prefix`, or None when the prefix is a whole architecture."""
+        return self._walk(prefix)[1]
+
+    def is_complete(self, prefix: Sequence[int]) -> bool:
+        """Whether `prefix` is a whole architecture."""
+        return self.next_slot(prefix) is None
+
+    def legal_actions(self, prefix: Sequence[int]) -> list[int]:
+        """Legal action indices after `prefix` (empty when complete)."""
+        slot = self.next_slot(prefix)
+        return [] if slot is None else list(range(len(slot.choices)))
+
+    def action_mask(self, prefix: Sequence[int]) -> np.ndarray:
+        """Boolean mask of shape ``(max_choices,)`` over the padded action set."""
+        mask = np.zeros(self.max_choices, dtype=bool)
+        mask[self.legal_actions(prefix)] = True
+        return mask
+
+    # ------------------------------------------------------- encoding/decoding
+    def decode(self, actions: Sequence[int]) -> dict[str, Any]:
+        """Turn a whole action sequence into an architecture (a JSON-serialisable dict)."""
+        assigned, pending = self._walk(actions)
+        if pending is not None:
+            raise SpaceError(
+                self.source, pending.name, f"the sequence stops after {len(actions)} actions"
+            )
+        arch: dict[str, Any] = {}
+        for slot in self.slots:
+            if slot.name not in assigned:
+                continue
+            value = assigned[slot.name]
+            if slot.layer is None and slot.block:
+                arch[slot.block] = [{} for _ in range(value)]
+            elif slot.layer is not None:
+                arch[slot.block][slot.layer][slot.key] = value
+            else:
+                arch[slot.name] = value
+        return arch
+
+    def encode(self, arch: Mapping[str, Any]) -> list[int]:
+        """Turn an architecture back into its action sequence."""
+        if not isinstance(arch, Mapping):
+            raise SpaceError(self.source, "", "an architecture must be a mapping")
+        assigned: dict[str, Any] = {}
+        actions: list[int] = []
+        used: set[tuple] = set()
+        for slot in self.slots:
+            if not slot.active(assigned):
+                continue
+            value, where = self._lookup(arch, slot)
+            used.add(where)
+            index = next((i for i, c in enumerate(slot.choices) if _same(c, value)), None)
+            if index is None:
+                raise SpaceError(
+                    self.source,
+                    slot.name,
+                    f"value {value!r} is not a choice (expected one of {list(slot.choices)})",
+                )
+            assigned[slot.name] = value
+            actions.append(index)
+        self._check_no_extra(arch, used)
+        return actions
+
+    def _lookup(self, arch: Mapping[str, Any], slot: Slot) -> tuple[Any, tuple]:
+        if slot.layer is None:
+            top = slot.block or slot.name
+            if top not in arch:
+                raise SpaceError(self.source, slot.name, "missing from the architecture")
+            if slot.block:
+                layers = arch[top]
+                if not isinstance(layers, list):
+                    raise SpaceError(self.source, slot.name, "expected a list of layers")
+                return len(layers), (top,)
+            return arch[top], (top,)
+        layer = arch[slot.block][slot.layer]
+        if not isinstance(layer, Mapping) or slot.key not in layer:
+            raise SpaceError(self.source, slot.name, "missing from the architecture")
+        return layer[slot.key], (slot.block, slot.layer, slot.key)
+
+    def _check_no_extra(self, arch: Mapping[str, Any], used: set[tuple]) -> None:
+        for top, value in arch.items():
+            if (top,) not in used:
+                raise SpaceError(self.source, str(top), "not a decision of this architecture")
+            if top in self._blocks:
+                for i, layer in enumerate(value):
+                    for key in layer:
+                        if (top, i, key) not in used:
+                            raise SpaceError(
+                                self.source, f"{top}.{i}.{key}", "not a decision of this layer"
+                            )
+
+    def key(self, arch: Mapping[str, Any]) -> str:
+        """Canonical key of an architecture: equal architectures share it."""
+        canonical = self.decode(self.encode(arch))
+        return json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+
+    # ------------------------------------------------------------------ counting
+    def cardinality(self) -> int:
+        """Exact number of distinct architectures."""
+        referenced = {c.slot for s in self.slots for c in s.conditions} | self._blocks
+        memo: dict[tuple, int] = {}
+
+        def count(i: int, assigned: dict[str, Any]) -> int:
+            if i == len(self.slots):
+                return 1
+            state = (i, tuple(sorted((k, repr(v)) for k, v in assigned.items())))
+            if state in memo:
+                return memo[state]
+            slot = self.slots[i]
+            if not slot.active(assigned):
+                total = count(i + 1, assigned)
+            elif slot.name not in referenced:
+                total = len(slot.choices) * count(i + 1, assigned)
+            else:
+                total = sum(count(i + 1, {**assigned, slot.name: c}) for c in slot.choices)
+            memo[state] = total
+            return total
+
+        return count(0, {})
+
+    def sample(self, rng: np.random.Generator) -> list[int]:
+        """A uniformly drawn action at every step."""
+        actions: list[int] = []
+        while (slot := self.next_slot(actions)) is not None:
+            actions.append(int(rng.integers(len(slot.choices))))
+        return actions
+
+    def describe(self) -> str:
+        """Human-readable listing of the decisions and the space's size."""
+        lines = [f"space {self.name} (family {self.family}) from {self.source}"]
+        if self.description:
+            lines.append(f"  {self.description}")
+        seen: set[str] = set()
+        for slot in self.slots:
+            label = slot.name if slot.layer is None else f"{slot.block}.*.{slot.key}"
+            if label in seen:
+                continue
+            seen.add(label)
+            when = " and ".join(
+                f"{c.slot.split('.')[-1]} {'not in' if c.negate else 'in'} {list(c.values)}"
+                for c in slot.conditions
+            )
+            kind = "count" if slot.layer is None and slot.block else "choice"
+            suffix = f"  (when {when})" if when else ""
+            lines.append(f"  {label:<24} {kind:<6} {list(slot.choices)}{suffix}")
+        size = self.cardinality()
+        lines.append(f"  {len(seen)} decisions, {size:,} architectures (~10^{math.log10(size):.1f})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Space(name={self.name!r}, family={self.family!r}, steps<={self.max_steps})"
+
+
+def _no_unknown_keys(data: Mapping, allowed: set[str], source: str, path: str) -> None:
+    for key in data:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise SpaceError(source, where, f"unknown key (expected one of {sorted(allowed)})")
+
+
+class _Compiler:
+    """Turns the `decisions` list into unrolled slots, checking as it goes."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.slots: list[Slot] = []
+        self.top_choices: dict[str, tuple] = {}  # top-level names (decisions and counts)
+
+    def fail(self, path: str, message: str) -> SpaceError:
+        return SpaceError(self.source, path, message)
+
+    def compile(self, decisions: list) -> list[Slot]:
+        for i, item in enumerate(decisions):
+            path = f"decisions[{i}]"
+            if not isinstance(item, Mapping):
+                raise self.fail(path, "expected a mapping with 'name' and 'choices' or 'repeat'")
+            if "repeat" in item:
+                self.repeat(item, path)
+            else:
+                name, choices = self.decision(item, path)
+                self.claim(name, path)
+                conditions = self.conditions(item.get("when"), f"{path}.when", {}, None, 0)
+                self.add(Slot(len(self.slots), name, choices, conditions=conditions))
+                self.top_choices[name] = choices
+        return self.slots
+
+    def add(self, slot: Slot) -> None:
+        self.slots.append(slot)
+
+    def claim(self, name: str, path: str) -> None:
+        if name in self.top_choices:
+            raise self.fail(f"{path}.name", f"duplicate decision name {name!r}")
+
+    def decision(self, item: Mapping, path: str) -> tuple[str, tuple]:
+        _no_unknown_keys(item, _DECISION_KEYS, self.source, path)
+        name = item.get("name")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise self.fail(f"{path}.name", "expected an identifier-like name (letters, _, digits)")
+        choices = item.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise self.fail(f"{path}.choices", "expected a non-empty list of values")
+        for j, value in enumerate(choices):
+            if not isinstance(value, (str, int, float, bool)) and value is not None:
+                raise self.fail(f"{path}.choices[{j}]", "expected a string, number or boolean")
+            if any(_same(value, other) for other in choices[:j]):
+                raise self.fail(f"{path}.choices[{j}]", f"duplicate choice {value!r}")
+        return name, tuple(choices)
+
+    def repeat(self, item: Mapping, path: str) -> None:
+        _no_unknown_keys(item, _REPEAT_KEYS, self.source, path)
+        block = item["repeat"]
+        if not isinstance(block, str) or not block.isidentifier():
+            raise self.fail(f"{path}.repeat", "expected the block's name (an identifier)")
+        self.claim(block, path)
+        count = item.get("count")
+        if (
+            not isinstance(count, list)
+            or not count
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in count)
+            or len(set(count)) != len(count)
+        ):
+            raise self.fail(f"{path}.count", "expected a list of distinct layer counts (ints >= 0)")
+        inner = item.get("decisions")
+        if not isinstance(inner, list) or not inner:
+            raise self.fail(f"{path}.decisions", "expected a non-empty list of per-layer decisions")
+        parsed = []
+        for j, sub in enumerate(inner):
+            sub_path = f"{path}.decisions[{j}]"
+            if not isinstance(sub, Mapping):
+                raise self.fail(sub_path, "expected a mapping with 'name' and 'choices'")
+            if "repeat" in sub:
+                raise self.fail(f"{sub_path}.repeat", "repeat blocks cannot be nested")
+            name, choices = self.decision(sub, sub_path)
+            if any(name == p[0] for p in parsed):
+                raise self.fail(f"{sub_path}.name", f"duplicate decision name {name!r} in {block}")
+            parsed.append((name, choices, sub.get("when"), sub_path))
+        when = self.conditions(item.get("when"), f"{path}.when", {}, None, 0)
+        self.add(Slot(len(self.slots), block, tuple(count), block=block, conditions=when))
+        self.top_choices[block] = tuple(count)
+        for layer in range(max(count)):
+            local: dict[str, tuple] = {}
+            for name, choices, sub_when, sub_path in parsed:
+                conditions = self.conditions(sub_when, f"{sub_path}.when", local, block, layer)
+                full = f"{block}.{layer}.{name}"
+                self.add(Slot(len(self.slots), full, choices, block, layer, name, conditions))
+                local[name] = choices
+
+    def conditions(
+        self, when: Any, path: str, local: dict[str, tuple], block: str | None, layer: int
+    ) -> tuple[_Condition, ...]:
+        if when is None:
+            return ()
+        if not isinstance(when, Mapping) or not when:
+            raise self.fail(path, "expected a mapping of earlier decision -> value(s)")
+        out = []
+        for ref, spec in when.items():
+            if ref in local:
+                slot_name, choices = f"{block}.{layer}.{ref}", local[ref]
+            elif ref in self.top_choices:
+                slot_name, choices = ref, self.top_choices[ref]
+            else:
+                known = sorted(set(local) | set(self.top_choices))
+                raise self.fail(
+                    f"{path}.{ref}", f"refers to no earlier decision (earlier ones: {known})"
+                )
+            negate = False
+            if isinstance(spec, Mapping):
+                if len(spec) != 1 or next(iter(spec)) not in ("not", "in"):
+                    raise self.fail(f"{path}.{ref}", "expected a value, a list, {not: ...} or {in: ...}")
+                negate = "not" in spec
+                spec = next(iter(spec.values()))
+            values = tuple(spec) if isinstance(spec, list) else (spec,)
+            for value in values:
+                if not any(_same(value, c) for c in choices):
+                    raise self.fail(
+                        f"{path}.{ref}",
+                        f"{value!r} is not a choice of {ref} (expected one of {list(choices)})",
+                    )
+            out.append(_Condition(slot_name, values, negate))
+        return tuple(out)
