@@ -32,7 +32,9 @@ def load_space(name_or_path: str | Path) -> Space:
         space = Space.from_yaml(BUILTIN_DIR / f"{name_or_path}.yaml")
     else:
         raise SpaceError(
-            str(name_or_path), "", f"no such space file or built-in space (built-in: {list_spaces()})"
+            str(name_or_path),
+            "",
+            f"no such space file or built-in space (built-in: {list_spaces()})",
         )
     families = list_families()
     if space.family not in families:

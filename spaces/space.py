@@ -186,7 +186,9 @@ class Space:
             position += 1
         if next(it, None) is not None:
             raise SpaceError(
-                self.source, "", f"{len(actions)} actions given, the architecture ends at {position}"
+                self.source,
+                "",
+                f"{len(actions)} actions given, the architecture ends at {position}",
             )
         return assigned, None
 
@@ -337,7 +339,9 @@ class Space:
             suffix = f"  (when {when})" if when else ""
             lines.append(f"  {label:<24} {kind:<6} {list(slot.choices)}{suffix}")
         size = self.cardinality()
-        lines.append(f"  {len(seen)} decisions, {size:,} architectures (~10^{math.log10(size):.1f})")
+        lines.append(
+            f"  {len(seen)} decisions, {size:,} architectures (~10^{math.log10(size):.1f})"
+        )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -459,7 +463,9 @@ class _Compiler:
             negate = False
             if isinstance(spec, Mapping):
                 if len(spec) != 1 or next(iter(spec)) not in ("not", "in"):
-                    raise self.fail(f"{path}.{ref}", "expected a value, a list, {not: ...} or {in: ...}")
+                    raise self.fail(
+                        f"{path}.{ref}", "expected a value, a list, {not: ...} or {in: ...}"
+                    )
                 negate = "not" in spec
                 spec = next(iter(spec.values()))
             values = tuple(spec) if isinstance(spec, list) else (spec,)

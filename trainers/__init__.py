@@ -1,0 +1,54 @@
+"""How a child model is trained and scored: tasks, device, trainers by task kind.
+
+Typical use::
+
+    task = load_task("digits", seed=0)
+    result = get_trainer(task.kind).fit(model, task, epochs=10, seed=0, report=print)
+    result.reward  # best validation accuracy; test accuracy is reported, never rewarded
+"""
+
+from __future__ import annotations
+
+from trainers.base import (
+    ReportFn,
+    Trainer,
+    TrainerError,
+    TrainResult,
+    count_parameters,
+    get_trainer,
+    list_trainers,
+    register_trainer,
+)
+from trainers.classification import ClassificationTrainer
+from trainers.device import (
+    autocast,
+    autocast_dtype,
+    configure_cpu_threads,
+    grad_scaler,
+    pick_device,
+    seed_everything,
+)
+from trainers.tasks import Task, TaskError, list_tasks, load_task, register_task
+
+__all__ = [
+    "ClassificationTrainer",
+    "ReportFn",
+    "Task",
+    "TaskError",
+    "TrainResult",
+    "Trainer",
+    "TrainerError",
+    "autocast",
+    "autocast_dtype",
+    "configure_cpu_threads",
+    "count_parameters",
+    "get_trainer",
+    "grad_scaler",
+    "list_tasks",
+    "list_trainers",
+    "load_task",
+    "pick_device",
+    "register_task",
+    "register_trainer",
+    "seed_everything",
+]

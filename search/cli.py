@@ -1,0 +1,257 @@
+"""The `rlnas` command line: search, spaces, tasks, leaderboard, ui."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line and exits 2."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _search_parser(sub) -> None:
+    from search.config import SearchConfig
+
+    defaults = SearchConfig()
+    p = sub.add_parser(
+        "search",
+        help="run an architecture search",
+        description="Search a space of architectures for a task; every flag can also be set in "
+        "a --config YAML file (flags win).",
+    )
+    p.add_argument("--config", help="YAML file of settings (keys as the flags, '_' or '-')")
+    p.add_argument("--task", help=f"task name or data file (default {defaults.task})")
+    p.add_argument("--space", help=f"built-in space name or YAML path (default {defaults.space})")
+    p.add_argument("--controller", help=f"controller name (default {defaults.controller})")
+    p.add_argument("--budget", type=int, help=f"children to train (default {defaults.budget})")
+    p.add_argument("--epochs", type=int, help=f"epochs per child (default {defaults.epochs})")
+    p.add_argument(
+        "--concurrency", type=int, help="children trained at once (default: as resources allow)"
+    )
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per child (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per child, fractions allowed (0)")
+    p.add_argument("--seed", type=int, help="seed of everything random (default 0)")
+    p.add_argument("--name", help="search name (default <task>-<space>)")
+    p.add_argument("--lr", type=float, help=f"children's learning rate (default {defaults.lr})")
+    p.add_argument("--batch-size", type=int, help="children's batch size (default 64)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
+    p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
+    p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")
+    p.add_argument("--top", type=int, default=5, help="leaderboard rows printed at the end")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress lines")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rlnas", description="Neural architecture search with RL controllers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _search_parser(sub)
+
+    p = sub.add_parser("spaces", help="list, show or validate search spaces")
+    p.add_argument("action", nargs="?", choices=["list", "show", "validate"], default="list")
+    p.add_argument("space", nargs="?", help="built-in name or YAML path (show, validate)")
+
+    sub.add_parser("tasks", help="list the built-in tasks")
+
+    p = sub.add_parser("leaderboard", help="best children of a search")
+    p.add_argument("name", help="search name, e.g. digits-cnn")
+    p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
+    p.add_argument("--all", action="store_true", help="every search of that name, not the latest")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI")
+
+    p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
+    p.add_argument("--name", help="print only this search's address")
+    return parser
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from search.config import ConfigError, SearchConfig
+    from search.formatting import format_leaderboard
+    from search.progress import format_seconds
+    from search.runner import run_search
+
+    flags = {
+        key: value
+        for key, value in vars(args).items()
+        if key in SearchConfig.field_names() and value is not None
+    }
+    try:
+        config = (
+            SearchConfig.from_file(args.config, **flags) if args.config else SearchConfig(**flags)
+        )
+    except ConfigError as exc:
+        raise UsageError(f"rlnas search: {exc}") from None
+    result = run_search(config)
+    print()
+    print(
+        f"rlnas: {config.name}: {len(result.leaderboard)} children trained in "
+        f"{format_seconds(result.seconds)} ({result.failed} failed, {result.invalid} invalid "
+        "proposals skipped)"
+    )
+    print(format_leaderboard(result.leaderboard, top=args.top))
+    print()
+    if result.best is not None:
+        print(
+            f"best: reward {result.best_reward:.4f}, test accuracy "
+            f"{result.best['test_accuracy']:.4f}; registered as model "
+            f"'{config.name}' version {result.model_version} (alias 'best' points to the best "
+            "of all its searches)"
+        )
+    print(
+        f"tracking: {result.tracking_uri} (experiment '{config.name}', parent run "
+        f"{result.parent_run_id})"
+    )
+    print("browse:   rlnas ui")
+    print(f"use:      python -c \"from search import load_best; m = load_best('{config.name}')\"")
+    return 0 if result.best is not None else 1
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from spaces import list_spaces, load_space
+
+    if args.action == "list":
+        for name in list_spaces():
+            space = load_space(name)
+            print(
+                f"{name:<14} family {space.family:<5} {space.cardinality():>16,} architectures"
+                f"  {space.description}"
+            )
+        return 0
+    if not args.space:
+        raise UsageError(f"rlnas spaces {args.action}: name a built-in space or a YAML file")
+    space = load_space(args.space)
+    if args.action == "show":
+        print(space.describe())
+    else:
+        print(
+            f"{space.source}: valid space '{space.name}' (family {space.family}, "
+            f"{space.cardinality():,} architectures)"
+        )
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from trainers import list_tasks, load_task
+
+    for name in list_tasks():
+        task = load_task(name)
+        sizes = "/".join(str(len(x)) for x in (task.x_train, task.x_val, task.x_test))
+        print(
+            f"{name:<12} {task.kind:<15} input {tuple(task.input_shape)}  "
+            f"{task.num_classes} classes  train/val/test {sizes}"
+        )
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from search.formatting import format_leaderboard
+    from search.results import leaderboard
+
+    frame = leaderboard(
+        args.name, top=args.top, tracking_uri=args.tracking_uri, all_searches=args.all
+    )
+    print(format_leaderboard(frame, top=args.top))
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from search.config import default_tracking_uri
+    from search.tracking import local_artifact_root
+
+    uri = args.tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e for e in client.search_experiments() if e.name != "Default"]
+    if args.name:
+        experiments = [e for e in experiments if e.name == args.name]
+        if not experiments:
+            raise UsageError(f"rlnas ui: no search named {args.name!r} in {uri}")
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI for {uri} at {base}")
+    for e in experiments:
+        print(f"  {e.name:<24} {base}/#/experiments/{e.experiment_id}/runs")
+    if not experiments:
+        print("  (no searches yet: run `rlnas search` first)")
+    mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    command = [
+        mlflow,
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
+    if (root := local_artifact_root(uri)) is not None:
+        command += ["--default-artifact-root", root]
+    print("Ctrl-C stops it.", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+COMMANDS = {
+    "search": _cmd_search,
+    "spaces": _cmd_spaces,
+    "tasks": _cmd_tasks,
+    "leaderboard": _cmd_leaderboard,
+    "ui": _cmd_ui,
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from search.config import ConfigError
+    from search.results import ResultsError
+    from spaces import SpaceError
+    from trainers import TaskError
+
+    return (UsageError, ConfigError, SpaceError, TaskError, ResultsError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `rlnas` console script."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        args = _build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except _user_errors() as exc:
+        print(_one_line(exc, args), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rlnas: interrupted; finished children are kept in MLflow", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException, args: Any) -> str:
+    text = " ".join(str(exc).split())
+    prefix = f"rlnas {args.command}: "
+    return text if text.startswith("rlnas") else prefix + text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""`SearchConfig`: everything one search needs, from flags and/or a YAML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ConfigError", "SearchConfig", "default_tracking_uri"]
+
+RUNS_DIR = Path("runs")
+
+
+class ConfigError(ValueError):
+    """A search setting is missing, unknown or out of range."""
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else SQLite at runs/mlflow.db under the working directory."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(RUNS_DIR / 'mlflow.db').resolve()}"
+
+
+@dataclass
+class SearchConfig:
+    """Settings of one architecture search. Every field can be set from a `--config` file."""
+
+    task: str = "digits"
+    """Task name (see `rlnas tasks`) or data file."""
+    space: str = "cnn"
+    """Built-in space name or a path to a space YAML file."""
+    controller: str = "reinforce"
+    """Controller that proposes architectures."""
+    budget: int = 24
+    """Number of children to train."""
+    epochs: int = 20
+    """Training epochs per child."""
+    concurrency: int = 0
+    """Children trained at once; 0 = as many as the cluster's CPUs (or GPUs) allow."""
+    cpus_per_trial: float = 1.0
+    """CPUs reserved for each child."""
+    gpus_per_trial: float = 0.0
+    """GPUs reserved for each child (fractions share a GPU)."""
+    seed: int = 0
+    """Seed of the controller, the data split and every child's training."""
+    name: str | None = None
+    """Search name: MLflow experiment and registered model. Default `<task>-<space>`."""
+    batch_size: int = 64
+    """Training batch size of each child."""
+    lr: float = 3e-3
+    """Learning rate of each child's Adam optimiser."""
+    controller_options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword options of the controller (e.g. {lr: 0.01})."""
+    tracking_uri: str | None = None
+    """MLflow tracking URI; default MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db."""
+    address: str | None = None
+    """Ray cluster address; default RAY_ADDRESS, else a local Ray started for the search."""
+    storage: str | None = None
+    """Where Ray Tune keeps trial results and checkpoints; default runs/ray."""
+    quiet: bool = False
+    """Print no progress lines."""
+
+    def __post_init__(self) -> None:
+        if self.name is None:
+            self.name = f"{Path(self.task).stem}-{Path(self.space).stem}"
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `ConfigError` on a value out of range."""
+        checks = [
+            ("budget", self.budget >= 1, "an integer >= 1"),
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("concurrency", self.concurrency >= 0, "an integer >= 0"),
+            ("cpus_per_trial", self.cpus_per_trial > 0, "a number > 0"),
+            ("gpus_per_trial", self.gpus_per_trial >= 0, "a number >= 0"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("lr", self.lr > 0, "a number > 0"),
+            ("name", bool(self.name and self.name.strip()), "a non-empty name"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"{key}: got {getattr(self, key)!r}, expected {expected}")
+        if not isinstance(self.controller_options, dict):
+            raise ConfigError("controller_options: expected a mapping of option -> value")
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri()
+
+    @property
+    def resolved_storage(self) -> str:
+        return str(Path(self.storage or RUNS_DIR / "ray").resolve())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
+        """Read a YAML config file; `overrides` (e.g. from flags) win over the file."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+        except yaml.YAMLError:
+            raise ConfigError(f"{path}: not valid YAML") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of setting -> value")
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise ConfigError(
+                f"{path}: {unknown[0]}: unknown setting (expected one of {cls.field_names()})"
+            )
+        data.update(overrides)
+        return cls.build(data, where=str(path))
+
+    @classmethod
+    def build(cls, data: dict[str, Any], where: str = "config") -> SearchConfig:
+        """Make a config from a mapping, checking every value's type."""
+        defaults = cls()
+        for key, value in data.items():
+            expected = type(getattr(defaults, key))
+            if getattr(defaults, key) is None:
+                ok = value is None or isinstance(value, str)
+                expected_name = "a string"
+            elif expected is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                expected_name = "a number"
+            else:
+                ok = isinstance(value, expected) and not (
+                    expected is int and isinstance(value, bool)
+                )
+                expected_name = {
+                    int: "an integer",
+                    str: "a string",
+                    bool: "true or false",
+                    dict: "a mapping",
+                }.get(expected, expected.__name__)
+            if not ok:
+                raise ConfigError(f"{where}: {key}: got {value!r}, expected {expected_name}")
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None

@@ -1,0 +1,73 @@
+"""Plain-text views of architectures and leaderboards for the terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["architecture_summary", "format_leaderboard"]
+
+_SHORT = {True: "T", False: "F", None: "-"}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return _SHORT[value]
+    return str(value)
+
+
+def architecture_summary(architecture: dict[str, Any]) -> str:
+    """One line: top-level choices as ``k=v``; a repeat block as its layers' values in brackets.
+
+    >>> architecture_summary({"cell": "gru", "layers": [{"units": 40, "activation": "tanh"}]})
+    'cell=gru layers=[40 tanh]'
+    """
+    parts = []
+    for key, value in architecture.items():
+        if isinstance(value, list):
+            layers = " ".join(
+                "[" + " ".join(_short(v) for v in layer.values()) + "]" for layer in value
+            )
+            parts.append(f"{key}={layers}")
+        else:
+            parts.append(f"{key}={_short(value)}")
+    return " ".join(parts)
+
+
+def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
+    """The first `top` rows: rank, child, reward, test accuracy, params, seconds, architecture."""
+    if frame.empty:
+        return "(no finished child)"
+    header = (
+        f"{'rank':>4}  {'child':<10} {'reward':>7} {'test':>7} {'params':>9} {'secs':>6}"
+        "  architecture"
+    )
+    lines = [header]
+    for rank, row in enumerate(frame.head(top).itertuples(index=False), start=1):
+        row = row._asdict()
+        arch = row.get("architecture")
+        arch = architecture_summary(json.loads(arch) if isinstance(arch, str) else arch or {})
+        child = row["child"] if isinstance(row["child"], str) else f"child-{int(row['child']):03d}"
+        lines.append(
+            f"{rank:>4}  {child:<10} {_num(row.get('reward'), 4):>7} "
+            f"{_num(row.get('test_accuracy'), 4):>7} {_int(row.get('params')):>9} "
+            f"{_num(row.get('train_seconds'), 1):>6}  {arch}"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: Any, digits: int) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def _int(value: Any) -> str:
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "-"

@@ -1,0 +1,70 @@
+"""A child's model on disk: architecture, build facts and weights; loading never unpickles code.
+
+A model directory holds::
+
+    architecture.json   the architecture (plain JSON)
+    model.json          family, input shape, outputs, task and space name
+    state_dict.pt       the weights (loaded with ``torch.load(weights_only=True)``)
+    space.yaml          the space file the architecture came from
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spaces.families import build_model
+
+__all__ = ["ModelSpec", "load_model_dir", "save_model_dir"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What it takes to rebuild a child's network."""
+
+    family: str
+    input_shape: tuple[int, ...]
+    num_outputs: int
+    task: str
+    space: str
+
+
+def save_model_dir(
+    path: str | Path,
+    architecture: dict[str, Any],
+    spec: ModelSpec,
+    state_dict: dict[str, torch.Tensor],
+    space_text: str = "",
+) -> Path:
+    """Write a model directory; return its path."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "architecture.json").write_text(json.dumps(architecture, indent=2, sort_keys=True))
+    (path / "model.json").write_text(json.dumps(asdict(spec), indent=2))
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, path / "state_dict.pt")
+    if space_text:
+        (path / "space.yaml").write_text(space_text)
+    return path
+
+
+def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network of a model directory, with its weights, in eval mode."""
+    path = Path(path)
+    missing = [
+        f for f in ("architecture.json", "model.json", "state_dict.pt") if not (path / f).exists()
+    ]
+    if missing:
+        raise FileNotFoundError(f"{path}: not a model directory (missing {', '.join(missing)})")
+    architecture = json.loads((path / "architecture.json").read_text())
+    facts = json.loads((path / "model.json").read_text())
+    model = build_model(
+        facts["family"], architecture, tuple(facts["input_shape"]), facts["num_outputs"]
+    )
+    state = torch.load(path / "state_dict.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,70 @@
+"""Live progress of a search on the terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ray import tune
+
+from search.records import SearchLog
+
+__all__ = ["ProgressCallback", "format_seconds"]
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressCallback(tune.Callback):
+    """One line per finished or failed child, and a heartbeat line while children train.
+
+    A line reads: children done / running / failed of the budget, the best reward so far,
+    time elapsed and an estimate of the time left.
+    """
+
+    def __init__(self, log: SearchLog, stream: TextIO | None = None, heartbeat: float = 30.0):
+        self.log = log
+        self.stream = stream or sys.stdout
+        self.heartbeat = heartbeat
+        self._last_line = 0.0
+
+    def status(self) -> str:
+        log = self.log
+        done, failed = log.count("finished"), log.count("failed")
+        running = log.count("running")
+        best = log.best
+        best_text = f"{best.reward:.4f} (child {best.number})" if best else "-"
+        remaining = log.budget - done - failed
+        if done + failed:
+            per_child = log.elapsed / (done + failed)
+            eta = f"~{format_seconds(per_child * remaining)} left"
+        else:
+            eta = "estimating time left"
+        return (
+            f"[{done + failed:>{len(str(log.budget))}}/{log.budget}] done {done}, running "
+            f"{running}, failed {failed}, invalid skipped {len(log.invalid)} | best {best_text}"
+            f" | {format_seconds(log.elapsed)} elapsed, {eta}"
+        )
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+        self._last_line = time.monotonic()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        record = self.log.children.get(trial.trial_id)
+        if record is not None:
+            reward = "-" if record.reward is None else f"{record.reward:.4f}"
+            self._print(f"child {record.number:>3} reward {reward}   {self.status()}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        record = self.log.children.get(trial.trial_id)
+        if record is not None:
+            self._print(f"child {record.number:>3} FAILED: {record.error}   {self.status()}")
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self._last_line >= self.heartbeat:
+            self._print(f"          {self.status()}")

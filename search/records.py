@@ -1,0 +1,94 @@
+"""What the driver knows of each child while a search runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["ChildRecord", "SearchLog", "flatten_architecture"]
+
+
+def flatten_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
+    """One entry per decision, named like the space's slots (``layers``, ``layers.0.units``)."""
+    flat: dict[str, Any] = {}
+    for key, value in architecture.items():
+        if isinstance(value, list):
+            flat[key] = len(value)
+            for i, layer in enumerate(value):
+                for sub, v in layer.items():
+                    flat[f"{key}.{i}.{sub}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
+@dataclass
+class ChildRecord:
+    """One child: its proposal, where it is tracked and how it scored."""
+
+    number: int
+    trial_id: str
+    candidate_id: int
+    architecture: dict[str, Any]
+    run_id: str | None = None
+    status: str = "running"  # running | finished | failed
+    reward: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class SearchLog:
+    """Children by trial id, proposals rejected before training, and the search's clock."""
+
+    budget: int
+    children: dict[str, ChildRecord] = field(default_factory=dict)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, trial_id: str, candidate_id: int, architecture: dict[str, Any]) -> ChildRecord:
+        record = ChildRecord(len(self.children) + 1, trial_id, candidate_id, architecture)
+        self.children[trial_id] = record
+        return record
+
+    def count(self, status: str) -> int:
+        return sum(1 for c in self.children.values() if c.status == status)
+
+    @property
+    def finished(self) -> list[ChildRecord]:
+        return [c for c in self.children.values() if c.status == "finished"]
+
+    @property
+    def best(self) -> ChildRecord | None:
+        scored = [c for c in self.finished if c.reward is not None and math.isfinite(c.reward)]
+        return max(scored, key=lambda c: c.reward, default=None)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def leaderboard(self) -> pd.DataFrame:
+        """Finished children, best reward first."""
+        rows = [
+            {
+                "child": c.number,
+                "reward": c.reward,
+                "test_accuracy": c.metrics.get("test_accuracy"),
+                "params": c.metrics.get("params"),
+                "train_seconds": c.metrics.get("train_seconds"),
+                "run_id": c.run_id,
+                "architecture": json.dumps(c.architecture),
+            }
+            for c in self.finished
+        ]
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return frame
+        return frame.sort_values(["reward", "params"], ascending=[False, True]).reset_index(
+            drop=True
+        )

@@ -1,0 +1,95 @@
+"""Reading finished searches back from MLflow: the best model and the leaderboard."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pandas as pd
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from search.config import default_tracking_uri
+from search.model_files import load_model_dir
+from search.tracking import ROLE_TAG
+
+__all__ = ["ResultsError", "leaderboard", "load_best"]
+
+
+class ResultsError(LookupError):
+    """No such search, or it has no finished child."""
+
+
+def load_best(name: str, tracking_uri: str | None = None, device: str = "cpu") -> nn.Module:
+    """The best model of search `name` (registered model alias ``best``), ready to predict.
+
+    Rebuilt from its architecture and weights; no code is unpickled.
+
+    Args:
+        name: The search's name, e.g. ``"digits-cnn"``.
+        tracking_uri: Default MLFLOW_TRACKING_URI or ``sqlite:///runs/mlflow.db``.
+        device: Where the returned model lives.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        version = client.get_model_version_by_alias(name, "best")
+    except MlflowException:
+        raise ResultsError(
+            f"no model registered as {name}@best in {uri}; run `rlnas search --name {name}` "
+            "first or pass the tracking URI where it ran"
+        ) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=uri)
+        return load_model_dir(path, device=device)
+
+
+def leaderboard(
+    name: str, top: int = 10, tracking_uri: str | None = None, all_searches: bool = False
+) -> pd.DataFrame:
+    """The best children of the latest search called `name` (or of all its searches).
+
+    Columns: child, reward, test_accuracy, params, train_seconds, run_id, architecture (JSON).
+    """
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+        raise ResultsError(f"no search named {name!r} in {uri} (searches: {known})")
+    filters = f"tags.`{ROLE_TAG}` = 'child' and attributes.status = 'FINISHED'"
+    if not all_searches:
+        parents = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`{ROLE_TAG}` = 'search'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not parents:
+            raise ResultsError(f"search {name!r} has no runs in {uri}")
+        filters += f" and tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
+    runs = client.search_runs(
+        [experiment.experiment_id], filters, order_by=["metrics.reward DESC"], max_results=5000
+    )
+    rows = []
+    for run in runs:
+        metrics = run.data.metrics
+        rows.append(
+            {
+                "child": run.info.run_name,
+                "reward": metrics.get("reward"),
+                "test_accuracy": metrics.get("test_accuracy"),
+                "params": int(metrics["params"]) if "params" in metrics else None,
+                "train_seconds": metrics.get("train_seconds"),
+                "run_id": run.info.run_id,
+                "architecture": run.data.tags.get("rlnas.architecture", "{}"),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise ResultsError(f"search {name!r} has no finished child in {uri}")
+    frame = frame.sort_values(["reward", "params"], ascending=[False, True], kind="stable")
+    return frame.head(top).reset_index(drop=True)

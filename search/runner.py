@@ -1,0 +1,269 @@
+"""Run one search: controller + Ray Tune children + MLflow tracking."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from controller import make_controller
+from search.config import ConfigError, SearchConfig
+from search.progress import ProgressCallback, format_seconds
+from search.records import SearchLog
+from search.searcher import ControllerSearcher
+from search.tracking import ChildRunCallback, Tracker
+from search.trainable import train_child
+from spaces import load_space
+from spaces.families import InvalidArchitecture, build_model
+from trainers import load_task
+
+__all__ = ["SearchResult", "run_search"]
+
+
+@dataclass
+class SearchResult:
+    """What a finished search leaves behind."""
+
+    name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    leaderboard: pd.DataFrame
+    best_run_id: str | None
+    best_reward: float | None
+    model_version: int | None
+    seconds: float
+    failed: int
+    invalid: int
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return None if self.leaderboard.empty else self.leaderboard.iloc[0].to_dict()
+
+
+def _ray_init(config: SearchConfig) -> bool:
+    """Start or join Ray; returns whether this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = config.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,  # children report through Tune; errors come back as files
+        "configure_logging": True,
+    }
+    if address is None:
+        kwargs["include_dashboard"] = False
+    # Children import this project's packages; workers on other nodes find them through
+    # the runtime environment when the project is not installed there.
+    ray.init(address=address, **kwargs)
+    return True
+
+
+def _concurrency(config: SearchConfig) -> int:
+    import ray
+
+    if config.concurrency:
+        return config.concurrency
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 1) // config.cpus_per_trial)
+    if config.gpus_per_trial:
+        slots = min(slots, int(resources.get("GPU", 0) // config.gpus_per_trial))
+    return max(1, min(slots, config.budget))
+
+
+def _trial_name(trial) -> str:
+    return f"child-{trial.config.get('candidate_id', 0):04d}-{trial.trial_id}"
+
+
+def run_search(config: SearchConfig, stream=None) -> SearchResult:
+    """Run an architecture search end to end and register the best child's model.
+
+    Args:
+        config: The search's settings.
+        stream: Where progress lines go (default stdout; nothing when ``config.quiet``).
+
+    Returns:
+        The leaderboard, the best child and where everything is tracked.
+    """
+    from ray import tune
+
+    started = time.monotonic()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    space = load_space(config.space)
+    task = load_task(config.task, seed=config.seed)
+    try:
+        controller = make_controller(
+            config.controller, space, seed=config.seed, **config.controller_options
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"controller: {exc}") from None
+    out = io.StringIO() if config.quiet else (stream or sys.stdout)
+
+    def validate(architecture: dict[str, Any]) -> str | None:
+        try:
+            build_model(space.family, architecture, task.input_shape, task.num_classes)
+        except InvalidArchitecture as exc:
+            return str(exc)
+        return None
+
+    log = SearchLog(budget=config.budget)
+    tracker = Tracker(config.resolved_tracking_uri, config.name)
+    parent = tracker.start_parent(
+        config.to_dict(), space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    setup = {
+        "task": config.task,
+        "data_seed": config.seed,
+        "family": space.family,
+        "space": space.name,
+        "space_text": space.text,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+    }
+    searcher = ControllerSearcher(
+        controller,
+        setup,
+        validate,
+        on_invalid=lambda c, reason: log.invalid.append(
+            {"candidate_id": c.id, "architecture": c.architecture, "reason": reason}
+        ),
+        seed=config.seed,
+    )
+    started_ray = _ray_init(config)
+    status = "FAILED"
+    try:
+        from ray.tune.search import ConcurrencyLimiter
+
+        concurrency = _concurrency(config)
+        print(
+            f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on "
+            f"{config.task} with {config.controller}: {config.budget} children, {concurrency} at "
+            f"a time, {config.epochs} epochs each",
+            file=out,
+            flush=True,
+        )
+        resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+        tuner = tune.Tuner(
+            tune.with_resources(train_child, resources),
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+                num_samples=config.budget,
+                metric="reward",
+                mode="max",
+                reuse_actors=True,  # one worker process per slot: no torch import per child
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{config.name}-{parent[:8]}",
+                storage_path=config.resolved_storage,
+                callbacks=[
+                    ChildRunCallback(tracker, log, controller),
+                    ProgressCallback(log, out),
+                ],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            ),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tuner.fit()
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        board = log.leaderboard()
+        version = _finish(tracker, log, board, controller, config, status)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    best = log.best
+    return SearchResult(
+        name=config.name,
+        tracking_uri=tracker.tracking_uri,
+        experiment_id=tracker.experiment_id,
+        parent_run_id=parent,
+        leaderboard=board,
+        best_run_id=best.run_id if best else None,
+        best_reward=best.reward if best else None,
+        model_version=version,
+        seconds=time.monotonic() - started,
+        failed=log.count("failed"),
+        invalid=len(log.invalid),
+    )
+
+
+def _finish(
+    tracker: Tracker,
+    log: SearchLog,
+    board: pd.DataFrame,
+    controller,
+    config: SearchConfig,
+    status: str,
+) -> int | None:
+    """Leaderboard, plots and controller state into the parent run; register the best."""
+    for record in log.children.values():  # children cut off by an interrupt
+        if record.status == "running" and record.run_id:
+            tracker.client.set_terminated(record.run_id, "KILLED")
+
+    def save_controller(path: Path) -> None:
+        torch.save(controller.state_dict(), path)
+
+    files: dict[str, Any] = {
+        "leaderboard.csv": board.to_csv(index=False),
+        "controller.pt": save_controller,
+        "invalid.jsonl": "".join(json.dumps(i) + "\n" for i in log.invalid),
+    }
+    if not board.empty:
+        files["rewards.png"] = lambda path: _plot_rewards(log, path)
+    tracker.log_parent_artifacts(files)
+    version = None
+    best = log.best
+    if best is not None and best.run_id:
+        version = tracker.register_best(best)
+        tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_run_id", best.run_id)
+        tracker.log_parent(
+            {
+                "search_seconds": log.elapsed,
+                "best_test_accuracy": best.metrics.get("test_accuracy"),
+            },
+            step=0,
+        )
+    tracker.end_parent(status)
+    return version
+
+
+def _plot_rewards(log: SearchLog, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    finished = sorted(log.finished, key=lambda c: c.number)
+    rewards = [c.reward or 0.0 for c in finished]
+    best = [max(rewards[: i + 1]) for i in range(len(rewards))]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([c.number for c in finished], rewards, "o", alpha=0.6, label="child reward")
+    ax.plot([c.number for c in finished], best, "-", label="best so far")
+    ax.set_xlabel("child")
+    ax.set_ylabel("reward")
+    ax.set_title(f"{log.budget} children in {format_seconds(log.elapsed)}")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

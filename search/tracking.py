@@ -1,0 +1,244 @@
+"""MLflow from the driver only: one parent run per search, a nested run per child.
+
+Ray's own MLflowLoggerCallback writes flat, unnested runs from wherever it runs; SQLite takes
+one writer well, so every write here happens in the driver process, through `MlflowClient`
+with explicit run ids (no global active run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from search.records import ChildRecord, SearchLog, flatten_architecture
+
+__all__ = ["ChildRunCallback", "Tracker", "local_artifact_root"]
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI then opens the runs table
+ROLE_TAG = "rlnas.role"
+EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy")
+FINAL_METRICS = ("reward", "val_accuracy", "test_accuracy", "params", "train_seconds", "best_epoch")
+
+
+def local_artifact_root(tracking_uri: str, experiment: str | None = None) -> str | None:
+    """For a SQLite store, artifacts go beside the database: ``runs/artifacts/<experiment>``."""
+    if urlparse(tracking_uri).scheme != "sqlite":
+        return None
+    root = Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts"
+    if experiment is not None:
+        root = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
+    return root.resolve().as_uri()
+
+
+def _params(values: dict[str, Any]) -> list[Param]:
+    return [Param(str(k)[:250], str(v)[:6000]) for k, v in values.items()]
+
+
+def _metrics(values: dict[str, Any], step: int = 0) -> list[Metric]:
+    now = int(time.time() * 1000)
+    out = []
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(value):
+            out.append(Metric(key, float(value), now, step))
+    return out
+
+
+class Tracker:
+    """The search's experiment and parent run."""
+
+    def __init__(self, tracking_uri: str, name: str):
+        self.tracking_uri = tracking_uri
+        self.name = name
+        if urlparse(tracking_uri).scheme == "sqlite":
+            Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id = self._experiment()
+        self.parent_run_id: str | None = None
+
+    def _experiment(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.name)
+        if experiment is None:
+            experiment_id = self.client.create_experiment(
+                self.name,
+                artifact_location=local_artifact_root(self.tracking_uri, self.name),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment_id)
+            self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return experiment_id
+
+    def start_parent(self, config: dict[str, Any], space_text: str, run_name: str) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={ROLE_TAG: "search", "rlnas.space": str(config.get("space"))},
+        )
+        self.parent_run_id = run.info.run_id
+        self.client.log_batch(self.parent_run_id, params=_params(config))
+        self.client.log_text(self.parent_run_id, space_text, "space.yaml")
+        self.client.log_dict(self.parent_run_id, config, "config.json")
+        return self.parent_run_id
+
+    def log_parent(self, metrics: dict[str, Any], step: int) -> None:
+        self.client.log_batch(self.parent_run_id, metrics=_metrics(metrics, step))
+
+    def log_parent_artifacts(self, files: dict[str, Any]) -> None:
+        """Write `files` (name -> text, bytes or a writer callable) into the parent run."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in files.items():
+                path = Path(tmp) / name
+                if callable(content):
+                    content(path)
+                elif isinstance(content, bytes):
+                    path.write_bytes(content)
+                else:
+                    path.write_text(content)
+            self.client.log_artifacts(self.parent_run_id, tmp)
+
+    def end_parent(self, status: str = "FINISHED") -> None:
+        if self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status)
+
+    def register_best(self, record: ChildRecord) -> int:
+        """Register the child's model under the search's name; move alias `best` if it wins.
+
+        Returns the new model version.
+        """
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            self.client.create_registered_model(
+                self.name, description="Best architectures found by rlnas searches."
+            )
+        run = self.client.get_run(record.run_id)
+        version = self.client.create_model_version(
+            self.name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=record.run_id,
+            tags={"reward": str(record.reward), "parent_run_id": str(self.parent_run_id)},
+        )
+        if self._beats_current_best(record.reward):
+            self.client.set_registered_model_alias(self.name, "best", version.version)
+        return int(version.version)
+
+    def _beats_current_best(self, reward: float | None) -> bool:
+        try:
+            current = self.client.get_model_version_by_alias(self.name, "best")
+        except MlflowException:
+            return True
+        try:
+            return float(reward) >= float(current.tags.get("reward", "-inf"))
+        except (TypeError, ValueError):
+            return True
+
+
+class ChildRunCallback(tune.Callback):
+    """Tune callback on the driver: a nested MLflow run per trial, and the search log."""
+
+    def __init__(self, tracker: Tracker, log: SearchLog, controller=None):
+        self.tracker = tracker
+        self.client = tracker.client
+        self.log = log
+        self.controller = controller
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        config = trial.config
+        record = self.log.add(trial.trial_id, config["candidate_id"], config["architecture"])
+        run = self.client.create_run(
+            self.tracker.experiment_id,
+            run_name=f"child-{record.number:03d}",
+            tags={
+                "mlflow.parentRunId": self.tracker.parent_run_id,
+                ROLE_TAG: "child",
+                "rlnas.trial_id": trial.trial_id,
+                "rlnas.candidate_id": str(config["candidate_id"]),
+                "rlnas.architecture": json.dumps(config["architecture"])[:7900],
+            },
+        )
+        record.run_id = run.info.run_id
+        params = flatten_architecture(config["architecture"])
+        params["train_seed"] = config["train_seed"]
+        self.client.log_batch(record.run_id, params=_params(params))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        record = self.log.children.get(trial.trial_id)
+        if record is None or result.get("final"):
+            return
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        values = {k: result[k] for k in EPOCH_METRICS if k in result}
+        self.client.log_batch(record.run_id, metrics=_metrics(values, epoch))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        record = self.log.children.get(trial.trial_id)
+        if record is None:
+            return
+        result = trial.last_result or {}
+        record.metrics = {k: result[k] for k in FINAL_METRICS if k in result}
+        record.reward = result.get("reward")
+        record.status = "finished"
+        self.client.log_batch(
+            record.run_id,
+            metrics=_metrics(record.metrics, int(result.get("best_epoch", 0))),
+            tags=[RunTag("rlnas.status", "invalid" if result.get("invalid") else "finished")],
+        )
+        self.client.log_text(
+            record.run_id, json.dumps(record.architecture, indent=2), "architecture.json"
+        )
+        checkpoint = trial.checkpoint
+        if checkpoint is not None:
+            with checkpoint.as_directory() as path:
+                self.client.log_artifacts(record.run_id, path, "model")
+        self.client.set_terminated(record.run_id, "FINISHED")
+        self._log_parent_progress(record)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        record = self.log.children.get(trial.trial_id)
+        if record is None:
+            return
+        record.status = "failed"
+        record.error = _error_text(trial)
+        self.client.set_tag(record.run_id, "rlnas.status", "failed")
+        self.client.set_tag(record.run_id, "rlnas.error", record.error[-4000:])
+        self.client.set_terminated(record.run_id, "FAILED")
+        self._log_parent_progress(record)
+
+    def _log_parent_progress(self, record: ChildRecord) -> None:
+        done = self.log.count("finished") + self.log.count("failed")
+        best = self.log.best
+        metrics = {
+            "children_finished": self.log.count("finished"),
+            "children_failed": self.log.count("failed"),
+            "invalid_proposals": len(self.log.invalid),
+        }
+        if record.reward is not None:
+            metrics["reward"] = record.reward
+        if best is not None:
+            metrics["best_reward"] = best.reward
+        if self.controller is not None:
+            metrics.update({f"controller.{k}": v for k, v in self.controller.stats().items()})
+        self.tracker.log_parent(metrics, step=done)
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        text = Path(path).read_text().strip()
+        return text.splitlines()[-1] if text else "unknown error"
+    return "unknown error"
