@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import shutil
 import subprocess
 import sys
@@ -173,13 +173,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from mlflow.tracking import MlflowClient
-
-    from search.config import default_tracking_uri
+    from search.results import open_store
     from search.tracking import local_artifact_root
 
-    uri = args.tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
+    uri, client = open_store(args.tracking_uri)
     experiments = [e for e in client.search_experiments() if e.name != "Default"]
     if args.name:
         experiments = [e for e in experiments if e.name == args.name]
@@ -231,7 +228,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rlnas` console script."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         args = _build_parser().parse_args(argv)
     except UsageError as exc:

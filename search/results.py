@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 from mlflow.artifacts import download_artifacts
@@ -15,11 +17,21 @@ from search.config import default_tracking_uri
 from search.model_files import load_model_dir
 from search.tracking import ROLE_TAG
 
-__all__ = ["ResultsError", "leaderboard", "load_best"]
+__all__ = ["ResultsError", "leaderboard", "load_best", "open_store"]
 
 
 class ResultsError(LookupError):
     """No such search, or it has no finished child."""
+
+
+def open_store(tracking_uri: str | None = None) -> tuple[str, MlflowClient]:
+    """A client for reading; a SQLite file that does not exist is an error, not created."""
+    uri = tracking_uri or default_tracking_uri()
+    if urlparse(uri).scheme == "sqlite":
+        path = Path(uri[len("sqlite:///") :])
+        if not path.exists():
+            raise ResultsError(f"no searches recorded at {path}: run `rlnas search` first")
+    return uri, MlflowClient(tracking_uri=uri)
 
 
 def load_best(name: str, tracking_uri: str | None = None, device: str = "cpu") -> nn.Module:
@@ -33,8 +45,7 @@ def load_best(name: str, tracking_uri: str | None = None, device: str = "cpu") -
         device: Where the returned model lives.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
+    uri, client = open_store(tracking_uri)
     try:
         version = client.get_model_version_by_alias(name, "best")
     except MlflowException:
@@ -54,8 +65,7 @@ def leaderboard(
 
     Columns: child, reward, test_accuracy, params, train_seconds, run_id, architecture (JSON).
     """
-    uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
+    uri, client = open_store(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = sorted(e.name for e in client.search_experiments() if e.name != "Default")

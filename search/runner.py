@@ -101,6 +101,9 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
 
     started = time.monotonic()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Our own progress lines and MLflow replace Tune's console tables and result files.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     space = load_space(config.space)
     task = load_task(config.task, seed=config.seed)
     try:

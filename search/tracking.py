@@ -29,7 +29,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI then opens the runs table
 ROLE_TAG = "rlnas.role"
 EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy")
-FINAL_METRICS = ("reward", "val_accuracy", "test_accuracy", "params", "train_seconds", "best_epoch")
+FINAL_METRICS = ("reward", "test_accuracy", "params", "train_seconds", "best_epoch")
 
 
 def local_artifact_root(tracking_uri: str, experiment: str | None = None) -> str | None:

@@ -1,0 +1,106 @@
+"""The `rlnas` command line as a user runs it: clear one-line errors, listings, a real search."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def rlnas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "search.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["search", "--budget", "many"], ["--budget", "invalid int value"]),
+        (["search", "--budget", "0"], ["budget", "expected an integer >= 1"]),
+        (["search", "--gpus-per-trial", "-1"], ["gpus_per_trial"]),
+        (["search", "--colour", "red"], ["unrecognized arguments: --colour"]),
+        (["search", "--space", "nosuch"], ["nosuch", "built-in"]),
+        (["search", "--task", "nosuch"], ["unknown task 'nosuch'"]),
+        (["search", "--controller", "nosuch"], ["unknown controller 'nosuch'"]),
+        (["frobnicate"], ["invalid choice: 'frobnicate'"]),
+        (["spaces", "show"], ["name a built-in space or a YAML file"]),
+        (["leaderboard", "never-ran"], ["no searches recorded", "run `rlnas search` first"]),
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles):
+    assert_one_line_error(rlnas(*args, cwd=tmp_path), *needles)
+    assert not (tmp_path / "runs" / "ray").exists()  # nothing started
+
+
+def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("family: mlp\ndecisions:\n  - name: width\n    choices: 64\n")
+    assert_one_line_error(
+        rlnas("spaces", "validate", str(bad), cwd=tmp_path),
+        str(bad),
+        "decisions[0].choices",
+        "expected a non-empty list",
+    )
+    assert_one_line_error(
+        rlnas("search", "--space", str(bad), cwd=tmp_path), str(bad), "decisions[0].choices"
+    )
+
+
+def test_bad_config_file_gives_one_line(tmp_path):
+    config = tmp_path / "search.yaml"
+    config.write_text("budget: 4\nepochz: 3\n")
+    assert_one_line_error(
+        rlnas("search", "--config", str(config), cwd=tmp_path), "epochz", "unknown setting"
+    )
+    config.write_text("budget: four\n")
+    assert_one_line_error(
+        rlnas("search", "--config", str(config), cwd=tmp_path), "budget", "expected an integer"
+    )
+
+
+def test_spaces_listing_show_and_validate(tmp_path):
+    listing = rlnas("spaces", cwd=tmp_path)
+    assert listing.returncode == 0
+    for name in ("cnn", "mlp", "rnn-evolved"):
+        assert name in listing.stdout
+    shown = rlnas("spaces", "show", "rnn-evolved", cwd=tmp_path)
+    assert "3,355,440 architectures" in shown.stdout
+    good = tmp_path / "good.yaml"
+    good.write_text("family: mlp\ndecisions:\n  - {name: width, choices: [8, 16]}\n")
+    checked = rlnas("spaces", "validate", str(good), cwd=tmp_path)
+    assert checked.returncode == 0 and "valid space" in checked.stdout
+
+
+@pytest.mark.slow
+def test_search_from_config_file_prints_leaderboard_and_where_results_are(tmp_path):
+    config = tmp_path / "search.yaml"
+    config.write_text("space: mlp\nbudget: 4\nepochs: 2\nconcurrency: 2\ncontroller: random\n")
+    result = rlnas("search", "--config", str(config), "--name", "cli-mlp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "rank  child" in out and "child-00" in out
+    assert "[4/4] done 4" in out
+    assert "registered as model 'cli-mlp'" in out
+    assert f"sqlite:///{(tmp_path / 'runs' / 'mlflow.db').resolve()}" in out
+    board = rlnas("leaderboard", "cli-mlp", "--top", "2", cwd=tmp_path)
+    assert board.returncode == 0
+    assert len([line for line in board.stdout.splitlines() if "child-" in line]) == 2
