@@ -185,7 +185,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI for {uri} at {base}")
     for e in experiments:
-        print(f"  {e.name:<24} {base}/#/experiments/{e.experiment_id}/runs")
+        runs_table = f"{base}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning"
+        print(f"  {e.name:<24} {runs_table}")
     if not experiments:
         print("  (no searches yet: run `rlnas search` first)")
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))

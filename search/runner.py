@@ -65,18 +65,25 @@ def _ray_init(config: SearchConfig) -> bool:
     }
     if address is None:
         kwargs["include_dashboard"] = False
-    # Children import this project's packages; workers on other nodes find them through
-    # the runtime environment when the project is not installed there.
+        # Ray announces its default token authentication of a new local cluster on stderr.
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     ray.init(address=address, **kwargs)
     return True
 
 
 def _concurrency(config: SearchConfig) -> int:
+    """Children at once: the flag, else what the cluster's CPUs (and GPUs) allow."""
     import ray
 
+    resources = ray.cluster_resources()
+    for key, wanted in (("CPU", config.cpus_per_trial), ("GPU", config.gpus_per_trial)):
+        if wanted and resources.get(key, 0) < wanted:
+            raise ConfigError(
+                f"{key.lower()}s_per_trial: {wanted:g} {key}s per child asked, but the Ray "
+                f"cluster has {resources.get(key, 0):g}"
+            )
     if config.concurrency:
         return config.concurrency
-    resources = ray.cluster_resources()
     slots = int(resources.get("CPU", 1) // config.cpus_per_trial)
     if config.gpus_per_trial:
         slots = min(slots, int(resources.get("GPU", 0) // config.gpus_per_trial))
@@ -122,6 +129,15 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         return None
 
     log = SearchLog(budget=config.budget)
+    started_ray = _ray_init(config)
+    try:
+        concurrency = _concurrency(config)
+    except BaseException:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+        raise
     tracker = Tracker(config.resolved_tracking_uri, config.name)
     parent = tracker.start_parent(
         config.to_dict(), space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -145,12 +161,10 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         ),
         seed=config.seed,
     )
-    started_ray = _ray_init(config)
     status = "FAILED"
     try:
         from ray.tune.search import ConcurrencyLimiter
 
-        concurrency = _concurrency(config)
         print(
             f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on "
             f"{config.task} with {config.controller}: {config.budget} children, {concurrency} at "

@@ -43,12 +43,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["search", "--controller", "nosuch"], ["unknown controller 'nosuch'"]),
         (["frobnicate"], ["invalid choice: 'frobnicate'"]),
         (["spaces", "show"], ["name a built-in space or a YAML file"]),
+        (["search", "--gpus-per-trial", "0.5"], ["0.5 GPUs per child asked", "cluster has 0"]),
         (["leaderboard", "never-ran"], ["no searches recorded", "run `rlnas search` first"]),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles):
     assert_one_line_error(rlnas(*args, cwd=tmp_path), *needles)
-    assert not (tmp_path / "runs" / "ray").exists()  # nothing started
+    assert not (tmp_path / "runs").exists()  # nothing recorded
 
 
 def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path):
