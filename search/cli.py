@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -203,10 +205,29 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     if (root := local_artifact_root(uri)) is not None:
         command += ["--default-artifact-root", root]
     print("Ctrl-C stops it.", flush=True)
+    return _serve(command)
+
+
+def _serve(command: list[str]) -> int:
+    """Run the server in its own process group; Ctrl-C or SIGTERM stops the whole group."""
+    server = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return subprocess.call(command)
+        return server.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
 
 
 COMMANDS = {

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 import torch
@@ -106,3 +109,51 @@ def test_load_best_in_process_matches(finished_search):
     task = load_task("digits", seed=3)
     with torch.no_grad():
         assert model(task.x_test[:7]).shape == (7, 10)
+
+
+def test_ui_serves_the_search_on_loopback(finished_search):
+    config, result, root = finished_search
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "ui",
+            "--port",
+            str(port),
+            "--tracking-uri",
+            config.tracking_uri,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=root,
+    )
+    try:
+        lines = [ui.stdout.readline() for _ in range(2)]
+        expected = (
+            f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs"
+            "?workflowType=machine_learning"
+        )
+        assert "e2e-mlp" in lines[1] and expected in lines[1]
+        api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={result.parent_run_id}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(api, timeout=5) as response:
+                    run = json.load(response)["run"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the UI did not answer within 60 s"
+                time.sleep(1)
+        assert run["info"]["run_id"] == result.parent_run_id
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert b"<html" in response.read().lower()
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+    with socket.socket() as s, pytest.raises(OSError):  # the server went with it
+        s.connect(("127.0.0.1", port))
