@@ -1,0 +1,127 @@
+"""The Tune searcher adapter and the search config, without starting Ray."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from controller import make_controller
+from search.config import ConfigError, SearchConfig, default_tracking_uri
+from search.searcher import ControllerSearcher, SearchError
+from spaces import load_space
+from spaces.families import InvalidArchitecture, build_model
+
+SETUP = {"task": "digits", "epochs": 1}
+
+
+def digits_validator(space):
+    def validate(architecture):
+        try:
+            build_model(space.family, architecture, (1, 8, 8), 10)
+        except InvalidArchitecture as exc:
+            return str(exc)
+        return None
+
+    return validate
+
+
+def test_suggest_asks_and_complete_tells():
+    space = load_space("cnn")
+    controller = make_controller("random", space, seed=1)
+    rejected = []
+    searcher = ControllerSearcher(
+        controller, SETUP, digits_validator(space), on_invalid=lambda c, r: rejected.append(r)
+    )
+    configs = [searcher.suggest(f"t{i}") for i in range(40)]
+    for config in configs:
+        assert config["setup"] == SETUP
+        assert space.encode(config["architecture"]) is not None
+        build_model("cnn", config["architecture"], (1, 8, 8), 10)  # every suggestion builds
+    # cnn on 8x8 images: some proposals downsample below 1x1 and were told reward 0 instead
+    assert rejected and all("1x1" in reason or "below" in reason for reason in rejected)
+    assert len({c["train_seed"] for c in configs}) == len(configs)
+    for i, reward in enumerate([0.5, None, math.nan, math.inf]):
+        searcher.on_trial_complete(f"t{i}", {"reward": reward})
+    searcher.on_trial_complete("t4", error=True)
+    searcher.on_trial_complete("unknown-trial", {"reward": 1.0})  # ignored, no crash
+    assert len(searcher.live) == 35
+
+
+def test_unbuildable_proposals_in_a_row_stop_the_search_with_a_reason():
+    space = load_space("mlp")
+    searcher = ControllerSearcher(
+        make_controller("random", space, seed=0),
+        SETUP,
+        lambda arch: "too wide for this task",
+        max_invalid_in_row=5,
+    )
+    with pytest.raises(SearchError, match="5 architectures in a row.*too wide"):
+        searcher.suggest("t0")
+
+
+def test_save_and_restore_continue_identically(tmp_path):
+    space = load_space("mlp")
+
+    def searcher():
+        return ControllerSearcher(
+            make_controller("reinforce", space, seed=7), SETUP, lambda arch: None
+        )
+
+    first = searcher()
+    for i in range(6):
+        first.suggest(f"t{i}")
+        first.on_trial_complete(f"t{i}", {"reward": i / 10})
+    path = tmp_path / "searcher.pt"
+    first.save(str(path))
+    second = searcher()
+    second.restore(str(path))
+    for i in range(6, 12):
+        assert first.suggest(f"t{i}")["architecture"] == second.suggest(f"t{i}")["architecture"]
+        first.on_trial_complete(f"t{i}", {"reward": 0.3})
+        second.on_trial_complete(f"t{i}", {"reward": 0.3})
+
+
+def test_config_defaults_and_name():
+    config = SearchConfig()
+    assert (config.task, config.space, config.controller) == ("digits", "cnn", "reinforce")
+    assert config.name == "digits-cnn"
+    assert SearchConfig(space="some/dir/my-space.yaml").name == "digits-my-space"
+
+
+def test_tracking_uri_from_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_tracking_uri() == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert SearchConfig().resolved_tracking_uri == "http://127.0.0.1:5999"
+    assert SearchConfig(tracking_uri="sqlite:///x.db").resolved_tracking_uri == "sqlite:///x.db"
+
+
+def test_config_file_flags_win(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text("space: mlp\nbudget: 9\ncpus-per-trial: 0.5\ncontroller_options: {lr: 0.1}\n")
+    config = SearchConfig.from_file(path, budget=3)
+    assert (config.space, config.budget, config.cpus_per_trial) == ("mlp", 3, 0.5)
+    assert config.controller_options == {"lr": 0.1}
+    assert config.name == "digits-mlp"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("budget: -1\n", "budget: got -1, expected an integer >= 1"),
+        ("budget: 2.5\n", "budget: got 2.5, expected an integer"),
+        ("gpus_per_trial: lots\n", "gpus_per_trial: got 'lots', expected a number"),
+        ("[1, 2]\n", "expected a mapping"),
+        ("colour: red\n", "colour: unknown setting"),
+        ("budget: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_files(tmp_path, text, message):
+    path = tmp_path / "search.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        SearchConfig.from_file(path)
+    assert str(info.value).startswith(str(path))
+    assert message in str(info.value)
