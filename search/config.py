@@ -37,7 +37,7 @@ class SearchConfig:
     """Built-in space name or a path to a space YAML file."""
     controller: str = "reinforce"
     """Controller that proposes architectures."""
-    budget: int = 24
+    budget: int = 48
     """Number of children to train."""
     epochs: int = 20
     """Training epochs per child."""
