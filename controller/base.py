@@ -1,0 +1,170 @@
+"""The ask/tell protocol every controller follows.
+
+A controller proposes architectures of a `spaces.Space` one at a time (`ask`) and learns
+from their rewards (`tell`). Several candidates may be outstanding at once (children train
+in parallel) and their rewards may come back in any order. A reward of `None`, NaN or
++-inf marks a failed child: the controller never crashes on it, and each controller says in
+its docstring what it does with one (random search ignores it; REINFORCE gives it the worst
+reward seen so far).
+
+`state_dict()` returns plain data (tensors, numbers, strings, lists, dicts) that
+`torch.save` / `torch.load(weights_only=True)` accept, RNG state included, so a restored
+controller continues exactly where the saved one was, outstanding candidates included.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed architecture.
+
+    Attributes:
+        id: Unique within its controller, in ask order from 0.
+        actions: The space's action sequence (one index per active decision).
+        architecture: `space.decode(actions)`, a JSON-serialisable dict.
+        info: A few numbers about how it was proposed (e.g. its log-probability).
+    """
+
+    id: int
+    actions: tuple[int, ...]
+    architecture: dict
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "actions": list(self.actions),
+            "architecture": self.architecture,
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Candidate:
+        return cls(int(d["id"]), tuple(int(a) for a in d["actions"]), d["architecture"], d["info"])
+
+
+@dataclass
+class NoOptions:
+    """A controller without options."""
+
+
+def failed(reward: float | None) -> bool:
+    """True when a reward marks a failed child: None, NaN or +-inf."""
+    return reward is None or not math.isfinite(float(reward))
+
+
+class Controller(abc.ABC):
+    """Base class of all controllers.
+
+    Subclasses set `Options` to a dataclass whose fields are their options (each with a
+    default and a docstring), implement `ask` and `tell` and, when they hold state beyond the
+    candidate bookkeeping done here, `_state_dict` / `_load_state_dict` and `stats`.
+
+    Args:
+        space: The `spaces.Space` to search.
+        seed: Seeds every random number the controller draws.
+        **options: Fields of `Options`; an unknown name raises `TypeError`.
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, space, seed: int = 0, **options: Any) -> None:
+        self.space = space
+        self.seed = int(seed)
+        known = [f.name for f in dataclasses.fields(self.Options)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(
+                f"controller {self.name or type(self).__name__!r} got unknown option(s) "
+                f"{unknown}; its options are {known}"
+            )
+        self.options = self.Options(**options)
+        self._next_id = 0
+        self._told = 0
+        self._pending: dict[int, Candidate] = {}
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ask(self) -> Candidate:
+        """Propose the next architecture (use `_candidate` to build it)."""
+
+    @abc.abstractmethod
+    def tell(self, candidate: Candidate, reward: float | None) -> None:
+        """Report the reward of an asked candidate, in any order; None, NaN or +-inf mean the
+        child failed (use `_settle` to validate the candidate and `failed` to test the reward).
+
+        Raises:
+            ValueError: The candidate is not outstanding (never asked, or already told).
+        """
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue identically: options, counters, outstanding
+        candidates, RNG state and whatever the subclass learned."""
+        return {
+            "controller": self.name,
+            "seed": self.seed,
+            "options": dataclasses.asdict(self.options),
+            "next_id": self._next_id,
+            "told": self._told,
+            "pending": [c.to_dict() for c in self._pending.values()],
+            "algorithm": self._state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()` output into a controller built for the same space."""
+        if state["controller"] != self.name:
+            raise ValueError(
+                f"state belongs to controller {state['controller']!r}, not {self.name!r}"
+            )
+        self.seed = int(state["seed"])
+        self.options = self.Options(**state["options"])
+        self._next_id = int(state["next_id"])
+        self._told = int(state["told"])
+        self._pending = {int(d["id"]): Candidate.from_dict(d) for d in state["pending"]}
+        self._load_state_dict(state["algorithm"])
+
+    def stats(self) -> dict[str, float]:
+        """Numbers worth logging now (subclasses add their own)."""
+        return {
+            "asked": float(self._next_id),
+            "told": float(self._told),
+            "pending": float(len(self._pending)),
+        }
+
+    # -- helpers for subclasses ---------------------------------------------------------------
+
+    def _state_dict(self) -> dict:
+        """The subclass's own state (plain data, see the module docstring)."""
+        return {}
+
+    def _load_state_dict(self, state: dict) -> None:  # noqa: B027 (optional hook)
+        """Restore what `_state_dict` returned."""
+
+    def _candidate(self, actions, **info: Any) -> Candidate:
+        """Decode `actions` into a new outstanding candidate."""
+        actions = tuple(int(a) for a in actions)
+        candidate = Candidate(self._next_id, actions, self.space.decode(actions), info)
+        self._pending[candidate.id] = candidate
+        self._next_id += 1
+        return candidate
+
+    def _settle(self, candidate: Candidate | int) -> Candidate:
+        """Mark an outstanding candidate as told and return it (the controller's own copy).
+
+        Raises:
+            ValueError: The candidate was never asked or was already told.
+        """
+        cid = candidate if isinstance(candidate, int) else candidate.id
+        if cid not in self._pending:
+            raise ValueError(f"candidate {cid} is not outstanding (never asked, or already told)")
+        self._told += 1
+        return self._pending.pop(cid)

@@ -1,0 +1,221 @@
+"""The shared suite every registered controller must pass (after Optuna's sampler tests)."""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from controller import (
+    Candidate,
+    Controller,
+    list_controllers,
+    make_controller,
+    register_controller,
+)
+from controller.registry import get_controller
+from spaces import Space, list_spaces, load_space
+
+# A depth decision that can be 0, a per-layer `when` and a top-level `when`; slots of 2, 3 and
+# 4 choices, so the padded action set needs masking.
+TOY = {
+    "name": "toy",
+    "family": "rnn",
+    "decisions": [
+        {"name": "cell", "choices": ["rnn", "gru", "lstm"]},
+        {
+            "repeat": "layers",
+            "count": [0, 1, 2, 3],
+            "decisions": [
+                {"name": "units", "choices": [0, 32, 64]},
+                {"name": "activation", "choices": ["tanh", "relu"], "when": {"units": {"not": 0}}},
+            ],
+        },
+        {"name": "head", "choices": ["none", 64], "when": {"cell": ["gru", "lstm"]}},
+    ],
+}
+
+CONTROLLERS = list_controllers()
+
+
+@pytest.fixture(scope="module")
+def space() -> Space:
+    return Space.from_dict(TOY, source="<toy>")
+
+
+def run(controller: Controller, n: int, reward=lambda c: float(len(c.actions))) -> list:
+    """Ask and tell `n` times; return the proposed action sequences."""
+    out = []
+    for _ in range(n):
+        candidate = controller.ask()
+        out.append(candidate.actions)
+        controller.tell(candidate, reward(candidate))
+    return out
+
+
+def test_registry_lists_the_builtin_controllers():
+    assert {"random", "reinforce"} <= set(CONTROLLERS)
+    assert sorted(CONTROLLERS) == CONTROLLERS
+
+
+def test_controller_imports_neither_ray_nor_mlflow():
+    code = (
+        "import sys, controller; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow'}))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_controller_names_it_and_the_known_ones(space):
+    with pytest.raises(ValueError, match=r"'nope'.*random.*reinforce"):
+        make_controller("nope", space)
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_unknown_option_is_a_type_error_naming_it(name, space):
+    with pytest.raises(TypeError, match="no_such_option"):
+        make_controller(name, space, no_such_option=1)
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        register_controller("random")(type("Other", (get_controller("random"),), {}))
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_proposals_are_legal(name, space):
+    controller = make_controller(name, space, seed=3)
+    seen = set()
+    for i in range(60):
+        candidate = controller.ask()
+        assert isinstance(candidate, Candidate) and candidate.id == i
+        assert space.is_complete(candidate.actions)
+        assert candidate.architecture == space.decode(candidate.actions)
+        assert tuple(space.encode(candidate.architecture)) == candidate.actions
+        seen.add(space.key(candidate.architecture))
+        controller.tell(candidate, float(i % 7))
+    assert len(seen) > 5  # it explores
+    assert all(math.isfinite(v) for v in controller.stats().values())
+
+
+@pytest.mark.parametrize("space_name", list_spaces())
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_proposals_are_legal_in_builtin_spaces(name, space_name):
+    space = load_space(space_name)
+    controller = make_controller(name, space, seed=0)
+    for candidate in (controller.ask() for _ in range(8)):
+        assert tuple(space.encode(space.decode(candidate.actions))) == candidate.actions
+        controller.tell(candidate, 0.5)
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_same_seed_same_proposals(name, space):
+    a, b, c = (make_controller(name, space, seed=s) for s in (7, 7, 8))
+    assert run(a, 30) == run(b, 30)
+    assert run(a, 30) == run(b, 30)  # and they keep agreeing
+    assert run(c, 60) != run(make_controller(name, space, seed=7), 60)
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_state_dict_round_trip(name, space):
+    original = make_controller(name, space, seed=1)
+    run(original, 13)
+    outstanding = [original.ask() for _ in range(2)]  # saved while children still train
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)
+    buffer.seek(0)
+    restored = make_controller(name, space, seed=99)  # the seed comes from the state
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+
+    for controller in (original, restored):
+        for candidate, reward in zip(outstanding, (1.0, 2.0), strict=True):
+            controller.tell(candidate, reward)
+    assert run(original, 20) == run(restored, 20)
+    assert original.stats() == restored.stats()
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_state_of_another_controller_is_refused(name, space):
+    other = next((n for n in CONTROLLERS if n != name), None)
+    if other is None:
+        pytest.skip("one controller registered")
+    with pytest.raises(ValueError, match="belongs to"):
+        make_controller(name, space).load_state_dict(make_controller(other, space).state_dict())
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_failed_children_do_not_crash(name, space):
+    controller = make_controller(name, space, seed=0)
+    bad = [None, math.nan, math.inf, -math.inf]
+    for i in range(40):  # failures first (nothing finite seen yet), then mixed in
+        candidate = controller.ask()
+        controller.tell(candidate, bad[i % 4] if i < 4 or i % 3 == 0 else float(i % 5))
+    assert all(math.isfinite(v) for v in controller.stats().values())
+    assert space.is_complete(controller.ask().actions)
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_outstanding_asks_told_in_any_order(name, space):
+    controller = make_controller(name, space, seed=2)
+    rng = np.random.default_rng(0)
+    pending: list[Candidate] = []
+    for _ in range(50):
+        pending.extend(controller.ask() for _ in range(int(rng.integers(1, 4))))
+        for _ in range(int(rng.integers(0, len(pending) + 1))):
+            candidate = pending.pop(int(rng.integers(len(pending))))
+            controller.tell(candidate, float(rng.random()))
+    assert controller.stats()["pending"] == len(pending)
+    for candidate in reversed(pending):
+        controller.tell(candidate, 0.0)
+    assert controller.stats()["pending"] == 0
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_telling_twice_or_a_stranger_raises(name, space):
+    controller = make_controller(name, space)
+    candidate = controller.ask()
+    controller.tell(candidate, 1.0)
+    with pytest.raises(ValueError, match="not outstanding"):
+        controller.tell(candidate, 1.0)
+    with pytest.raises(ValueError, match="not outstanding"):
+        controller.tell(Candidate(17, candidate.actions, candidate.architecture), 1.0)
+
+
+# -- REINFORCE specifics ------------------------------------------------------------------------
+
+
+def test_reinforce_log_prob_matches_the_update_path(space):
+    """The per-step sampler and the batched update compute the same policy."""
+    controller = make_controller("reinforce", space, seed=4, batch=1000)
+    candidates = [controller.ask() for _ in range(6)]
+    for candidate in candidates:
+        controller.tell(candidate, 1.0)
+    log_prob, _ = controller._log_probs([list(c.actions) for c in candidates])
+    for candidate, lp in zip(candidates, log_prob.tolist(), strict=True):
+        assert candidate.info["log_prob"] == pytest.approx(lp, abs=1e-5)
+
+
+def test_reinforce_rejects_bad_options(space):
+    for bad in ({"lr": 0}, {"batch": 0}, {"baseline_decay": 1.0}, {"temperature": -1}):
+        with pytest.raises(ValueError):
+            make_controller("reinforce", space, **bad)
+
+
+def test_reinforce_reports_its_statistics(space):
+    controller = make_controller("reinforce", space, seed=0, batch=2)
+    run(controller, 6)
+    stats = controller.stats()
+    for key in ("entropy", "baseline", "loss", "reward_std", "updates"):
+        assert math.isfinite(stats[key])
+    assert stats["updates"] == 3
+    assert stats["entropy"] > 0
