@@ -38,9 +38,12 @@ class ProgressCallback(tune.Callback):
         running = log.count("running")
         best = log.best
         best_text = f"{best.reward:.4f} (child {best.number})" if best else "-"
-        remaining = log.budget - done - failed
-        if done + failed:
-            per_child = log.elapsed / (done + failed)
+        ended = done + failed
+        remaining = log.budget - ended
+        if remaining == 0:
+            eta = "finishing"
+        elif ended >= 3:  # the rate after the first child leaves out Ray's start-up
+            per_child = (time.monotonic() - log.first_done) / (ended - 1)
             eta = f"~{format_seconds(per_child * remaining)} left"
         else:
             eta = "estimating time left"
@@ -54,13 +57,19 @@ class ProgressCallback(tune.Callback):
         print(text, file=self.stream, flush=True)
         self._last_line = time.monotonic()
 
+    def _child_ended(self) -> None:
+        if self.log.first_done is None:
+            self.log.first_done = time.monotonic()
+
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self._child_ended()
         record = self.log.children.get(trial.trial_id)
         if record is not None:
             reward = "-" if record.reward is None else f"{record.reward:.4f}"
             self._print(f"child {record.number:>3} reward {reward}   {self.status()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._child_ended()
         record = self.log.children.get(trial.trial_id)
         if record is not None:
             self._print(f"child {record.number:>3} FAILED: {record.error}   {self.status()}")

@@ -50,6 +50,7 @@ class SearchLog:
     children: dict[str, ChildRecord] = field(default_factory=dict)
     invalid: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    first_done: float | None = None  # when the first child ended (after Ray's start-up)
 
     def add(self, trial_id: str, candidate_id: int, architecture: dict[str, Any]) -> ChildRecord:
         record = ChildRecord(len(self.children) + 1, trial_id, candidate_id, architecture)
@@ -66,7 +67,8 @@ class SearchLog:
     @property
     def best(self) -> ChildRecord | None:
         scored = [c for c in self.finished if c.reward is not None and math.isfinite(c.reward)]
-        return max(scored, key=lambda c: c.reward, default=None)
+        # ties go to the smaller model, as in the leaderboard
+        return max(scored, key=lambda c: (c.reward, -(c.metrics.get("params") or 0)), default=None)
 
     @property
     def elapsed(self) -> float:
