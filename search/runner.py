@@ -123,7 +123,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
 
     def validate(architecture: dict[str, Any]) -> str | None:
         try:
-            build_model(space.family, architecture, task.input_shape, task.num_classes)
+            build_model(space.family, architecture, task.input_shape, task.num_outputs)
         except InvalidArchitecture as exc:
             return str(exc)
         return None

@@ -37,7 +37,7 @@ def train_child(config: dict[str, Any]) -> None:
         configure_cpu_threads(_trial_cpus())
     task = load_task(setup["task"], seed=setup["data_seed"])
     try:
-        model = build_model(setup["family"], architecture, task.input_shape, task.num_classes)
+        model = build_model(setup["family"], architecture, task.input_shape, task.num_outputs)
     except InvalidArchitecture as exc:  # the driver checks first; this guards custom setups
         tune.report({"reward": 0.0, "final": True, "invalid": True, "error": str(exc)})
         return
@@ -72,7 +72,7 @@ def train_child(config: dict[str, Any]) -> None:
     if not result.state_dict:  # diverged before any epoch finished: nothing worth keeping
         tune.report(final)
         return
-    spec = ModelSpec(setup["family"], task.input_shape, task.num_classes, task.name, setup["space"])
+    spec = ModelSpec(setup["family"], task.input_shape, task.num_outputs, task.name, setup["space"])
     with tempfile.TemporaryDirectory() as tmp:
         save_model_dir(tmp, architecture, spec, result.state_dict, setup.get("space_text", ""))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

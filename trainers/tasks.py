@@ -55,6 +55,11 @@ class Task:
     y_test: torch.Tensor
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def num_outputs(self) -> int:
+        """Width of the model's output layer for this task."""
+        return self.num_classes
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         for split in ("train", "val", "test"):
