@@ -53,6 +53,19 @@ def _search_parser(sub) -> None:
     p.add_argument("--name", help="search name (default <task>-<space>)")
     p.add_argument("--lr", type=float, help=f"children's learning rate (default {defaults.lr})")
     p.add_argument("--batch-size", type=int, help="children's batch size (default 64)")
+    p.add_argument(
+        "--objective", help="score architectures with module:function instead of training them"
+    )
+    p.add_argument(
+        "--reward",
+        help="reward expression over reported metrics, e.g. 'val_accuracy * (params / 1e5) ** "
+        "-0.07' (default: the trainer's reward)",
+    )
+    p.add_argument(
+        "--duplicates",
+        choices=["reuse", "retrain"],
+        help="an architecture proposed again: reuse its result (default) or retrain and average",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
     p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")
@@ -69,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "show", "validate"], default="list")
     p.add_argument("space", nargs="?", help="built-in name or YAML path (show, validate)")
 
-    sub.add_parser("tasks", help="list the built-in tasks")
+    sub.add_parser("tasks", help="list the built-in tasks and shipped UCR/UEA archives")
 
     p = sub.add_parser("leaderboard", help="best children of a search")
     p.add_argument("name", help="search name, e.g. digits-cnn")
@@ -105,24 +118,31 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print()
     print(
         f"rlnas: {config.name}: {len(result.leaderboard)} children trained in "
-        f"{format_seconds(result.seconds)} ({result.failed} failed, {result.invalid} invalid "
-        "proposals skipped)"
+        f"{format_seconds(result.seconds)} ({result.failed} failed; skipped without training: "
+        f"{result.invalid} invalid, {result.reused} already known)"
     )
     print(format_leaderboard(result.leaderboard, top=args.top))
     print()
     if result.best is not None:
-        print(
-            f"best: reward {result.best_reward:.4f}, test accuracy "
-            f"{result.best['test_accuracy']:.4f}; registered as model "
-            f"'{config.name}' version {result.model_version} (alias 'best' points to the best "
-            "of all its searches)"
-        )
+        test = result.best.get("test_accuracy")
+        test_text = "" if test is None or test != test else f", test accuracy {test:.4f}"
+        print(f"best: reward {result.best_reward:.4f}{test_text}", end="")
+        if result.model_version is not None:
+            print(
+                f"; registered as model '{config.name}' version {result.model_version} (alias "
+                "'best' points to the best of all its searches)"
+            )
+        else:
+            print()
     print(
         f"tracking: {result.tracking_uri} (experiment '{config.name}', parent run "
         f"{result.parent_run_id})"
     )
     print("browse:   rlnas ui")
-    print(f"use:      python -c \"from search import load_best; m = load_best('{config.name}')\"")
+    if result.model_version is not None:
+        print(
+            f"use:      python -c \"from search import load_best; m = load_best('{config.name}')\""
+        )
     return 0 if result.best is not None else 1
 
 
@@ -151,15 +171,17 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from trainers import list_tasks, load_task
+    from trainers import describe_task, list_tasks
 
     for name in list_tasks():
-        task = load_task(name)
-        sizes = "/".join(str(len(x)) for x in (task.x_train, task.x_val, task.x_test))
+        info = describe_task(name)
+        sizes = "/".join(str(n) for n in info["sizes"])
+        notes = f"  ({info['notes']})" if info.get("notes") else ""
         print(
-            f"{name:<12} {task.kind:<15} input {tuple(task.input_shape)}  "
-            f"{task.num_classes} classes  train/val/test {sizes}"
+            f"{name:<28} {info['kind']:<15} input {tuple(info['input_shape'])}  "
+            f"{info['num_classes']} classes  train/val/test {sizes}{notes}"
         )
+    print("also: a path to a .npz or .csv file (see the README, 'Your own data')")
     return 0
 
 
@@ -241,11 +263,21 @@ COMMANDS = {
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from search.config import ConfigError
+    from search.objective import ObjectiveError
     from search.results import ResultsError
+    from search.rewards import RewardExpressionError
     from spaces import SpaceError
     from trainers import TaskError
 
-    return (UsageError, ConfigError, SpaceError, TaskError, ResultsError)
+    return (
+        UsageError,
+        ConfigError,
+        SpaceError,
+        TaskError,
+        ResultsError,
+        ObjectiveError,
+        RewardExpressionError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,15 @@ class SearchConfig:
     """Training batch size of each child."""
     lr: float = 3e-3
     """Learning rate of each child's Adam optimiser."""
+    objective: Any = None
+    """Instead of training: ``module:function`` (or, from Python, a callable) scoring each
+    architecture with a number or a dict of metrics."""
+    reward: str | None = None
+    """Reward expression over the child's metrics, e.g. ``val_accuracy * (params / 1e5) **
+    -0.07``; default: the trainer's (or objective's) own reward."""
+    duplicates: str = "reuse"
+    """An architecture proposed again: ``reuse`` its result, or ``retrain`` it (new seed) and
+    tell the controller the mean reward."""
     controller_options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword options of the controller (e.g. {lr: 0.01})."""
     tracking_uri: str | None = None
@@ -68,7 +77,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.name is None:
-            self.name = f"{Path(self.task).stem}-{Path(self.space).stem}"
+            what = Path(self.task).stem
+            if self.objective is not None:
+                what = str(getattr(self.objective, "__name__", self.objective)).split(":")[-1]
+            self.name = f"{what}-{Path(self.space).stem}"
         self.validate()
 
     def validate(self) -> None:
@@ -86,6 +98,22 @@ class SearchConfig:
         for key, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{key}: got {getattr(self, key)!r}, expected {expected}")
+        if self.duplicates not in ("reuse", "retrain"):
+            raise ConfigError(f"duplicates: got {self.duplicates!r}, expected 'reuse' or 'retrain'")
+        if self.reward is not None:
+            from search.rewards import RewardExpression, RewardExpressionError
+
+            try:
+                RewardExpression(self.reward)
+            except RewardExpressionError as exc:
+                raise ConfigError(f"reward: {exc}") from None
+        if self.objective is not None and not (
+            callable(self.objective)
+            or (isinstance(self.objective, str) and self.objective.count(":") == 1)
+        ):
+            raise ConfigError(
+                f"objective: got {self.objective!r}, expected 'module:function' or a callable"
+            )
         if not isinstance(self.controller_options, dict):
             raise ConfigError("controller_options: expected a mapping of option -> value")
 
@@ -98,7 +126,10 @@ class SearchConfig:
         return str(Path(self.storage or RUNS_DIR / "ray").resolve())
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if callable(self.objective):
+            data["objective"] = f"{self.objective.__module__}:{self.objective.__qualname__}"
+        return data
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -49,7 +49,8 @@ class ProgressCallback(tune.Callback):
             eta = "estimating time left"
         return (
             f"[{done + failed:>{len(str(log.budget))}}/{log.budget}] done {done}, running "
-            f"{running}, failed {failed}, invalid skipped {len(log.invalid)} | best {best_text}"
+            f"{running}, failed {failed}, skipped {len(log.invalid)} invalid + {len(log.reused)} "
+            f"known | best {best_text}"
             f" | {format_seconds(log.elapsed)} elapsed, {eta}"
         )
 

@@ -40,6 +40,7 @@ class ChildRecord:
     reward: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    has_model: bool = False
 
 
 @dataclass
@@ -49,6 +50,8 @@ class SearchLog:
     budget: int
     children: dict[str, ChildRecord] = field(default_factory=dict)
     invalid: list[dict[str, Any]] = field(default_factory=list)
+    reused: list[dict[str, Any]] = field(default_factory=list)
+    by_key: dict[str, ChildRecord] = field(default_factory=dict)  # first child of each key
     started: float = field(default_factory=time.monotonic)
     first_done: float | None = None  # when the first child ended (after Ray's start-up)
 

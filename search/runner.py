@@ -18,9 +18,11 @@ import torch
 
 from controller import make_controller
 from search.config import ConfigError, SearchConfig
+from search.objective import evaluate_child, load_objective
 from search.progress import ProgressCallback, format_seconds
 from search.records import SearchLog
-from search.searcher import ControllerSearcher
+from search.rewards import RewardExpression
+from search.searcher import ControllerSearcher, default_reward
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
 from spaces import load_space
@@ -45,6 +47,7 @@ class SearchResult:
     seconds: float
     failed: int
     invalid: int
+    reused: int
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -111,8 +114,12 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
     # Our own progress lines and MLflow replace Tune's console tables and result files.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    space = load_space(config.space)
-    task = load_task(config.task, seed=config.seed)
+    custom = config.objective is not None
+    space = load_space(config.space, check_family=not custom)
+    task = None if custom else load_task(config.task, seed=config.seed)
+    reward_of = RewardExpression(config.reward) if config.reward else default_reward
+    if custom:
+        load_objective(config.objective)  # fail now, not in every child
     try:
         controller = make_controller(
             config.controller, space, seed=config.seed, **config.controller_options
@@ -122,6 +129,8 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
     out = io.StringIO() if config.quiet else (stream or sys.stdout)
 
     def validate(architecture: dict[str, Any]) -> str | None:
+        if task is None:
+            return None
         try:
             build_model(space.family, architecture, task.input_shape, task.num_outputs)
         except InvalidArchitecture as exc:
@@ -151,30 +160,40 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "lr": config.lr,
+        "objective": config.objective,
+        "cwd": os.getcwd(),
+        "reward_expression": config.reward,
     }
+    children = ChildRunCallback(tracker, log, controller, reward_of=reward_of, key_of=space.key)
     searcher = ControllerSearcher(
         controller,
         setup,
         validate,
+        key_of=space.key,
         on_invalid=lambda c, reason: log.invalid.append(
             {"candidate_id": c.id, "architecture": c.architecture, "reason": reason}
         ),
+        on_reuse=children.log_reused,
+        reward_of=reward_of,
+        duplicates=config.duplicates,
         seed=config.seed,
     )
     status = "FAILED"
     try:
         from ray.tune.search import ConcurrencyLimiter
 
+        what = f"objective {config.to_dict()['objective']}" if custom else config.task
+        each = "" if custom else f", {config.epochs} epochs each"
         print(
             f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on "
-            f"{config.task} with {config.controller}: {config.budget} children, {concurrency} at "
-            f"a time, {config.epochs} epochs each",
+            f"{what} with {config.controller}: {config.budget} children, {concurrency} at "
+            f"a time{each}",
             file=out,
             flush=True,
         )
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
         tuner = tune.Tuner(
-            tune.with_resources(train_child, resources),
+            tune.with_resources(evaluate_child if custom else train_child, resources),
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
                 num_samples=config.budget,
@@ -187,10 +206,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
             run_config=tune.RunConfig(
                 name=f"{config.name}-{parent[:8]}",
                 storage_path=config.resolved_storage,
-                callbacks=[
-                    ChildRunCallback(tracker, log, controller),
-                    ProgressCallback(log, out),
-                ],
+                callbacks=[children, ProgressCallback(log, out)],
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),
@@ -222,6 +238,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         seconds=time.monotonic() - started,
         failed=log.count("failed"),
         invalid=len(log.invalid),
+        reused=len(log.reused),
     )
 
 
@@ -245,13 +262,14 @@ def _finish(
         "leaderboard.csv": board.to_csv(index=False),
         "controller.pt": save_controller,
         "invalid.jsonl": "".join(json.dumps(i) + "\n" for i in log.invalid),
+        "reused.jsonl": "".join(json.dumps(r) + "\n" for r in log.reused),
     }
     if not board.empty:
         files["rewards.png"] = lambda path: _plot_rewards(log, path)
     tracker.log_parent_artifacts(files)
     version = None
     best = log.best
-    if best is not None and best.run_id:
+    if best is not None and best.run_id and best.has_model:
         version = tracker.register_best(best)
         tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_run_id", best.run_id)
         tracker.log_parent(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -22,19 +23,42 @@ class SearchError(RuntimeError):
     """The search cannot go on (e.g. the controller proposes nothing buildable)."""
 
 
+RewardFn = Callable[[dict[str, Any]], "float | None"]
+"""The reward of a finished child from its final result."""
+
+
+def default_reward(result: dict[str, Any]) -> float | None:
+    """The ``reward`` the child reported."""
+    return result.get("reward")
+
+
 class ControllerSearcher(Searcher):
     """Thin adapter: suggest = ``controller.ask()``, on_trial_complete = ``controller.tell()``.
 
-    Architectures that `validate` rejects never reach a worker: the controller is told
-    `invalid_reward` at once and asked again, and `on_invalid` hears of it (for tracking).
+    Proposals that need no training never reach a worker:
+
+    - an architecture that `validate` rejects is told `invalid_reward` at once;
+    - with ``duplicates="reuse"``, an architecture whose canonical key was already trained is
+      told the cached reward, and one that is training now is told the same reward when that
+      training ends (`on_reuse` hears of each);
+    - with ``duplicates="retrain"``, duplicates train again (new seed) and the controller is
+      told the mean reward over every training of that architecture.
+
+    The budget (Tune's ``num_samples``) therefore counts trainings. After `max_skipped_in_row`
+    proposals in a row that need no training, the search ends: with an error when they were
+    unbuildable, quietly when they were all known (the controller has converged).
 
     Args:
         controller: Any registered controller.
         setup: Static settings copied into every trial's config (task, epochs, ...).
         validate: Checks an architecture against the task's shapes.
+        key_of: Canonical key of an architecture (``space.key``).
         on_invalid: Called with (candidate, reason) for each rejected proposal.
+        on_reuse: Called with (candidate, key, reward) for each proposal answered from cache.
+        reward_of: The reward of a finished child from its final result.
+        duplicates: ``"reuse"`` or ``"retrain"``.
         invalid_reward: Reward told for an architecture that cannot be built.
-        max_invalid_in_row: Give up after this many unbuildable proposals in a row.
+        max_skipped_in_row: See above.
         seed: Child training seeds are ``seed * 100003 + candidate id``.
     """
 
@@ -43,35 +67,63 @@ class ControllerSearcher(Searcher):
         controller: Controller,
         setup: dict[str, Any],
         validate: Validator,
+        key_of: Callable[[dict[str, Any]], str] | None = None,
         on_invalid: Callable[[Candidate, str], None] | None = None,
+        on_reuse: Callable[[Candidate, str, float | None], None] | None = None,
+        reward_of: RewardFn = default_reward,
+        duplicates: str = "reuse",
         invalid_reward: float = 0.0,
-        max_invalid_in_row: int = 1000,
+        max_skipped_in_row: int = 1000,
         seed: int = 0,
     ):
         super().__init__(metric="reward", mode="max")
+        if duplicates not in ("reuse", "retrain"):
+            raise ValueError(f"duplicates must be 'reuse' or 'retrain', got {duplicates!r}")
         self.controller = controller
         self.setup = setup
         self.validate = validate
+        self.key_of = key_of or (lambda arch: json.dumps(arch, sort_keys=True))
         self.on_invalid = on_invalid or (lambda candidate, reason: None)
+        self.on_reuse = on_reuse or (lambda candidate, key, reward: None)
+        self.reward_of = reward_of
+        self.duplicates = duplicates
         self.invalid_reward = invalid_reward
-        self.max_invalid_in_row = max_invalid_in_row
+        self.max_skipped_in_row = max_skipped_in_row
         self.seed = seed
-        self.live: dict[str, Candidate] = {}
+        self.live: dict[str, tuple[Candidate, str]] = {}  # trial id -> (candidate, key)
+        self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
+        self.waiting: dict[str, list[Candidate]] = {}  # key in training -> duplicates
+
+    def _training(self, key: str) -> bool:
+        return any(k == key for _, k in self.live.values())
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        for _ in range(self.max_invalid_in_row):
+        reason = None
+        for _ in range(self.max_skipped_in_row):
             candidate = self.controller.ask()
             reason = self.validate(candidate.architecture)
-            if reason is None:
-                break
-            self.controller.tell(candidate, self.invalid_reward)
-            self.on_invalid(candidate, reason)
+            if reason is not None:
+                self.controller.tell(candidate, self.invalid_reward)
+                self.on_invalid(candidate, reason)
+                continue
+            key = self.key_of(candidate.architecture)
+            if self.duplicates == "reuse" and key in self.rewards:
+                reward = self._told_reward(key, None)
+                self.controller.tell(candidate, reward)
+                self.on_reuse(candidate, key, reward)
+                continue
+            if self.duplicates == "reuse" and self._training(key):
+                self.waiting.setdefault(key, []).append(candidate)
+                continue
+            break
         else:
+            if reason is None:
+                return Searcher.FINISHED  # only known architectures: nothing new to train
             raise SearchError(
-                f"the controller proposed {self.max_invalid_in_row} architectures in a row that "
+                f"the controller proposed {self.max_skipped_in_row} architectures in a row that "
                 f"cannot be built for this task; last reason: {reason}"
             )
-        self.live[trial_id] = candidate
+        self.live[trial_id] = (candidate, key)
         return {
             "architecture": candidate.architecture,
             "candidate_id": candidate.id,
@@ -79,16 +131,30 @@ class ControllerSearcher(Searcher):
             "setup": self.setup,
         }
 
+    def _told_reward(self, key: str, reward: float | None) -> float | None:
+        """Reuse: the first training's reward; retrain: the mean of all of them."""
+        history = self.rewards.get(key, [])
+        if not history:
+            return reward
+        return history[0] if self.duplicates == "reuse" else sum(history) / len(history)
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        candidate = self.live.pop(trial_id, None)
-        if candidate is None:
+        entry = self.live.pop(trial_id, None)
+        if entry is None:
             return
-        reward = None if error or not result else result.get("reward")
-        if reward is not None and not math.isfinite(float(reward)):
+        candidate, key = entry
+        reward = None if error or not result else self.reward_of(result)
+        if reward is not None and math.isfinite(float(reward)):
+            self.rewards.setdefault(key, []).append(float(reward))
+        else:
             reward = None
-        self.controller.tell(candidate, reward)
+        told = self._told_reward(key, reward)
+        self.controller.tell(candidate, told)
+        for duplicate in self.waiting.pop(key, []):
+            self.controller.tell(duplicate, told)
+            self.on_reuse(duplicate, key, told)
 
     def save(self, checkpoint_path: str) -> None:
         torch.save({"controller": self.controller.state_dict()}, checkpoint_path)

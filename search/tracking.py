@@ -28,8 +28,17 @@ __all__ = ["ChildRunCallback", "Tracker", "local_artifact_root"]
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI then opens the runs table
 ROLE_TAG = "rlnas.role"
-EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy")
+EPOCH_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "val_uar",
+    "val_rmse",
+    "val_mae",
+)
 FINAL_METRICS = ("reward", "test_accuracy", "params", "train_seconds", "best_epoch")
+FINAL_PREFIXES = ("val_", "test_")  # the trainer's final metrics dict, e.g. val_uar, test_mae
 
 
 def local_artifact_root(tracking_uri: str, experiment: str | None = None) -> str | None:
@@ -152,15 +161,42 @@ class Tracker:
 class ChildRunCallback(tune.Callback):
     """Tune callback on the driver: a nested MLflow run per trial, and the search log."""
 
-    def __init__(self, tracker: Tracker, log: SearchLog, controller=None):
+    def __init__(
+        self, tracker: Tracker, log: SearchLog, controller=None, reward_of=None, key_of=None
+    ):
         self.tracker = tracker
         self.client = tracker.client
         self.log = log
         self.controller = controller
+        self.reward_of = reward_of or (lambda result: result.get("reward"))
+        self.key_of = key_of or (lambda architecture: json.dumps(architecture, sort_keys=True))
+
+    def log_reused(self, candidate, key: str, reward: float | None) -> None:
+        """A proposal answered from an earlier child's result: a nested run marked as such."""
+        original = self.log.by_key.get(key)
+        self.log.reused.append({"candidate_id": candidate.id, "key": key, "reward": reward})
+        tags = {
+            "mlflow.parentRunId": self.tracker.parent_run_id,
+            ROLE_TAG: "reused",
+            "rlnas.status": "reused",
+            "rlnas.candidate_id": str(candidate.id),
+            "rlnas.reused_from": original.run_id if original and original.run_id else "",
+            "rlnas.architecture": json.dumps(candidate.architecture)[:7900],
+        }
+        run = self.client.create_run(
+            self.tracker.experiment_id, run_name=f"reuse-{len(self.log.reused):03d}", tags=tags
+        )
+        self.client.log_batch(
+            run.info.run_id,
+            metrics=_metrics({} if reward is None else {"reward": reward}),
+            params=_params(flatten_architecture(candidate.architecture)),
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED")
 
     def on_trial_start(self, iteration, trials, trial, **info):
         config = trial.config
         record = self.log.add(trial.trial_id, config["candidate_id"], config["architecture"])
+        self.log.by_key.setdefault(self.key_of(config["architecture"]), record)
         run = self.client.create_run(
             self.tracker.experiment_id,
             run_name=f"child-{record.number:03d}",
@@ -190,8 +226,12 @@ class ChildRunCallback(tune.Callback):
         if record is None:
             return
         result = trial.last_result or {}
-        record.metrics = {k: result[k] for k in FINAL_METRICS if k in result}
-        record.reward = result.get("reward")
+        record.metrics = {
+            k: v for k, v in result.items() if k in FINAL_METRICS or k.startswith(FINAL_PREFIXES)
+        }
+        record.reward = self.reward_of(result)
+        if record.reward is not None:
+            record.metrics["reward"] = record.reward
         record.status = "finished"
         self.client.log_batch(
             record.run_id,
@@ -205,6 +245,7 @@ class ChildRunCallback(tune.Callback):
         if checkpoint is not None:
             with checkpoint.as_directory() as path:
                 self.client.log_artifacts(record.run_id, path, "model")
+            record.has_model = True
         self.client.set_terminated(record.run_id, "FINISHED")
         self._log_parent_progress(record)
 

@@ -16,8 +16,13 @@ def list_spaces() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
-def load_space(name_or_path: str | Path) -> Space:
+def load_space(name_or_path: str | Path, check_family: bool = True) -> Space:
     """Load a built-in space by name, or a space file by path.
+
+    Args:
+        name_or_path: A built-in name (see `list_spaces`) or a YAML file.
+        check_family: Require the space's family to be a registered model family (a space
+            searched with a custom objective may name any family).
 
     Raises:
         SpaceError: the name is unknown, or the file breaks the language, or its family is not
@@ -37,7 +42,7 @@ def load_space(name_or_path: str | Path) -> Space:
             f"no such space file or built-in space (built-in: {list_spaces()})",
         )
     families = list_families()
-    if space.family not in families:
+    if check_family and space.family not in families:
         raise SpaceError(
             space.source, "family", f"unknown family {space.family!r} (expected one of {families})"
         )

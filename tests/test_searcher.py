@@ -54,7 +54,7 @@ def test_unbuildable_proposals_in_a_row_stop_the_search_with_a_reason():
         make_controller("random", space, seed=0),
         SETUP,
         lambda arch: "too wide for this task",
-        max_invalid_in_row=5,
+        max_skipped_in_row=5,
     )
     with pytest.raises(SearchError, match="5 architectures in a row.*too wide"):
         searcher.suggest("t0")
@@ -125,3 +125,65 @@ def test_bad_config_files(tmp_path, text, message):
         SearchConfig.from_file(path)
     assert str(info.value).startswith(str(path))
     assert message in str(info.value)
+
+
+TINY = {"family": "mlp", "decisions": [{"name": "width", "choices": [8, 16, 32]}]}
+
+
+def tiny_searcher(duplicates, reused, max_skipped_in_row=50, seed=0):
+    from spaces import Space
+
+    space = Space.from_dict(TINY)
+    return ControllerSearcher(
+        make_controller("random", space, seed=seed),
+        SETUP,
+        lambda arch: None,
+        key_of=space.key,
+        on_reuse=lambda c, key, reward: reused.append((c.architecture["width"], reward)),
+        duplicates=duplicates,
+        max_skipped_in_row=max_skipped_in_row,
+    )
+
+
+def test_known_architectures_are_answered_from_cache_and_the_budget_counts_trainings():
+    reused = []
+    searcher = tiny_searcher("reuse", reused)
+    trained = {}
+    for i in range(3):  # three architectures in all: each trains once
+        config = searcher.suggest(f"t{i}")
+        width = config["architecture"]["width"]
+        assert width not in trained
+        trained[width] = width / 100
+        searcher.on_trial_complete(f"t{i}", {"reward": width / 100})
+    assert sorted(trained) == [8, 16, 32]
+    assert reused and all(reward == width / 100 for width, reward in reused)
+    # every architecture known: the controller has nothing new, the search ends quietly
+    assert searcher.suggest("t3") == ControllerSearcher.FINISHED
+
+
+def test_a_duplicate_of_a_training_child_waits_for_its_reward():
+    reused = []
+    searcher = tiny_searcher("reuse", reused, seed=1)  # random asks 16, 16, 32, ...
+    assert searcher.suggest("a")["architecture"]["width"] == 16
+    assert searcher.suggest("b")["architecture"]["width"] == 32  # the second 16 waits
+    assert reused == []
+    searcher.on_trial_complete("a", {"reward": 0.5})
+    assert reused == [(16, 0.5)] and not searcher.waiting
+
+
+def test_retrain_tells_the_mean_of_every_training():
+    told = []
+    searcher = tiny_searcher("retrain", [])
+    original_tell = searcher.controller.tell
+    searcher.controller.tell = lambda c, r: (
+        told.append((c.architecture["width"], r)),
+        original_tell(c, r),
+    )
+    rewards = {}
+    for i in range(12):
+        width = searcher.suggest(f"t{i}")["architecture"]["width"]
+        reward = 0.5 + 0.01 * len(rewards.setdefault(width, []))
+        rewards[width].append(reward)
+        searcher.on_trial_complete(f"t{i}", {"reward": reward})
+        assert told[-1] == (width, pytest.approx(sum(rewards[width]) / len(rewards[width])))
+    assert max(len(v) for v in rewards.values()) > 1  # duplicates trained again
