@@ -139,6 +139,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
         f"{result.parent_run_id})"
     )
     print("browse:   rlnas ui")
+    if result.interrupted:
+        print(
+            f"rlnas: interrupted after {len(result.leaderboard)} of {config.budget} children; "
+            "the finished ones are kept in MLflow",
+            file=sys.stderr,
+        )
+        return 130
     if result.model_version is not None:
         print(
             f"use:      python -c \"from search import load_best; m = load_best('{config.name}')\""

@@ -48,6 +48,7 @@ class SearchResult:
     failed: int
     invalid: int
     reused: int
+    interrupted: bool = False
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -111,6 +112,8 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
 
     started = time.monotonic()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
     # Our own progress lines and MLflow replace Tune's console tables and result files.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -178,7 +181,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         duplicates=config.duplicates,
         seed=config.seed,
     )
-    status = "FAILED"
+    status, interrupted = "FAILED", False
     try:
         from ray.tune.search import ConcurrencyLimiter
 
@@ -214,7 +217,10 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
-        status = "FINISHED"
+        # Tune ends the run quietly on Ctrl-C: a budget left unspent means an interruption
+        ended = log.count("finished") + log.count("failed")
+        interrupted = ended < config.budget and not searcher.exhausted
+        status = "KILLED" if interrupted else "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -239,6 +245,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         failed=log.count("failed"),
         invalid=len(log.invalid),
         reused=len(log.reused),
+        interrupted=interrupted,
     )
 
 

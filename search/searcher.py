@@ -93,6 +93,7 @@ class ControllerSearcher(Searcher):
         self.live: dict[str, tuple[Candidate, str]] = {}  # trial id -> (candidate, key)
         self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
         self.waiting: dict[str, list[Candidate]] = {}  # key in training -> duplicates
+        self.exhausted = False  # ended early: the controller proposed nothing new
 
     def _training(self, key: str) -> bool:
         return any(k == key for _, k in self.live.values())
@@ -118,6 +119,7 @@ class ControllerSearcher(Searcher):
             break
         else:
             if reason is None:
+                self.exhausted = True
                 return Searcher.FINISHED  # only known architectures: nothing new to train
             raise SearchError(
                 f"the controller proposed {self.max_skipped_in_row} architectures in a row that "

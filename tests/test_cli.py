@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 
 def rlnas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -105,3 +107,50 @@ def test_search_from_config_file_prints_leaderboard_and_where_results_are(tmp_pa
     board = rlnas("leaderboard", "cli-mlp", "--top", "2", cwd=tmp_path)
     assert board.returncode == 0
     assert len([line for line in board.stdout.splitlines() if "child-" in line]) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_children_and_marks_the_search_killed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    search = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "search",
+            "--space",
+            "mlp",
+            "--budget",
+            "30",
+            "--epochs",
+            "3",
+            "--concurrency",
+            "1",
+            "--name",
+            "interrupted",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        for line in search.stdout:  # wait for the first finished child
+            if line.startswith("child"):
+                break
+        search.send_signal(signal.SIGINT)
+        out, err = search.communicate(timeout=120)
+    finally:
+        search.kill()
+    assert search.returncode == 130, err[-2000:]
+    assert "interrupted after" in err and "kept in MLflow" in err
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("interrupted")
+    runs = client.search_runs([experiment.experiment_id], "")
+    parent = [r for r in runs if r.data.tags.get("rlnas.role") == "search"]
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert [p.info.status for p in parent] == ["KILLED"]
+    assert finished and all("reward" in r.data.metrics for r in finished)
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # none left RUNNING
