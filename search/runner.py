@@ -9,11 +9,13 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import ray
 import torch
 
 from controller import make_controller
@@ -57,8 +59,6 @@ class SearchResult:
 
 def _ray_init(config: SearchConfig) -> bool:
     """Start or join Ray; returns whether this call started it."""
-    import ray
-
     if ray.is_initialized():
         return False
     address = config.address or os.environ.get("RAY_ADDRESS") or None
@@ -77,8 +77,6 @@ def _ray_init(config: SearchConfig) -> bool:
 
 def _concurrency(config: SearchConfig) -> int:
     """Children at once: the flag, else what the cluster's CPUs (and GPUs) allow."""
-    import ray
-
     resources = ray.cluster_resources()
     for key, wanted in (("CPU", config.cpus_per_trial), ("GPU", config.gpus_per_trial)):
         if wanted and resources.get(key, 0) < wanted:
@@ -98,38 +96,8 @@ def _trial_name(trial) -> str:
     return f"child-{trial.config.get('candidate_id', 0):04d}-{trial.trial_id}"
 
 
-def run_search(config: SearchConfig, stream=None) -> SearchResult:
-    """Run an architecture search end to end and register the best child's model.
-
-    Args:
-        config: The search's settings.
-        stream: Where progress lines go (default stdout; nothing when ``config.quiet``).
-
-    Returns:
-        The leaderboard, the best child and where everything is tracked.
-    """
-    from ray import tune
-
-    started = time.monotonic()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
-    logging.getLogger("ray.tune").setLevel(logging.ERROR)
-    # Our own progress lines and MLflow replace Tune's console tables and result files.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    custom = config.objective is not None
-    space = load_space(config.space, check_family=not custom)
-    task = None if custom else load_task(config.task, seed=config.seed)
-    reward_of = RewardExpression(config.reward) if config.reward else default_reward
-    if custom:
-        load_objective(config.objective)  # fail now, not in every child
-    try:
-        controller = make_controller(
-            config.controller, space, seed=config.seed, **config.controller_options
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"controller: {exc}") from None
-    out = io.StringIO() if config.quiet else (stream or sys.stdout)
+def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
+    """Why an architecture cannot be built for the task, or None (always None without a task)."""
 
     def validate(architecture: dict[str, Any]) -> str | None:
         if task is None:
@@ -140,16 +108,77 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
             return str(exc)
         return None
 
-    log = SearchLog(budget=config.budget)
+    return validate
+
+
+def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, run_name: str):
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    trainable = evaluate_child if config.objective is not None else train_child
+    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    return tune.Tuner(
+        tune.with_resources(trainable, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+            num_samples=config.budget,
+            metric="reward",
+            mode="max",
+            reuse_actors=True,  # one worker process per slot: no torch import per child
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=config.resolved_storage,
+            callbacks=callbacks,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )
+
+
+def run_search(config: SearchConfig, stream=None) -> SearchResult:
+    """Run an architecture search end to end and register the best child's model.
+
+    Args:
+        config: The search's settings.
+        stream: Where progress lines go (default stdout; nothing when ``config.quiet``).
+
+    Returns:
+        The leaderboard, the best child and where everything is tracked.
+    """
+    started = time.monotonic()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    # Our own progress lines and MLflow replace Tune's console tables and result files.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+    # Everything a user can get wrong is checked before Ray starts or MLflow is written.
+    custom = config.objective is not None
+    space = load_space(config.space, check_family=not custom)
+    task = None if custom else load_task(config.task, seed=config.seed)
+    reward_of = RewardExpression(config.reward) if config.reward else default_reward
+    if custom:
+        load_objective(config.objective)
+    try:
+        controller = make_controller(
+            config.controller, space, seed=config.seed, **config.controller_options
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"controller: {exc}") from None
+    out = io.StringIO() if config.quiet else (stream or sys.stdout)
     started_ray = _ray_init(config)
     try:
         concurrency = _concurrency(config)
     except BaseException:
         if started_ray:
-            import ray
-
             ray.shutdown()
         raise
+
+    log = SearchLog(budget=config.budget)
     tracker = Tracker(config.resolved_tracking_uri, config.name)
     parent = tracker.start_parent(
         config.to_dict(), space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -171,7 +200,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
     searcher = ControllerSearcher(
         controller,
         setup,
-        validate,
+        _validator(space, task),
         key_of=space.key,
         on_invalid=lambda c, reason: log.invalid.append(
             {"candidate_id": c.id, "architecture": c.architecture, "reason": reason}
@@ -181,38 +210,22 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         duplicates=config.duplicates,
         seed=config.seed,
     )
+    what = f"objective {config.to_dict()['objective']}" if custom else config.task
+    each = "" if custom else f", {config.epochs} epochs each"
+    print(
+        f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on {what} with "
+        f"{config.controller}: {config.budget} children, {concurrency} at a time{each}",
+        file=out,
+        flush=True,
+    )
     status, interrupted = "FAILED", False
     try:
-        from ray.tune.search import ConcurrencyLimiter
-
-        what = f"objective {config.to_dict()['objective']}" if custom else config.task
-        each = "" if custom else f", {config.epochs} epochs each"
-        print(
-            f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on "
-            f"{what} with {config.controller}: {config.budget} children, {concurrency} at "
-            f"a time{each}",
-            file=out,
-            flush=True,
-        )
-        resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-        tuner = tune.Tuner(
-            tune.with_resources(evaluate_child if custom else train_child, resources),
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
-                num_samples=config.budget,
-                metric="reward",
-                mode="max",
-                reuse_actors=True,  # one worker process per slot: no torch import per child
-                trial_name_creator=_trial_name,
-                trial_dirname_creator=_trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{config.name}-{parent[:8]}",
-                storage_path=config.resolved_storage,
-                callbacks=[children, ProgressCallback(log, out)],
-                verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            ),
+        tuner = _tuner(
+            config,
+            searcher,
+            concurrency,
+            [children, ProgressCallback(log, out)],
+            run_name=f"{config.name}-{parent[:8]}",
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -226,10 +239,8 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         raise
     finally:
         board = log.leaderboard()
-        version = _finish(tracker, log, board, controller, config, status)
+        version = _finish(tracker, log, board, controller, status)
         if started_ray:
-            import ray
-
             ray.shutdown()
     best = log.best
     return SearchResult(
@@ -250,12 +261,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
 
 
 def _finish(
-    tracker: Tracker,
-    log: SearchLog,
-    board: pd.DataFrame,
-    controller,
-    config: SearchConfig,
-    status: str,
+    tracker: Tracker, log: SearchLog, board: pd.DataFrame, controller, status: str
 ) -> int | None:
     """Leaderboard, plots and controller state into the parent run; register the best."""
     for record in log.children.values():  # children cut off by an interrupt
