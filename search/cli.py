@@ -84,6 +84,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list the built-in tasks and shipped UCR/UEA archives")
 
+    p = sub.add_parser(
+        "bench",
+        help="compare controllers on a tabular benchmark (no training)",
+        description="Run controllers against a table of pre-trained architectures, in-process, "
+        "over many seeds: regret curves, evaluations to the top 1 percent, CSV, PNG and MLflow.",
+    )
+    from search.bench import add_bench_arguments
+
+    add_bench_arguments(p)
+
     p = sub.add_parser("leaderboard", help="best children of a search")
     p.add_argument("name", help="search name, e.g. digits-cnn")
     p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
@@ -184,11 +194,13 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         info = describe_task(name)
         sizes = "/".join(str(n) for n in info["sizes"])
         notes = f"  ({info['notes']})" if info.get("notes") else ""
+        horizon = info.get("horizon", 0)
+        outputs = f"horizon {horizon}" if horizon else f"{info['num_classes']} classes"
         print(
             f"{name:<28} {info['kind']:<15} input {tuple(info['input_shape'])}  "
-            f"{info['num_classes']} classes  train/val/test {sizes}{notes}"
+            f"{outputs}  train/val/test {sizes}{notes}"
         )
-    print("also: a path to a .npz or .csv file (see the README, 'Your own data')")
+    print("also: a path to a .npz or .csv file (see the README, 'Tasks and your own data')")
     return 0
 
 
@@ -259,8 +271,15 @@ def _serve(command: list[str]) -> int:
                 os.killpg(server.pid, signal.SIGKILL)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from search.bench import run_bench_command
+
+    return run_bench_command(args)
+
+
 COMMANDS = {
     "search": _cmd_search,
+    "bench": _cmd_bench,
     "spaces": _cmd_spaces,
     "tasks": _cmd_tasks,
     "leaderboard": _cmd_leaderboard,

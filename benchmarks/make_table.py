@@ -1,0 +1,182 @@
+"""Build a tabular benchmark: train every architecture of a small space, several seeds each.
+
+Regenerate the shipped table (about 15 minutes on one core)::
+
+    nice -n 10 python benchmarks/make_table.py benchmarks/digits-mlp.yaml
+
+The table is ``<space>.csv`` next to the space file, one row per architecture: its canonical key
+(`Space.key`), its decisions (``layers``, ``layers.0.width``, ...; empty where inactive), the
+validation and test accuracy of each training seed (``val_accuracy_seed0``,
+``test_accuracy_seed0``, ...), its parameter count and its mean training seconds per seed. The
+recipe lives in ``<space>.json`` beside it.
+
+The script is resumable: rows are appended and flushed one architecture at a time, keys already
+in the table are skipped, and a half-written last line (a crash mid-write) is dropped on restart,
+so stopping it loses at most the architecture in progress. Restarting with a different recipe
+than the one recorded is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spaces import Space, load_space
+from spaces.families import build_model
+from trainers import get_trainer, load_task, seed_everything
+
+DEFAULTS = {"task": "digits", "data_seed": 0, "seeds": 2, "epochs": 10, "batch_size": 128}
+DEFAULT_LR = 3e-3
+
+
+def enumerate_actions(space: Space) -> Iterator[list[int]]:
+    """Every complete action sequence of `space`, depth first, in action order."""
+    stack: list[list[int]] = [[]]
+    while stack:
+        prefix = stack.pop()
+        if space.is_complete(prefix):
+            yield prefix
+            continue
+        for action in reversed(space.legal_actions(prefix)):
+            stack.append([*prefix, action])
+
+
+def flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """Decisions as flat columns: lists as their length plus ``name.i.key`` entries."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else key))
+        return out
+    if isinstance(value, list):
+        out = {prefix: len(value)}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}.{i}"))
+        return out
+    return {prefix: value}
+
+
+def decision_columns(space: Space, archs: list[dict[str, Any]]) -> list[str]:
+    """Decision column names, in the order they first appear over `archs`."""
+    seen: dict[str, None] = {}
+    for arch in archs:
+        for name in flatten(arch, ""):
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def done_keys(path: Path) -> set[str]:
+    """Keys already in the table; drops a half-written last line left by a crash."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        path.write_bytes(data[:cut])
+        print(f"dropped a half-written last line of {path}", file=sys.stderr)
+    with path.open(newline="") as f:
+        return {row["key"] for row in csv.DictReader(f)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("space", help="space YAML file; the table is written beside it")
+    parser.add_argument("--out", help="table CSV (default: the space file with .csv)")
+    parser.add_argument("--task", default=DEFAULTS["task"], help="task name (default digits)")
+    parser.add_argument("--data-seed", type=int, default=DEFAULTS["data_seed"], help="split seed")
+    parser.add_argument("--seeds", type=int, default=DEFAULTS["seeds"], help="training seeds")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate")
+    parser.add_argument("--limit", type=int, help="stop after this many new architectures")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    space = load_space(args.space)
+    out = Path(args.out) if args.out else Path(args.space).with_suffix(".csv")
+    recipe = {
+        "space": Path(args.space).name,
+        "task": args.task,
+        "data_seed": args.data_seed,
+        "seeds": list(range(args.seeds)),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": "adam",
+        "metric": "accuracy",
+        "reward": "best validation accuracy over the epochs; test accuracy of those weights",
+    }
+    meta_path = out.with_suffix(".json")
+    if meta_path.exists() and out.exists():
+        old = json.loads(meta_path.read_text())
+        if old != recipe:
+            print(f"{out}: recorded recipe {old} differs from {recipe}; refusing", file=sys.stderr)
+            return 2
+    meta_path.write_text(json.dumps(recipe, indent=2) + "\n")
+
+    archs = [space.decode(actions) for actions in enumerate_actions(space)]
+    assert len(archs) == space.cardinality(), (len(archs), space.cardinality())
+    decisions = decision_columns(space, archs)
+    seeds = range(args.seeds)
+    header = [
+        "key",
+        *decisions,
+        *(f"val_accuracy_seed{s}" for s in seeds),
+        *(f"test_accuracy_seed{s}" for s in seeds),
+        "params",
+        "train_seconds",
+    ]
+    done = done_keys(out)
+    todo = [a for a in archs if space.key(a) not in done]
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    print(f"{out}: {len(done)} of {len(archs)} done, {len(todo)} to train", flush=True)
+
+    task = load_task(args.task, seed=args.data_seed)
+    trainer = get_trainer(task.kind)
+    new_file = not out.exists() or out.stat().st_size == 0
+    start = time.perf_counter()
+    with out.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        if new_file:
+            writer.writeheader()
+        for n, arch in enumerate(todo, 1):
+            row: dict[str, Any] = {"key": space.key(arch), **flatten(arch, "")}
+            seconds = 0.0
+            for s in seeds:
+                seed_everything(s)  # the initial weights too, so a row never depends on order
+                model = build_model(space.family, arch, task.input_shape, task.num_outputs)
+                result = trainer.fit(
+                    model,
+                    task,
+                    epochs=args.epochs,
+                    seed=s,
+                    device="cpu",
+                    batch_size=args.batch_size,
+                    lr=args.lr,
+                )
+                row[f"val_accuracy_seed{s}"] = f"{result.reward:.6f}"
+                test = result.test_accuracy
+                row[f"test_accuracy_seed{s}"] = "" if test is None else f"{test:.6f}"
+                row["params"] = result.params
+                seconds += result.train_seconds
+            row["train_seconds"] = f"{seconds / len(seeds):.3f}"
+            writer.writerow(row)
+            f.flush()
+            if n % 50 == 0 or n == len(todo):
+                elapsed = time.perf_counter() - start
+                eta = elapsed / n * (len(todo) - n)
+                print(f"{n}/{len(todo)} {elapsed:.0f}s elapsed, ~{eta:.0f}s left", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""`rlnas bench` on tables with known values, the table maker, and the shipped table."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.base import Candidate, Controller
+from search.bench import (
+    BENCHMARKS_DIR,
+    BenchError,
+    add_bench_arguments,
+    check_table,
+    load_table,
+    run_bench,
+    run_bench_command,
+    run_controller,
+    summarize,
+)
+
+TINY_SPACE = """\
+name: tiny
+family: mlp
+decisions:
+  - repeat: layers
+    count: [1, 2]
+    decisions:
+      - {name: width, choices: [8, 16]}
+"""
+
+# widths -> (validation per seed, test per seed); "" is a diverged seed (no test metric).
+TINY_VALUES = {
+    (8,): ((0.5, 0.7), (0.55, 0.65)),  # mean val 0.6, test 0.6
+    (16,): ((0.7, 0.7), (0.68, 0.72)),  # 0.7, 0.7
+    (8, 8): ((0.8, 0.6), (0.5, "")),  # 0.7, 0.5
+    (8, 16): ((0.9, 0.9), (0.85, 0.87)),  # 0.9 (best, tied), 0.86
+    (16, 8): ((0.75, 0.85), (0.8, 0.8)),  # 0.8, 0.8
+    (16, 16): ((0.9, 0.9), (0.9, 0.92)),  # 0.9 (best, tied), 0.91
+}
+
+
+def _arch(widths) -> dict:
+    return {"layers": [{"width": w} for w in widths]}
+
+
+def _key(widths) -> str:
+    return json.dumps(_arch(widths), sort_keys=True, separators=(",", ":"))
+
+
+def write_tiny(tmp_path: Path, skip=(), extra_rows=()) -> Path:
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    path = tmp_path / "tiny.csv"
+    header = ["key", "layers", "val_accuracy_seed0", "val_accuracy_seed1"]
+    header += ["test_accuracy_seed0", "test_accuracy_seed1", "params", "train_seconds"]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for widths, (val, test) in TINY_VALUES.items():
+            if widths not in skip:
+                writer.writerow([_key(widths), len(widths), *val, *test, 100, 0.1])
+        for row in extra_rows:
+            writer.writerow(row)
+    return path
+
+
+class Scripted(Controller):
+    """Proposes a fixed list of architectures per seed (not registered)."""
+
+    SCRIPTS = {
+        0: [(8,), (8, 8), (16,), (16, 8), (8, 8), (16, 16)],
+        1: [(8, 16), (16, 16), (8,), (8,), (8,), (8,)],
+        2: [(8,), (16,), (8,), (16,), (8,), (16,)],
+    }
+
+    def __init__(self, space, seed: int = 0, **options) -> None:
+        super().__init__(space, seed=seed, **options)
+        self.told: list[float] = []
+
+    def ask(self) -> Candidate:
+        widths = self.SCRIPTS[self.seed][self._next_id]
+        return self._candidate(self.space.encode(_arch(widths)))
+
+    def tell(self, candidate: Candidate, reward: float | None) -> None:
+        self._settle(candidate)
+        self.told.append(reward)
+
+
+def scripted(space, seed):
+    return Scripted(space, seed=seed)
+
+
+def test_table_reads_values_and_means(tmp_path):
+    table = load_table(write_tiny(tmp_path))
+    assert table.name == "tiny" and table.metric == "accuracy"
+    assert table.val.shape == (6, 2) and check_table(table) == []
+    assert table.optimum == pytest.approx(0.9)
+    assert table.top_threshold() == pytest.approx(0.9)  # top 1% of 6 rows: the best row
+    row = table.keys.index(_key((8, 8)))
+    assert table.val_mean[row] == pytest.approx(0.7)
+    assert table.test_mean[row] == pytest.approx(0.5)  # the diverged seed is left out
+
+
+def test_regret_top_hits_and_selection_by_hand(tmp_path):
+    table = load_table(write_tiny(tmp_path))
+    runs = [run_controller(table, scripted, seed, budget=6) for seed in range(3)]
+    s = summarize(table, "scripted", runs)
+    expected = [
+        [0.3, 0.2, 0.2, 0.1, 0.1, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.3, 0.2, 0.2, 0.2, 0.2, 0.2],
+    ]
+    np.testing.assert_allclose(s.regret, expected, atol=1e-12)
+    assert s.evals_to_top == [6, 1, None]
+    assert s.not_reached == 1 and s.median_evals_to_top == 6
+    # selected: [16,16] (first 0.9 of seed 0), [8,16] (first of the tie in seed 1), [16]
+    np.testing.assert_allclose(s.selected_test, [0.91, 0.86, 0.7])
+    mean, se = s.regret_at(6)
+    assert mean == pytest.approx(0.2 / 3)
+    assert se == pytest.approx(np.std([0, 0, 0.2], ddof=1) / math.sqrt(3))
+    assert s.regret_at(3) == pytest.approx((0.4 / 3, np.std([0.2, 0, 0.2], ddof=1) / math.sqrt(3)))
+
+
+def test_controller_is_told_the_mean_validation_metric(tmp_path):
+    table = load_table(write_tiny(tmp_path))
+    seen = []
+
+    def factory(space, seed):
+        seen.append(Scripted(space, seed=seed))
+        return seen[-1]
+
+    run_controller(table, factory, 0, budget=6)
+    np.testing.assert_allclose(seen[0].told, [0.6, 0.7, 0.7, 0.8, 0.7, 0.9])
+
+
+def test_median_not_reached_when_most_seeds_miss(tmp_path):
+    table = load_table(write_tiny(tmp_path))
+    runs = [run_controller(table, scripted, seed, budget=6) for seed in (0, 2, 2)]
+    s = summarize(table, "scripted", runs)
+    assert s.not_reached == 2 and s.median_evals_to_top is None
+
+
+def _bench_tiny(tmp_path, **kwargs):
+    return run_bench(
+        write_tiny(tmp_path),
+        {"scripted": scripted},
+        seeds=3,
+        budget=6,
+        out_dir=tmp_path / "out",
+        **kwargs,
+    )
+
+
+def test_run_bench_writes_csv_and_png(tmp_path):
+    result = _bench_tiny(tmp_path, track=False)
+    assert result.run_id is None
+    assert result.png_path.stat().st_size > 1000
+    with result.csv_path.open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["controller"] == "scripted" and row["budget"] == "6"
+    assert float(row["regret_6_mean"]) == pytest.approx(0.2 / 3, abs=1e-6)
+    assert float(row["evals_to_top1pct_median"]) == 6 and row["top1pct_not_reached"] == "1"
+    assert float(row["selected_test_mean"]) == pytest.approx((0.91 + 0.86 + 0.7) / 3, abs=1e-6)
+    text = result.format()
+    assert "scripted" in text and "1/3 not reached" in text
+
+
+@pytest.mark.slow  # creating a SQLite tracking store takes MLflow several seconds
+def test_run_bench_logs_one_mlflow_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _bench_tiny(tmp_path, tracking_uri=uri, command="rlnas bench tiny")
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "bench-tiny"
+    assert run.data.params["controllers"] == "scripted" and run.data.params["seeds"] == "3"
+    assert run.data.params["budget"] == "6" and run.data.params["command"] == "rlnas bench tiny"
+    assert run.data.metrics["scripted.regret_6_mean"] == pytest.approx(0.2 / 3)
+    names = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"bench-tiny.csv", "bench-tiny.png", "summary.txt"} <= names
+
+
+def test_command_with_a_registered_controller(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    table = write_tiny(tmp_path)
+    args = parser.parse_args(
+        [str(table), "--controllers", "random", "--seeds", "2", "--budget", "30"]
+        + ["--out", str(tmp_path / "out"), "--no-tracking"]
+    )
+    assert run_bench_command(args) == 0
+    out = capsys.readouterr().out
+    assert "random" in out and "regret@25" in out
+    assert f"reproduce: rlnas bench {table} --controllers random --seeds 2 --budget 30" in out
+    assert (tmp_path / "out" / "bench-tiny.csv").exists()
+
+    args = parser.parse_args([str(table), "--controllers", "nope", "--no-tracking"])
+    assert run_bench_command(args) == 2
+    assert "unknown controller 'nope'" in capsys.readouterr().err
+
+
+def test_bad_tables_are_refused(tmp_path):
+    with pytest.raises(BenchError, match="no table"):
+        load_table(tmp_path / "missing.csv")
+    dup = [_key((8,)), 1, 0.1, 0.1, 0.1, 0.1, 1, 0.1]
+    with pytest.raises(BenchError, match="appears twice"):
+        load_table(write_tiny(tmp_path, extra_rows=[dup]))
+    odd = ['{"layers": [{"width": 8}]}', 1, 0.1, 0.1, 0.1, 0.1, 1, 0.1]
+    with pytest.raises(BenchError, match="not canonical"):
+        load_table(write_tiny(tmp_path, skip=[(8,)], extra_rows=[odd]))
+    missing = [_key((8,)), 1, "", 0.1, 0.1, 0.1, 1, 0.1]
+    with pytest.raises(BenchError, match="missing value"):
+        load_table(write_tiny(tmp_path, skip=[(8,)], extra_rows=[missing]))
+
+
+def test_incomplete_table_is_reported_and_its_holes_raise(tmp_path):
+    table = load_table(write_tiny(tmp_path, skip=[(16, 16)]))
+    assert check_table(table) == ["5 rows for 6 architectures of the space"]
+    with pytest.raises(BenchError, match="no row for"):
+        run_controller(table, scripted, 0, budget=6)
+
+
+def _make_table_module():
+    spec = importlib.util.spec_from_file_location("make_table", BENCHMARKS_DIR / "make_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_table_resumes_without_duplicates(tmp_path):
+    make_table = _make_table_module()
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    argv = [str(space), "--epochs", "1", "--seeds", "2"]
+    assert make_table.main([*argv, "--limit", "2"]) == 0
+    out = tmp_path / "tiny.csv"
+    with out.open("a") as f:
+        f.write('"{""layers"":[{""wid')  # a crash in the middle of a row
+    assert make_table.main(argv) == 0
+    table = load_table(out)
+    assert check_table(table) == [] and len(table.keys) == 6
+    assert ((table.val > 0) & (table.val <= 1)).all()
+    assert make_table.main([*argv, "--epochs", "2"]) == 2  # another recipe is refused
+
+
+SHIPPED = BENCHMARKS_DIR / "digits-mlp.csv"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped table")
+def test_shipped_table_covers_its_space_once_with_two_seeds(tmp_path):
+    table = load_table(SHIPPED)
+    assert check_table(table) == []  # every architecture once (duplicates refused on load)
+    assert len(table.keys) >= 1000 and table.val.shape[1] >= 2
+    assert np.isfinite(table.test_mean).all()
+    assert SHIPPED.stat().st_size < 2_000_000
+    result = run_bench(table, ["random"], seeds=2, budget=25, out_dir=tmp_path, track=False)
+    assert (result.summaries[0].regret >= 0).all()
