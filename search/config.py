@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ class SearchConfig:
             what = Path(self.task).stem
             if self.objective is not None:
                 what = str(getattr(self.objective, "__name__", self.objective)).split(":")[-1]
-            self.name = f"{what}-{Path(self.space).stem}"
+            # MLflow model names: letters, digits, '-', '_', '.' (ucr:GunPoint -> ucr-GunPoint)
+            self.name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{what}-{Path(self.space).stem}")
         self.validate()
 
     def validate(self) -> None:

@@ -235,7 +235,10 @@ class ChildRunCallback(tune.Callback):
         record.status = "finished"
         self.client.log_batch(
             record.run_id,
-            metrics=_metrics(record.metrics, int(result.get("best_epoch", 0))),
+            metrics=_metrics(  # val_* of the best epoch already lie in the per-epoch series
+                {k: v for k, v in record.metrics.items() if k not in EPOCH_METRICS},
+                int(result.get("best_epoch", 0)),
+            ),
             tags=[RunTag("rlnas.status", "invalid" if result.get("invalid") else "finished")],
         )
         self.client.log_text(

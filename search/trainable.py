@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Any
 
@@ -22,32 +23,58 @@ def _trial_cpus() -> float:
         return 1.0
 
 
+def _task_name(setup: dict[str, Any]) -> str:
+    """The task; a relative data-file path is taken from the driver's working directory
+    (Tune runs each trial in its own directory)."""
+    name = str(setup["task"])
+    cwd = setup.get("cwd")
+    if cwd and not os.path.isabs(name) and os.path.isfile(os.path.join(cwd, name)):
+        return os.path.join(cwd, name)
+    return name
+
+
+def _reward_metric(setup: dict[str, Any]) -> str:
+    """The trainer's ``metric``: ``setup["metric"]``, or X when the reward expression is just
+    ``val_X`` (``--reward val_uar`` keeps the best-UAR epoch), else accuracy."""
+    if setup.get("metric"):
+        return str(setup["metric"])
+    expression = str(setup.get("reward_expression") or "").strip()
+    if expression.startswith("val_") and expression[4:] in ("macro_f1", "uar"):
+        return expression[4:]
+    return "accuracy"
+
+
 def train_child(config: dict[str, Any]) -> None:
     """Train one child.
 
     `config` holds ``architecture`` (from the controller) and ``setup`` (task, family, epochs,
-    seeds, optimiser settings, space text). Reports every epoch's metrics with ``reward`` = best
-    validation accuracy so far, then a final result with ``final: True`` and a checkpoint
-    holding the model directory.
+    seeds, optimiser settings, space text, optionally ``metric``: the validation metric that is
+    the reward, accuracy by default). Reports every epoch's metrics with ``reward`` = best
+    validation metric so far, then a final result with ``final: True``, the trainer's final
+    ``metrics`` (``val_*``, ``test_*``) as flat keys, and a checkpoint holding the model
+    directory.
     """
     setup = config["setup"]
     architecture = config["architecture"]
     device = pick_device()
     if device.type == "cpu":
         configure_cpu_threads(_trial_cpus())
-    task = load_task(setup["task"], seed=setup["data_seed"])
+    task = load_task(_task_name(setup), seed=setup["data_seed"])
     try:
         model = build_model(setup["family"], architecture, task.input_shape, task.num_outputs)
     except InvalidArchitecture as exc:  # the driver checks first; this guards custom setups
         tune.report({"reward": 0.0, "final": True, "invalid": True, "error": str(exc)})
         return
+    metric = _reward_metric(setup)
     best = {"value": 0.0}
 
     def report(metrics: dict[str, Any]) -> None:
-        best["value"] = max(best["value"], float(metrics.get("val_accuracy", 0.0)))
+        value = metrics.get("reward", metrics.get(f"val_{metric}", 0.0))
+        best["value"] = max(best["value"], float(value))
         tune.report({**metrics, "reward": best["value"], "final": False})
 
     trainer = get_trainer(task.kind)
+    options = {"metric": metric} if metric != "accuracy" else {}
     result = trainer.fit(
         model,
         task,
@@ -57,8 +84,10 @@ def train_child(config: dict[str, Any]) -> None:
         batch_size=setup["batch_size"],
         lr=setup["lr"],
         report=report,
+        **options,
     )
     final = {
+        **result.metrics,
         "reward": result.reward,
         "val_accuracy": result.val_accuracy,
         "test_accuracy": result.test_accuracy if result.test_accuracy is not None else float("nan"),

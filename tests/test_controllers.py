@@ -60,7 +60,7 @@ def run(controller: Controller, n: int, reward=lambda c: float(len(c.actions))) 
 
 
 def test_registry_lists_the_builtin_controllers():
-    assert {"random", "reinforce"} <= set(CONTROLLERS)
+    assert {"dqn", "evolution", "qlearning", "random", "reinforce", "tpe"} <= set(CONTROLLERS)
     assert sorted(CONTROLLERS) == CONTROLLERS
 
 
@@ -219,3 +219,114 @@ def test_reinforce_reports_its_statistics(space):
         assert math.isfinite(stats[key])
     assert stats["updates"] == 3
     assert stats["entropy"] > 0
+
+
+# -- Q-learning specifics -----------------------------------------------------------------------
+
+TWO = {
+    "family": "mlp",
+    "decisions": [{"name": "a", "choices": [1, 2]}, {"name": "b", "choices": [1, 2, 3]}],
+}
+
+
+def test_qlearning_update_is_metaqnn_s():
+    """Q(s_T, a_T) moves lr of the way to the reward, Q(s_t, a_t) to max Q(s_t+1, legal)."""
+    space = Space.from_dict(TWO)
+    controller = make_controller("qlearning", space, seed=0, replay=0)
+    candidate = controller.ask()
+    controller.tell(candidate, 1.0)
+    a, b = candidate.actions
+    q = controller._q
+    last = controller._state(1, 0, a) + b
+    first = controller._state(0, -1, -1) + a
+    assert q[last] == pytest.approx(0.5 + 0.01 * (1.0 - 0.5))
+    assert q[first] == pytest.approx(0.5 + 0.01 * (q[last] - 0.5))
+    assert sum(v != 0.5 for v in q) == 2
+
+
+def test_qlearning_epsilon_schedule_is_staged():
+    space = Space.from_dict(TWO)
+    controller = make_controller("qlearning", space, schedule=[[1.0, 2], [0.5, 1], [0.1, 1]])
+    eps = []
+    for _ in range(6):
+        eps.append(controller.stats()["epsilon"])
+        controller.tell(controller.ask(), 0.0)
+    assert eps == [1.0, 1.0, 0.5, 0.1, 0.1, 0.1]
+    with pytest.raises(ValueError):
+        make_controller("qlearning", space, schedule=[[1.5, 10]])
+    with pytest.raises(ValueError):
+        make_controller("qlearning", space, schedule=[])
+
+
+def test_qlearning_greedy_follows_q_and_breaks_ties_at_random(space):
+    greedy = {"schedule": [[0.0, 1]], "replay": 0}
+    firsts = {
+        make_controller("qlearning", space, seed=s, **greedy).ask().actions[0] for s in range(20)
+    }
+    assert firsts == {0, 1, 2}  # all tied at 0.5: each seed's own draw
+    controller = make_controller("qlearning", space, seed=0, **greedy)
+    controller._q[controller._state(0, -1, -1) + 2] = 0.9  # "lstm" is best for the cell
+    assert all(controller.ask().actions[0] == 2 for _ in range(10))
+
+
+# -- DQN specifics ------------------------------------------------------------------------------
+
+
+def test_dqn_epsilon_falls_linearly_and_it_learns(space):
+    controller = make_controller("dqn", space, seed=0, exploration=10, end_epsilon=0.1, batch=8)
+    eps = []
+    for _ in range(12):
+        eps.append(controller.stats()["epsilon"])
+        controller.tell(controller.ask(), 1.0)
+    assert eps[0] == 1.0 and eps[5] == pytest.approx(0.55) and eps[10:] == [0.1, 0.1]
+    stats = controller.stats()
+    assert stats["updates"] > 0 and math.isfinite(stats["loss"]) and stats["buffer"] > 8
+
+
+def test_dqn_rejects_bad_options(space):
+    for bad in ({"lr": 0}, {"batch": 0}, {"end_epsilon": 2.0}, {"target_every": 0}):
+        with pytest.raises(ValueError):
+            make_controller("dqn", space, **bad)
+
+
+# -- evolution specifics ------------------------------------------------------------------------
+
+
+def test_evolution_mutates_one_decision_and_ages(space):
+    controller = make_controller("evolution", space, seed=0, population=5, sample=2)
+    for _ in range(5):  # the random phase
+        candidate = controller.ask()
+        assert candidate.info["parent"] == -1
+        controller.tell(candidate, float(len(candidate.actions)))
+    for _ in range(40):
+        candidate = controller.ask()
+        parent = controller._population[candidate.info["parent"]][0]
+        controller.tell(candidate, float(len(candidate.actions)))
+        assert len(controller._population) <= 5
+        if len(parent) == len(candidate.actions):  # nothing switched on or off: one change
+            changed = sum(a != b for a, b in zip(parent, candidate.actions, strict=True))
+            assert changed in (1, 2)  # 2: a `when` switched one decision off and another on
+    failures = controller.stats()["population"]
+    controller.tell(controller.ask(), math.nan)
+    assert controller.stats()["population"] == failures  # a failure never joins
+
+
+# -- TPE specifics ------------------------------------------------------------------------------
+
+
+def test_tpe_restored_continues_identically_with_failures(space, capsys):
+    original = make_controller("tpe", space, seed=5, n_startup_trials=4)
+    rewards = [1.0, None, 2.0, math.nan, 0.5, 3.0, -math.inf, 1.5, 2.5, 0.0, 1.0, 2.0]
+    for reward in rewards:
+        original.tell(original.ask(), reward)
+    outstanding = original.ask()
+    restored = make_controller("tpe", space, seed=0)
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)
+    buffer.seek(0)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert restored.stats() == original.stats() and restored.stats()["failed"] == 3
+    for controller in (original, restored):
+        controller.tell(outstanding, 2.0)
+    assert run(original, 15) == run(restored, 15)
+    assert capsys.readouterr().err == ""  # optuna's per-trial logging is silenced

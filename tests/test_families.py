@@ -77,6 +77,36 @@ EXAMPLES: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
         },
         [DIGITS, SEQUENCE],
     ),
+    "cnn1d": (
+        {
+            "layers": [
+                {"filters": 8, "kernel": 3, "batchnorm": True, "downsample": "stride"},
+                {"filters": 8, "kernel": 5, "activation": "gelu", "downsample": "maxpool"},
+            ],
+            "dropout": 0.1,
+            "readout": "attention",
+        },
+        [DIGITS, SEQUENCE],
+    ),
+    "tdnn": (
+        {
+            "layers": [{"channels": 8, "kernel": 3}, {"channels": 6, "kernel": 2}],
+            "dilation": "double",
+            "residual": True,
+            "readout": "last",
+        },
+        [DIGITS, SEQUENCE],
+    ),
+    "hybrid": (
+        {
+            "conv": [{"filters": 8, "kernel": 3, "downsample": "maxpool"}],
+            "cell": "mgu",
+            "bidirectional": True,
+            "layers": [{"units": 6, "activation": "tanh"}],
+            "readout": "mean",
+        },
+        [DIGITS, SEQUENCE],
+    ),
 }
 
 CASES = [
@@ -142,7 +172,7 @@ def test_model_pickles(family):
             "below 1x1",
             id="cnn-stride-below-1x1",
         ),
-        pytest.param("cnn", {"layers": [{"filters": 8}]}, (8, 8), "(C, H, W)", id="cnn-2d-input"),
+        pytest.param("cnn", {"layers": [{"filters": 8}]}, (8,), "(C, H, W)", id="cnn-1d-input"),
         pytest.param(
             "cnn",
             {"layers": [{"filters": 8, "activation": "swish"}]},
@@ -190,7 +220,7 @@ def test_model_pickles(family):
         ),
         pytest.param(
             "rnn",
-            {"cell": "mgu", "layers": [{"units": 8}]},
+            {"cell": "elman", "layers": [{"units": 8}]},
             SEQUENCE,
             "cell",
             id="rnn-unknown-cell",

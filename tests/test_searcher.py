@@ -87,6 +87,7 @@ def test_config_defaults_and_name():
     assert (config.task, config.space, config.controller) == ("digits", "cnn", "reinforce")
     assert config.name == "digits-cnn"
     assert SearchConfig(space="some/dir/my-space.yaml").name == "digits-my-space"
+    assert SearchConfig(task="ucr:GunPoint", space="rnn").name == "ucr-GunPoint-rnn"
 
 
 def test_tracking_uri_from_environment(monkeypatch, tmp_path):

@@ -30,7 +30,8 @@ def test_every_registered_task_loads(name: str) -> None:
     task = load_task(name, seed=0)
     assert task.name == name
     for x, y in _splits(task):
-        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        assert x.dtype == torch.float32
+        assert y.dtype == (torch.float32 if task.kind == "forecasting" else torch.int64)
         assert tuple(x.shape[1:]) == task.input_shape
         assert len(x) == len(y) > 0
 

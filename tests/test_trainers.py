@@ -23,7 +23,15 @@ from trainers import (
 )
 from trainers import base as base_module
 
-EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "val_accuracy"}
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "val_uar",
+    "reward",
+}
 TASK_DATA = (
     "input_shape",
     "num_classes",

@@ -9,6 +9,7 @@ Typical use::
 
 from __future__ import annotations
 
+from trainers import forecasting, sequences  # noqa: F401  (register ucr:/uea:/forecast:, .npz/.csv)
 from trainers.base import (
     ReportFn,
     Trainer,
@@ -28,10 +29,20 @@ from trainers.device import (
     pick_device,
     seed_everything,
 )
-from trainers.tasks import Task, TaskError, list_tasks, load_task, register_task
+from trainers.forecasting import ForecastingTrainer
+from trainers.tasks import (
+    Task,
+    TaskError,
+    describe_task,
+    list_tasks,
+    load_task,
+    register_resolver,
+    register_task,
+)
 
 __all__ = [
     "ClassificationTrainer",
+    "ForecastingTrainer",
     "ReportFn",
     "Task",
     "TaskError",
@@ -42,12 +53,14 @@ __all__ = [
     "autocast_dtype",
     "configure_cpu_threads",
     "count_parameters",
+    "describe_task",
     "get_trainer",
     "grad_scaler",
     "list_tasks",
     "list_trainers",
     "load_task",
     "pick_device",
+    "register_resolver",
     "register_task",
     "register_trainer",
     "seed_everything",

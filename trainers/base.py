@@ -45,10 +45,12 @@ class TrainResult:
     """What training one child produced.
 
     Attributes:
-        reward: The search's reward: best validation accuracy, 0.0 if training diverged.
-            Never computed from test data.
-        val_accuracy: Best validation accuracy over the epochs that finished with finite losses.
-        test_accuracy: Test accuracy of the restored best-epoch weights; None if diverged.
+        reward: The search's reward: the best validation value of ``metric`` (accuracy by
+            default), 0.0 if training diverged. Never computed from test data.
+        val_accuracy: Validation accuracy of the best epoch (by ``metric``); for
+            classification only (0.0 for other kinds).
+        test_accuracy: Test accuracy of the restored best-epoch weights; None if diverged or
+            not a classification task.
         best_epoch: Epoch (1-based) whose weights were kept; 0 if no epoch finished.
         epochs: Epochs actually run (fewer than asked when training diverged).
         params: Number of trainable parameters.
@@ -56,6 +58,10 @@ class TrainResult:
         history: One dict of metrics per epoch run.
         state_dict: The kept weights, as CPU tensors.
         diverged: True when a loss became NaN or infinite and training stopped early.
+        metrics: Final scalar metrics, ``val_<name>`` of the best epoch and ``test_<name>``
+            of the kept weights (e.g. ``val_uar``, ``test_macro_f1``; ``test_*`` absent if
+            diverged).
+        metric: The validation metric the reward is made of.
     """
 
     reward: float
@@ -68,6 +74,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     diverged: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+    metric: str = "accuracy"
 
 
 class Trainer(abc.ABC):

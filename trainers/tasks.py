@@ -14,11 +14,25 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Task", "TaskError", "list_tasks", "load_task", "register_task", "stratified_split"]
+__all__ = [
+    "Task",
+    "TaskError",
+    "describe_task",
+    "list_tasks",
+    "load_task",
+    "register_path_loader",
+    "register_resolver",
+    "register_task",
+    "stratified_split",
+]
 
 TaskLoader = Callable[[int], "Task"]
+Resolver = Callable[[str, int], "Task"]
+"""``resolve(rest, seed)``: the task named ``prefix:rest``."""
 
 _TASKS: dict[str, TaskLoader] = {}
+_RESOLVERS: dict[str, tuple[Resolver, Callable[[], list[str]], Callable[[str], dict]]] = {}
+_PATH_LOADERS: dict[str, Callable[[str, int], Task]] = {}
 
 
 class TaskError(ValueError):
@@ -33,14 +47,18 @@ class Task:
         name: Registry name of the task.
         kind: Objective kind; picks the trainer (e.g. ``"classification"``).
         input_shape: Shape of one input sample, without the batch dimension.
-        num_classes: Number of classes; labels lie in ``[0, num_classes)``.
+        num_classes: Number of classes; labels lie in ``[0, num_classes)`` (0 for forecasting).
         x_train: Training inputs, float32, shape ``(N, *input_shape)``.
-        y_train: Training labels, int64, shape ``(N,)``.
+        y_train: Training labels, int64, shape ``(N,)``; for forecasting, float32 targets of
+            shape ``(N, horizon)``.
         x_val: Validation inputs (they decide the reward).
         y_val: Validation labels.
         x_test: Test inputs (reported only, never used to choose anything).
         y_test: Test labels.
         metadata: JSON-friendly facts about the task (source, seed, split fractions).
+        lengths: For padded sequence tasks, the true length of every series per split
+            (``{"train": (N,), "val": ..., "test": ...}``, int64); empty when all series
+            have the task's full length. Padding is zeros at the end of the series.
     """
 
     name: str
@@ -54,11 +72,14 @@ class Task:
     x_test: torch.Tensor
     y_test: torch.Tensor
     metadata: dict[str, Any] = field(default_factory=dict)
+    lengths: dict[str, torch.Tensor] = field(default_factory=dict)
+    horizon: int = 0
+    """Forecasting tasks: steps predicted ahead (the model's output width); 0 otherwise."""
 
     @property
     def num_outputs(self) -> int:
         """Width of the model's output layer for this task."""
-        return self.num_classes
+        return self.horizon if self.horizon else self.num_classes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -67,13 +88,18 @@ class Task:
             where = f"task {self.name!r}, {split} split"
             if x.dtype != torch.float32:
                 raise TaskError(f"{where}: inputs must be float32, got {x.dtype}")
-            if y.dtype != torch.int64:
+            if y.dtype != torch.int64 and not (self.horizon and y.dtype == torch.float32):
                 raise TaskError(f"{where}: labels must be int64, got {y.dtype}")
             if tuple(x.shape[1:]) != self.input_shape:
                 raise TaskError(
                     f"{where}: input shape {tuple(x.shape[1:])} != input_shape {self.input_shape}"
                 )
-            if y.ndim != 1 or len(y) != len(x) or len(x) == 0:
+            if self.horizon and tuple(y.shape) != (len(x), self.horizon):
+                raise TaskError(
+                    f"{where}: expected targets of shape ({len(x)}, {self.horizon}), "
+                    f"got {tuple(y.shape)}"
+                )
+            if not self.horizon and (y.ndim != 1 or len(y) != len(x)) or len(x) == 0:
                 raise TaskError(
                     f"{where}: expected N > 0 inputs and N labels, got "
                     f"{tuple(x.shape)} and {tuple(y.shape)}"
@@ -99,21 +125,86 @@ def register_task(name: str) -> Callable[[TaskLoader], TaskLoader]:
     return decorator
 
 
+def register_resolver(
+    prefix: str,
+    resolve: Resolver,
+    names: Callable[[], list[str]],
+    describe: Callable[[str], dict],
+) -> None:
+    """Register a family of tasks named ``prefix:rest`` (e.g. ``ucr:GunPoint``).
+
+    Args:
+        prefix: The part before the colon.
+        resolve: ``resolve(rest, seed) -> Task``.
+        names: Lists the full names (``prefix:rest``) it can resolve.
+        describe: ``describe(rest)`` -> a summary dict as `describe_task` returns, cheaply.
+    """
+    if prefix in _RESOLVERS:
+        raise TaskError(f"task prefix {prefix!r} is already registered")
+    _RESOLVERS[prefix] = (resolve, names, describe)
+
+
+def register_path_loader(suffix: str, loader: Callable[[str, int], Task]) -> None:
+    """Register ``loader(path, seed)`` for user files whose name ends with ``suffix``."""
+    if suffix in _PATH_LOADERS:
+        raise TaskError(f"a loader for {suffix!r} files is already registered")
+    _PATH_LOADERS[suffix] = loader
+
+
 def list_tasks() -> list[str]:
-    """Names of the registered tasks, sorted."""
-    return sorted(_TASKS)
+    """Names of the registered tasks and of those the prefix resolvers know, sorted."""
+    names = list(_TASKS)
+    for _, list_names, _ in _RESOLVERS.values():
+        names += list_names()
+    return sorted(names, key=lambda n: (":" in n, n.lower()))
+
+
+def describe_task(name: str) -> dict[str, Any]:
+    """A summary of a task without loading it where that is cheap.
+
+    Returns:
+        ``name``, ``kind``, ``input_shape``, ``num_classes``, ``horizon`` (forecasting; 0
+        otherwise), ``sizes`` (train, val, test) and ``notes`` (e.g. ``"unequal length, padded"``).
+    """
+    prefix, _, rest = name.partition(":")
+    if name not in _TASKS and rest and prefix in _RESOLVERS:
+        return _RESOLVERS[prefix][2](rest)
+    task = load_task(name)
+    return {
+        "name": name,
+        "kind": task.kind,
+        "input_shape": tuple(task.input_shape),
+        "num_classes": task.num_classes,
+        "horizon": task.horizon,
+        "sizes": tuple(len(x) for x in (task.x_train, task.x_val, task.x_test)),
+        "notes": "",
+    }
 
 
 def load_task(name: str, seed: int = 0) -> Task:
-    """Load a registered task; the same seed gives the same split.
+    """Load a task; the same seed gives the same split.
+
+    ``name`` is a registered name (``digits``), a prefixed archive name (``ucr:GunPoint``,
+    ``uea:JapaneseVowels``) or the path of a user file (``.npz`` or ``.csv``).
 
     Raises:
-        TaskError: If no task of that name is registered.
+        TaskError: If no task of that name is known, or its data is malformed.
     """
-    if name not in _TASKS:
-        known = ", ".join(list_tasks()) or "none"
-        raise TaskError(f"unknown task {name!r}; known tasks: {known}")
-    task = _TASKS[name](seed)
+    prefix, _, rest = name.partition(":")
+    suffix = next((s for s in _PATH_LOADERS if name.lower().endswith(s)), None)
+    if name in _TASKS:
+        task = _TASKS[name](seed)
+    elif rest and prefix in _RESOLVERS:
+        task = _RESOLVERS[prefix][0](rest, seed)
+    elif suffix is not None:
+        task = _PATH_LOADERS[suffix](name, seed)
+    else:
+        known = ", ".join(sorted(_TASKS) + [f"{p}:NAME" for p in sorted(_RESOLVERS)])
+        files = ", ".join(sorted(_PATH_LOADERS))
+        raise TaskError(
+            f"unknown task {name!r}; known tasks: {known} (rlnas tasks lists them all), "
+            f"or a file path ending in {files or 'nothing'}"
+        )
     if not isinstance(task, Task):
         raise TaskError(f"loader of task {name!r} returned {type(task).__name__}, not Task")
     return task

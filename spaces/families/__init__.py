@@ -9,7 +9,7 @@ and checks an architecture with a dry forward pass, raising `InvalidArchitecture
 
 from __future__ import annotations
 
-from . import cnn, mlp, rnn  # noqa: F401  (importing a family registers it)
+from . import cnn, cnn1d, hybrid, mlp, rnn, tdnn  # noqa: F401  (importing a family registers it)
 from ._common import ACTIVATIONS, make_activation
 from ._registry import (
     FamilyBuilder,

@@ -9,7 +9,9 @@ Architecture (defaults in brackets)::
 
 A layer is ``conv (stride 2 if "stride") -> batchnorm? -> (+ skip if residual) -> activation
 -> maxpool?``. Convolutions are padded by kernel // 2, so only downsampling changes the spatial
-size; downsampling a feature map that is already 1 pixel high or wide is invalid.
+size; downsampling a feature map that is already 1 pixel high or wide is invalid. A (T, F)
+sequence is read as a one-channel T x F image (so a univariate series is T x 1 and cannot be
+downsampled; the `cnn1d` and `tdnn` families suit sequences better).
 """
 
 from __future__ import annotations
@@ -78,16 +80,19 @@ class ConvLayer(nn.Module):
 
 @register_family("cnn")
 def build_cnn(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-    """Build a `cnn` architecture for (C, H, W) inputs."""
-    if len(input_shape) != 3:
+    """Build a `cnn` architecture for (C, H, W) inputs, or (T, F) read as (1, T, F)."""
+    if len(input_shape) not in (2, 3):
         raise InvalidArchitecture(
-            f"cnn needs a (C, H, W) input, got shape {tuple(input_shape)}; "
-            "use the mlp or rnn family for flat or sequence data"
+            f"cnn needs a (C, H, W) or (T, F) input, got shape {tuple(input_shape)}; "
+            "use the mlp family for flat data"
         )
+    modules: list[nn.Module] = []
+    if len(input_shape) == 2:
+        input_shape = (1, *input_shape)
+        modules.append(nn.Unflatten(1, (1, input_shape[1])))  # (B, T, F) -> (B, 1, T, F)
     arch = read_mapping(arch, "architecture")
     check_keys(arch, _ARCH_KEYS, "architecture")
     channels, height, width = input_shape
-    modules: list[nn.Module] = []
     for i, layer in enumerate(read_layers(arch, _LAYER_KEYS)):
         where = f"layers.{i}"
         filters = read_int(layer, "filters", f"{where}.filters")
