@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from controller.base import Candidate, Controller
+from controller.dqn import DQN, DQNOptions
 from controller.env import ArchitectureEnv
+from controller.evolution import Evolution, EvolutionOptions
+from controller.qlearning import QLearning, QLearningOptions
 from controller.random_search import RandomSearch
 from controller.registry import (
     get_controller,
@@ -12,14 +15,23 @@ from controller.registry import (
     register_controller,
 )
 from controller.reinforce import Reinforce, ReinforceOptions
+from controller.tpe import TPE, TPEOptions
 
 __all__ = [
+    "DQN",
+    "TPE",
     "ArchitectureEnv",
     "Candidate",
     "Controller",
+    "DQNOptions",
+    "Evolution",
+    "EvolutionOptions",
+    "QLearning",
+    "QLearningOptions",
     "RandomSearch",
     "Reinforce",
     "ReinforceOptions",
+    "TPEOptions",
     "get_controller",
     "list_controllers",
     "make_controller",
