@@ -41,6 +41,7 @@ class ChildRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     has_model: bool = False
+    epoch_metrics: set[str] = field(default_factory=set)  # names logged once per epoch
 
 
 @dataclass

@@ -28,17 +28,25 @@ __all__ = ["ChildRunCallback", "Tracker", "local_artifact_root"]
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI then opens the runs table
 ROLE_TAG = "rlnas.role"
-EPOCH_METRICS = (
-    "train_loss",
-    "val_loss",
-    "val_accuracy",
-    "val_macro_f1",
-    "val_uar",
-    "val_rmse",
-    "val_mae",
-)
-FINAL_METRICS = ("reward", "test_accuracy", "params", "train_seconds", "best_epoch")
-FINAL_PREFIXES = ("val_", "test_")  # the trainer's final metrics dict, e.g. val_uar, test_mae
+# Keys Tune adds to every result, and our own bookkeeping: never logged as metrics.
+NOT_METRICS = frozenset(
+    {
+        "done", "training_iteration", "trial_id", "experiment_id", "date", "timestamp",
+        "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "config",
+        "time_since_restore", "iterations_since_restore", "timesteps_total", "episodes_total",
+        "timesteps_since_restore", "checkpoint_dir_name", "should_checkpoint",
+        "experiment_tag", "warmup_time", "final", "epoch", "invalid", "diverged",
+    }
+)  # fmt: skip
+
+
+def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The numbers a child reported (a trainer's or an objective's), Tune's keys left out."""
+    return {
+        k: v
+        for k, v in result.items()
+        if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def local_artifact_root(tracking_uri: str, experiment: str | None = None) -> str | None:
@@ -218,7 +226,9 @@ class ChildRunCallback(tune.Callback):
         if record is None or result.get("final"):
             return
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        values = {k: result[k] for k in EPOCH_METRICS if k in result}
+        values = reported_metrics(result)
+        values.pop("reward", None)  # the best so far; the child's reward is logged at the end
+        record.epoch_metrics.update(values)
         self.client.log_batch(record.run_id, metrics=_metrics(values, epoch))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -226,17 +236,15 @@ class ChildRunCallback(tune.Callback):
         if record is None:
             return
         result = trial.last_result or {}
-        record.metrics = {
-            k: v for k, v in result.items() if k in FINAL_METRICS or k.startswith(FINAL_PREFIXES)
-        }
+        record.metrics = reported_metrics(result)
         record.reward = self.reward_of(result)
         if record.reward is not None:
             record.metrics["reward"] = record.reward
         record.status = "finished"
         self.client.log_batch(
             record.run_id,
-            metrics=_metrics(  # val_* of the best epoch already lie in the per-epoch series
-                {k: v for k, v in record.metrics.items() if k not in EPOCH_METRICS},
+            metrics=_metrics(  # the best epoch's values already lie in the per-epoch series
+                {k: v for k, v in record.metrics.items() if k not in record.epoch_metrics},
                 int(result.get("best_epoch", 0)),
             ),
             tags=[RunTag("rlnas.status", "invalid" if result.get("invalid") else "finished")],
