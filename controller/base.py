@@ -55,6 +55,21 @@ class NoOptions:
     """A controller without options."""
 
 
+def worst_for_failed(
+    reward: float | None, worst: float | None
+) -> tuple[float | None, float | None]:
+    """Stand in the worst reward seen so far for a failed child.
+
+    Returns:
+        The reward to learn from (None: a failure before any finite reward, to be skipped) and
+        the updated worst reward.
+    """
+    if failed(reward):
+        return worst, worst
+    reward = float(reward)
+    return reward, reward if worst is None else min(worst, reward)
+
+
 def failed(reward: float | None) -> bool:
     """True when a reward marks a failed child: None, NaN or +-inf."""
     return reward is None or not math.isfinite(float(reward))

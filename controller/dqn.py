@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from controller.base import Candidate, Controller, failed
+from controller.base import Candidate, Controller, worst_for_failed
 from controller.registry import register_controller
 
 
@@ -198,13 +198,10 @@ class DQN(Controller):
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         candidate = self._settle(candidate)
-        if failed(reward):
-            if self._worst is None:
-                self._skipped += 1
-                return
-            reward = self._worst
-        reward = float(reward)
-        self._worst = reward if self._worst is None else min(self._worst, reward)
+        reward, self._worst = worst_for_failed(reward, self._worst)
+        if reward is None:
+            self._skipped += 1
+            return
         self._store(list(candidate.actions), reward)
         if self._size >= self.options.batch:
             with one_thread():

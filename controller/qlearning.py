@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from controller.base import Candidate, Controller, failed
+from controller.base import Candidate, Controller, worst_for_failed
 from controller.registry import register_controller
 
 
@@ -157,13 +157,10 @@ class QLearning(Controller):
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         candidate = self._settle(candidate)
-        if failed(reward):
-            if self._worst is None:
-                self._skipped += 1
-                return
-            reward = self._worst
-        reward = float(reward)
-        self._worst = reward if self._worst is None else min(self._worst, reward)
+        reward, self._worst = worst_for_failed(reward, self._worst)
+        if reward is None:
+            self._skipped += 1
+            return
         self._memory.append((*self._trajectory(candidate.actions), reward))
         self._update(*self._memory[-1])  # learn from the new trajectory, then replay
         for i in self._rng.integers(len(self._memory), size=self.options.replay):
