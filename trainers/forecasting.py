@@ -18,7 +18,6 @@ better, scale-free), from the best epoch.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -26,16 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.base import (
-    ReportFn,
-    Trainer,
-    TrainerError,
-    TrainResult,
-    count_parameters,
-    register_trainer,
-)
-from trainers.classification import _materialize_lazy
-from trainers.device import autocast, grad_scaler, pick_device, seed_everything
+from trainers.base import register_trainer
+from trainers.device import autocast
+from trainers.supervised import SupervisedTrainer
 from trainers.tasks import Task, TaskError, register_resolver
 
 __all__ = ["FORECAST_SERIES", "ForecastingTrainer", "forecast_task", "mackey_glass"]
@@ -159,116 +151,45 @@ register_resolver(
 
 
 @register_trainer("forecasting")
-class ForecastingTrainer(Trainer):
-    """Trains a forecaster mapping ``(B, W, 1)`` windows to the next H values ``(B, H)``."""
+class ForecastingTrainer(SupervisedTrainer):
+    """Trains a forecaster mapping ``(B, W, 1)`` windows to the next H values ``(B, H)``.
 
-    def fit(
-        self,
-        model: nn.Module,
-        task: Task,
-        *,
-        epochs: int,
-        seed: int,
-        device: str | torch.device | None = None,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        report: ReportFn | None = None,
-    ) -> TrainResult:
-        """Train ``model`` in place; the reward is ``1 / (1 + best val RMSE / scale)``.
+    Adam on MSE (standardised scale); the reward is ``1 / (1 + best val RMSE / scale)``.
+    ``report`` gets ``val_loss`` (MSE, standardised), ``val_rmse`` and ``val_mae`` (series
+    units).
+    """
 
-        ``report`` gets ``epoch``, ``train_loss``, ``val_loss`` (MSE, standardised),
-        ``val_rmse``, ``val_mae`` (series units) and ``reward`` (best so far) per epoch.
-        """
-        if task.kind != self.kind:
-            raise TrainerError(
-                f"{type(self).__name__} trains {self.kind!r} tasks, "
-                f"task {task.name!r} is {task.kind!r}"
-            )
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-        start = time.perf_counter()
-        seed_everything(seed)
-        dev = pick_device(device)
-        model.to(dev)
-        scale = float(task.metadata.get("scale", 1.0))
-        x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
-        x_val, y_val = task.x_val.to(dev), task.y_val.to(dev)
-        _materialize_lazy(model, x_train[:2])
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        scaler = grad_scaler(dev)
-        order = torch.Generator().manual_seed(seed)
-        history: list[dict[str, Any]] = []
-        best_value, best_epoch, best_state, best_val = 0.0, 0, None, {}
-        diverged = False
-        for epoch in range(1, epochs + 1):
-            model.train()
-            perm = torch.randperm(len(x_train), generator=order).to(dev)
-            if len(perm) % batch_size == 1 and len(perm) > 1:
-                perm = perm[:-1]
-            loss_sum = torch.zeros((), device=dev)
-            for i in range(0, len(perm), batch_size):
-                idx = perm[i : i + batch_size]
-                with autocast(dev):
-                    pred = model(x_train[idx])
-                loss = F.mse_loss(pred.float(), y_train[idx])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                loss_sum += loss.detach() * len(idx)
-            train_loss = (loss_sum / len(perm)).item()
-            val = _errors(model, x_val, y_val, scale) if math.isfinite(train_loss) else {}
-            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": math.nan}
-            record.update({f"val_{k}": v for k, v in val.items()})
-            if not val or not math.isfinite(val["loss"]):
-                history.append(record)
-                diverged = True
-                break
-            value = 1.0 / (1.0 + val["rmse"] / scale)
-            if best_state is None or value > best_value:
-                best_value, best_epoch, best_val = value, epoch, dict(val)
-                best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                }
-            record["reward"] = best_value
-            history.append(record)
-            if report is not None:
-                report(dict(record))
-        metrics = {f"val_{k}": best_val.get(k, math.nan) for k in ("rmse", "mae")}
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        if not diverged:
-            test = _errors(model, task.x_test.to(dev), task.y_test.to(dev), scale)
-            metrics.update({"test_rmse": test["rmse"], "test_mae": test["mae"]})
+    metrics = ("rmse", "mae")
+    reward_metrics = ("rmse",)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor, task: Task) -> torch.Tensor:
+        """MSE on the standardised scale."""
+        return F.mse_loss(output.float(), target)
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor
+    ) -> dict[str, float]:
+        """MSE (``loss``, standardised), RMSE and MAE (series units) of ``model`` on ``(x, y)``."""
+        scale = _scale(task)
         model.eval()
-        return TrainResult(
-            reward=0.0 if diverged else best_value,
-            val_accuracy=0.0,
-            test_accuracy=None,
-            best_epoch=best_epoch,
-            epochs=len(history),
-            params=count_parameters(model),
-            train_seconds=time.perf_counter() - start,
-            history=history,
-            state_dict=best_state or {},
-            diverged=diverged,
-            metrics=metrics,
-            metric="rmse",
-        )
+        preds = []
+        for i in range(0, len(x), EVAL_BATCH_SIZE):
+            with autocast(x.device):
+                preds.append(model(x[i : i + EVAL_BATCH_SIZE]).float())
+        pred = torch.cat(preds)
+        if pred.shape != y.shape:
+            raise ValueError(
+                f"model output has shape {tuple(pred.shape)}, expected {tuple(y.shape)}"
+            )
+        err = pred - y
+        mse = err.pow(2).mean().item()
+        return {"loss": mse, "rmse": math.sqrt(mse) * scale, "mae": err.abs().mean().item() * scale}
+
+    def reward(self, val: dict[str, float], task: Task, metric: str) -> float:
+        """``1 / (1 + RMSE / scale)``: in (0, 1], higher is better, scale-free."""
+        return 1.0 / (1.0 + val["rmse"] / _scale(task))
 
 
-@torch.no_grad()
-def _errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float) -> dict[str, float]:
-    """MSE (standardised), RMSE and MAE (series units) of ``model`` on ``(x, y)``."""
-    model.eval()
-    preds = []
-    for i in range(0, len(x), EVAL_BATCH_SIZE):
-        with autocast(x.device):
-            preds.append(model(x[i : i + EVAL_BATCH_SIZE]).float())
-    pred = torch.cat(preds)
-    if pred.shape != y.shape:
-        raise ValueError(f"model output has shape {tuple(pred.shape)}, expected {tuple(y.shape)}")
-    err = pred - y
-    mse = err.pow(2).mean().item()
-    return {"loss": mse, "rmse": math.sqrt(mse) * scale, "mae": err.abs().mean().item() * scale}
+def _scale(task: Task) -> float:
+    return float(task.metadata.get("scale", 1.0))
