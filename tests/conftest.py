@@ -1,8 +1,37 @@
-"""Test-wide settings."""
+"""Test-wide settings and the toy space the controller and environment tests share."""
 
 import os
+
+import pytest
 
 # Every Ray cluster the tests start lives on this machine alone: keep its traffic on loopback
 # (Ray's own switch; read when Ray is first imported, so it is set before any test module).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# A depth decision that can be 0, a per-layer `when` and a top-level `when`; slots of 2, 3 and
+# 4 choices, so the padded action set needs masking.
+TOY = {
+    "name": "toy",
+    "family": "rnn",
+    "decisions": [
+        {"name": "cell", "choices": ["rnn", "gru", "lstm"]},
+        {
+            "repeat": "layers",
+            "count": [0, 1, 2, 3],
+            "decisions": [
+                {"name": "units", "choices": [0, 32, 64]},
+                {"name": "activation", "choices": ["tanh", "relu"], "when": {"units": {"not": 0}}},
+            ],
+        },
+        {"name": "head", "choices": ["none", 64], "when": {"cell": ["gru", "lstm"]}},
+    ],
+}
+
+
+@pytest.fixture
+def space():
+    """The toy space, new for each test (a `Space` holds no state, but tests may not share)."""
+    from spaces import Space
+
+    return Space.from_dict(TOY, source="<toy>")

@@ -22,31 +22,7 @@ from controller import (
 from controller.registry import get_controller
 from spaces import Space, list_spaces, load_space
 
-# A depth decision that can be 0, a per-layer `when` and a top-level `when`; slots of 2, 3 and
-# 4 choices, so the padded action set needs masking.
-TOY = {
-    "name": "toy",
-    "family": "rnn",
-    "decisions": [
-        {"name": "cell", "choices": ["rnn", "gru", "lstm"]},
-        {
-            "repeat": "layers",
-            "count": [0, 1, 2, 3],
-            "decisions": [
-                {"name": "units", "choices": [0, 32, 64]},
-                {"name": "activation", "choices": ["tanh", "relu"], "when": {"units": {"not": 0}}},
-            ],
-        },
-        {"name": "head", "choices": ["none", 64], "when": {"cell": ["gru", "lstm"]}},
-    ],
-}
-
 CONTROLLERS = list_controllers()
-
-
-@pytest.fixture(scope="module")
-def space() -> Space:
-    return Space.from_dict(TOY, source="<toy>")
 
 
 def run(controller: Controller, n: int, reward=lambda c: float(len(c.actions))) -> list:

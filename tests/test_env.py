@@ -9,33 +9,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from controller import ArchitectureEnv
-from spaces import Space, load_space
-
-# Depth 0-3, a per-layer `when` and a top-level `when`; slots of 2, 3 and 4 choices.
-TOY = {
-    "family": "rnn",
-    "decisions": [
-        {"name": "cell", "choices": ["rnn", "gru", "lstm"]},
-        {
-            "repeat": "layers",
-            "count": [0, 1, 2, 3],
-            "decisions": [
-                {"name": "units", "choices": [0, 32, 64]},
-                {"name": "activation", "choices": ["tanh", "relu"], "when": {"units": {"not": 0}}},
-            ],
-        },
-        {"name": "head", "choices": ["none", 64], "when": {"cell": ["gru", "lstm"]}},
-    ],
-}
+from spaces import load_space
 
 
 def objective(architecture: dict) -> float:
     return 1.0 + len(architecture["layers"])
-
-
-@pytest.fixture
-def space() -> Space:
-    return Space.from_dict(TOY, source="<toy>")
 
 
 def masked_episode(env: ArchitectureEnv, rng: np.random.Generator, seed: int | None = None):
