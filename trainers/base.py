@@ -62,6 +62,10 @@ class TrainResult:
             of the kept weights (e.g. ``val_uar``, ``test_macro_f1``; ``test_*`` absent if
             diverged).
         metric: The validation metric the reward is made of.
+        failure: Why training ended early with a penalised reward (``"diverged: ..."``,
+            ``"mode collapse: ..."``); empty when it ran its course.
+        artifacts: Files to record with the child, by relative path (e.g.
+            ``"samples/epoch-010.png"`` -> PNG bytes).
     """
 
     reward: float
@@ -76,6 +80,8 @@ class TrainResult:
     diverged: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     metric: str = "accuracy"
+    failure: str = ""
+    artifacts: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 class Trainer(abc.ABC):

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .generative import GenerativeModel
+
 __all__ = [
     "FamilyBuilder",
     "InvalidArchitecture",
@@ -15,6 +17,7 @@ __all__ = [
     "count_parameters",
     "get_family",
     "list_families",
+    "family_trainer",
     "register_family",
 ]
 
@@ -22,6 +25,7 @@ FamilyBuilder = Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]
 """`build(arch, input_shape, num_outputs) -> nn.Module`; input_shape excludes the batch."""
 
 _FAMILIES: dict[str, FamilyBuilder] = {}
+_TRAINERS: dict[str, str] = {}
 
 # Errors a builder or a forward pass raises on a bad architecture (torch reports shape
 # mismatches and too-small outputs as RuntimeError or ValueError).
@@ -32,8 +36,14 @@ class InvalidArchitecture(ValueError):
     """An architecture that cannot be built for the given shapes; the message is one line."""
 
 
-def register_family(name: str) -> Callable[[FamilyBuilder], FamilyBuilder]:
-    """Decorator registering a family builder under `name`; a duplicate name raises."""
+def register_family(
+    name: str, trainer: str | None = None
+) -> Callable[[FamilyBuilder], FamilyBuilder]:
+    """Decorator registering a family builder under `name`; a duplicate name raises.
+
+    ``trainer`` names the trainer kind the family's models need (``"gan"``, ``"vae"``);
+    by default the task's kind picks the trainer.
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"family name must be a non-empty string, got {name!r}")
 
@@ -45,6 +55,8 @@ def register_family(name: str) -> Callable[[FamilyBuilder], FamilyBuilder]:
                 f"(by {other.__module__}.{other.__qualname__})"
             )
         _FAMILIES[name] = builder
+        if trainer is not None:
+            _TRAINERS[name] = trainer
         return builder
 
     return decorator
@@ -57,6 +69,12 @@ def get_family(name: str) -> FamilyBuilder:
     except KeyError:
         known = ", ".join(list_families()) or "none"
         raise ValueError(f"unknown family {name!r}; known families: {known}") from None
+
+
+def family_trainer(name: str) -> str | None:
+    """The trainer kind family `name` declared, or None when the task's kind decides."""
+    get_family(name)
+    return _TRAINERS.get(name)
 
 
 def list_families() -> list[str]:
@@ -73,7 +91,9 @@ def build_model(
     """Build `arch` with `family`'s builder and check it with a dry forward pass.
 
     The dry pass runs a zero batch of 2 on the CPU in eval mode without gradients and checks
-    the output is (2, num_outputs); the model comes back in train mode.
+    the output is (2, num_outputs); for a `GenerativeModel` it runs ``check`` on that batch and
+    checks that two samples have the input's shape (``num_outputs`` is then unused). The model
+    comes back in train mode.
 
     Args:
         family: a registered family name.
@@ -102,17 +122,38 @@ def build_model(
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros((2, *shape)))
-    except _BUILD_ERRORS as exc:
-        raise InvalidArchitecture(f"{family}: dry forward pass failed: {_one_line(exc)}") from exc
+            if isinstance(model, GenerativeModel):
+                _dry_run_generative(family, model, shape)
+            else:
+                _dry_run_predictor(family, model, shape, num_outputs)
     finally:
         model.train()
+    return model
+
+
+def _dry_run_predictor(
+    family: str, model: nn.Module, shape: tuple[int, ...], num_outputs: int
+) -> None:
+    try:
+        out = model(torch.zeros((2, *shape)))
+    except _BUILD_ERRORS as exc:
+        raise InvalidArchitecture(f"{family}: dry forward pass failed: {_one_line(exc)}") from exc
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_outputs):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise InvalidArchitecture(
             f"{family}: dry forward pass gave output {got}, expected (2, {num_outputs})"
         )
-    return model
+
+
+def _dry_run_generative(family: str, model: GenerativeModel, shape: tuple[int, ...]) -> None:
+    try:
+        model.check(torch.zeros((2, *shape)))
+        out = model.sample(2)
+    except _BUILD_ERRORS as exc:
+        raise InvalidArchitecture(f"{family}: dry run failed: {_one_line(exc)}") from exc
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, *shape):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InvalidArchitecture(f"{family}: samples have shape {got}, expected {(2, *shape)}")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -1,0 +1,243 @@
+"""The training loop shared by the generative trainers (``gan``, ``vae``).
+
+Like `SupervisedTrainer` it knows nothing of the model beyond its protocol (`GenerativeModel`):
+the task's tensors go to the device whole, batches come from a seeded permutation, and a
+subclass says what one training step is and how its reward is made. At a handful of evaluation
+epochs the loop draws samples (from seeded latents), scores them against the validation split
+with the task's reference classifier (`trainers.quality`), renders a grid of them as a PNG and
+keeps the weights of the best-rewarded evaluation that is not collapsed. A loss that becomes
+NaN, infinite or explodes, or samples that still collapse onto a few modes once half the epochs
+are done, end the child with reward 0 and the reason recorded in ``TrainResult.failure``; the
+search goes on. The test split is scored once, with the
+kept weights, for reporting only.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from typing import Any, ClassVar
+
+import torch
+
+from spaces.families.generative import GenerativeModel
+from trainers.base import ReportFn, Trainer, TrainerError, TrainResult, count_parameters
+from trainers.device import pick_device, seed_everything
+from trainers.quality import ReferenceClassifier, reference_classifier, sample_quality
+from trainers.sample_plots import sample_grid_png
+from trainers.tasks import Task
+
+__all__ = ["LOSS_LIMIT", "GenerativeTrainer", "evaluation_epochs"]
+
+LOSS_LIMIT = 1e6
+"""A training loss beyond this (in absolute value) counts as divergence."""
+EVALUATIONS = 5
+"""Evaluations per child: evenly spaced epochs, the last one included."""
+QUALITY_METRICS = ("fd", "confidence", "coverage", "quality")
+"""What every evaluation reports (see `trainers.quality.sample_quality`)."""
+
+
+def evaluation_epochs(epochs: int, evaluations: int = EVALUATIONS) -> list[int]:
+    """The 1-based epochs at which samples are scored: evenly spaced, ending at ``epochs``."""
+    count = max(1, min(evaluations, epochs))
+    return sorted({round(epochs * (i + 1) / count) for i in range(count)})
+
+
+class GenerativeTrainer(Trainer):
+    """Trains a `GenerativeModel` on a classification task's inputs (labels train only the
+    reference classifier that scores samples).
+
+    Subclasses set `losses` and `reward_metrics` and implement `prepare`, `train_step` and
+    `reward`; they may add validation metrics through `evaluate_extra`.
+    """
+
+    uses_reference: ClassVar[bool] = True
+    losses: ClassVar[tuple[str, ...]]
+    """Names of the losses `train_step` returns; reported per epoch as ``train_<name>``."""
+    extra_metrics: ClassVar[tuple[str, ...]] = ()
+    """Names `evaluate_extra` returns; reported as ``val_<name>`` and ``test_<name>``."""
+    reward_metrics: ClassVar[tuple[str, ...]]
+    """Values ``fit(metric=...)`` accepts; the first is the default."""
+
+    def fit(
+        self,
+        model: GenerativeModel,
+        task: Task,
+        *,
+        epochs: int,
+        seed: int,
+        device: str | torch.device | None = None,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        metric: str | None = None,
+        reference_dir: str | None = None,
+        report: ReportFn | None = None,
+    ) -> TrainResult:
+        """Train ``model`` in place and return its best evaluation's result.
+
+        Args:
+            model: A built generative model; left holding the kept weights, in eval mode.
+            task: A classification task; its inputs are the data to generate.
+            epochs: Passes over the training split.
+            seed: Seeds the weights, the batch order and the latents of every evaluation.
+            device: Where to train; default `pick_device()`.
+            batch_size: Training batch size.
+            lr: Learning rate, for trainers whose models do not choose their own.
+            metric: The validation metric the reward is made of: one of `reward_metrics`.
+            reference_dir: Folder caching the task's reference classifier (default
+                ``runs/cache/reference``).
+            report: Called after every epoch with ``epoch``, ``train_<loss>`` and, at
+                evaluation epochs, ``val_<metric>`` values and ``reward`` (best so far).
+        """
+        metric = self.reward_metrics[0] if metric is None else metric
+        if metric not in self.reward_metrics:
+            known = ", ".join(self.reward_metrics)
+            raise ValueError(f"unknown metric {metric!r}; known: {known}")
+        if not isinstance(model, GenerativeModel):
+            raise TrainerError(f"{type(self).__name__} trains generative models, got {model!r}")
+        if task.kind != "classification":
+            raise TrainerError(
+                f"generative families need a classification task (its classes train the "
+                f"reference classifier that scores samples); task {task.name!r} is {task.kind!r}"
+            )
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+        start = time.perf_counter()
+        seed_everything(seed)
+        dev = pick_device(device)
+        model.to(dev)
+        x_train, x_val = task.x_train.to(dev), task.x_val.to(dev)
+        reference = reference_classifier(task, cache_dir=reference_dir, device=dev)
+        state = self.prepare(model, task, lr=lr, device=dev)
+        order = torch.Generator().manual_seed(seed)
+        evaluate_at = set(evaluation_epochs(epochs))
+
+        history: list[dict[str, Any]] = []
+        artifacts: dict[str, bytes] = {}
+        best_value, best_epoch, best_state = 0.0, 0, None
+        best_val: dict[str, float] = {}
+        failure = ""
+        for epoch in range(1, epochs + 1):
+            model.train()
+            losses = self._train_epoch(model, state, x_train, batch_size, order)
+            record: dict[str, Any] = {"epoch": epoch}
+            record.update({f"train_{k}": v for k, v in losses.items()})
+            failure = _divergence(losses, epoch)
+            if not failure and epoch in evaluate_at:
+                val, samples = self._evaluate(model, x_val, reference, seed)
+                collapse = val.pop("failure_reason", "")
+                record.update({f"val_{k}": v for k, v in val.items()})
+                artifacts[f"samples/epoch-{epoch:03d}.png"] = sample_grid_png(
+                    samples, title=f"{task.name}, epoch {epoch}"
+                )
+                # early samples of any generator look alike: collapse counts once half the
+                # epochs are done; before that a collapsed evaluation is only never kept
+                if collapse.startswith("diverged") or (collapse and 2 * epoch > epochs):
+                    failure = collapse
+                if not collapse:
+                    value = self.reward(val, metric)
+                    if best_state is None or value > best_value:
+                        best_value, best_epoch, best_val = value, epoch, dict(val)
+                        best_state = {
+                            k: v.detach().to("cpu", copy=True)
+                            for k, v in model.state_dict().items()
+                        }
+            if best_state is not None:
+                record["reward"] = best_value
+            history.append(record)
+            if failure:
+                record["failure"] = failure
+                break
+            if report is not None:
+                report(dict(record))
+
+        metrics = {f"val_{k}": v for k, v in best_val.items()}
+        if best_state is not None and not failure:
+            model.load_state_dict(best_state)
+            test, _ = self._evaluate(model, task.x_test.to(dev), reference, seed + 1)
+            test.pop("failure_reason", None)
+            metrics.update({f"test_{k}": v for k, v in test.items()})
+        model.eval()
+        return TrainResult(
+            reward=0.0 if failure else best_value,
+            val_accuracy=0.0,
+            test_accuracy=None,
+            best_epoch=best_epoch,
+            epochs=len(history),
+            params=count_parameters(model),
+            train_seconds=time.perf_counter() - start,
+            history=history,
+            state_dict={} if failure else (best_state or {}),
+            diverged=failure.startswith("diverged"),
+            metrics=metrics,
+            metric=metric,
+            failure=failure,
+            artifacts=artifacts,
+        )
+
+    @abc.abstractmethod
+    def prepare(
+        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
+    ) -> Any:
+        """Whatever `train_step` needs across steps (optimizers, step counters, a scaler)."""
+
+    @abc.abstractmethod
+    def train_step(
+        self, model: GenerativeModel, state: Any, batch: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch``; each of `losses` as a detached scalar tensor."""
+
+    @abc.abstractmethod
+    def reward(self, val: dict[str, float], metric: str) -> float:
+        """The reward (larger is better, bounded) of one evaluation's validation metrics."""
+
+    def evaluate_extra(self, model: GenerativeModel, x: torch.Tensor) -> dict[str, float]:
+        """Family-specific metrics of ``model`` on data ``x`` (e.g. the VAE's bits per dim)."""
+        return {}
+
+    def _train_epoch(
+        self,
+        model: GenerativeModel,
+        state: Any,
+        x: torch.Tensor,
+        batch_size: int,
+        order: torch.Generator,
+    ) -> dict[str, float]:
+        perm = torch.randperm(len(x), generator=order).to(x.device)
+        if len(perm) % batch_size == 1 and len(perm) > 1:
+            perm = perm[:-1]  # a batch of one breaks batch norm
+        sums: dict[str, torch.Tensor] = {}
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i : i + batch_size]
+            for name, value in self.train_step(model, state, x[idx]).items():
+                sums[name] = sums.get(name, 0.0) + value.detach().float() * len(idx)
+        return {name: (total / len(perm)).item() for name, total in sums.items()}
+
+    @torch.no_grad()
+    def _evaluate(
+        self,
+        model: GenerativeModel,
+        x: torch.Tensor,
+        reference: ReferenceClassifier,
+        seed: int,
+    ) -> tuple[dict[str, Any], torch.Tensor]:
+        """Quality of as many samples as ``x`` has rows, plus `evaluate_extra`; the samples."""
+        model.eval()
+        samples = model.sample(len(x), generator=torch.Generator().manual_seed(seed))
+        quality = sample_quality(reference, samples, x)
+        val: dict[str, Any] = {k: float(getattr(quality, k)) for k in QUALITY_METRICS}
+        val.update(self.evaluate_extra(model, x))
+        if not torch.isfinite(samples).all():
+            val["failure_reason"] = "diverged: the generated samples hold NaN or infinity"
+        elif quality.collapsed:
+            val["failure_reason"] = f"mode collapse: {quality.reason}"
+        model.train()
+        return val, samples
+
+
+def _divergence(losses: dict[str, float], epoch: int) -> str:
+    for name, value in losses.items():
+        if not math.isfinite(value) or abs(value) > LOSS_LIMIT:
+            return f"diverged: train_{name} = {value:.4g} at epoch {epoch}"
+    return ""
