@@ -1,0 +1,260 @@
+"""The `gan` family, its built-in spaces and its trainer, on digits and waves."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import spaces.families.gan  # noqa: F401  (registers the family)
+import trainers.gan  # noqa: F401  (registers the trainer)
+from spaces import load_space
+from spaces.families import InvalidArchitecture, build_model, family_trainer
+from spaces.families.gan import DEFAULT_IMAGE_GAN, DEFAULT_SEQUENCE_GAN, GAN
+from trainers import get_trainer, load_task
+
+DIGITS = (1, 8, 8)
+WAVES = (64, 1)
+
+# Small dense GANs that leave mode collapse behind within two epochs of batch 16.
+FAST_IMAGE_GAN = {
+    "latent": 16,
+    "generator": "dense",
+    "g_layers": [{"width": 128}],
+    "g_norm": "batch",
+    "g_activation": "relu",
+    "discriminator": "dense",
+    "d_layers": [{"width": 128}],
+    "d_norm": "layer",
+    "d_activation": "leaky_relu",
+    "g_lr": 0.001,
+    "d_lr": 0.001,
+}
+FAST_SEQUENCE_GAN = {**FAST_IMAGE_GAN, "latent": 8}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: quicker for these small models on a shared machine, and repeatable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def reference_dir(tmp_path_factory):
+    """One cache of reference classifiers for the module (each is trained once)."""
+    return str(tmp_path_factory.mktemp("reference"))
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return {name: load_task(name, seed=0) for name in ("digits", "waves")}
+
+
+def test_family_declares_its_trainer():
+    assert family_trainer("gan") == "gan"
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape"), [(DEFAULT_IMAGE_GAN, DIGITS), (DEFAULT_SEQUENCE_GAN, WAVES)]
+)
+def test_defaults_build_sample_and_belong_to_their_space(arch, shape):
+    space = load_space("gan" if len(shape) == 3 else "gan-rnn")
+    assert space.decode(space.encode(arch)) == arch
+    torch.manual_seed(0)
+    model = build_model("gan", arch, shape, num_outputs=10)
+    assert isinstance(model, GAN) and model.training
+    samples = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (5, *shape) and samples.dtype == torch.float32
+    again = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(samples, again)
+    if len(shape) == 3:
+        assert samples.min() >= 0 and samples.max() <= 1
+    assert model.discriminator(torch.rand(3, *shape)).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("generator", "discriminator", "shape"),
+    [
+        ("conv", "conv", DIGITS),
+        ("dense", "dense", DIGITS),
+        ("rnn", "rnn", WAVES),
+        ("rnn", "conv", WAVES),
+        ("dense", "dense", WAVES),
+    ],
+)
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+def test_every_network_kind_builds(generator, discriminator, shape, norm):
+    arch = {
+        "loss": "hinge",
+        "latent": 8,
+        "generator": generator,
+        "g_layers": [{"width": 16}, {"width": 8}],
+        "g_norm": norm,
+        "discriminator": discriminator,
+        "d_layers": [{"width": 8}, {"width": 16}, {"width": 16}],
+        "d_norm": norm,
+        "bidirectional": True,
+        "spectral_norm": True,
+    }
+    model = build_model("gan", arch, shape, num_outputs=1)
+    assert model.sample(4).shape == (4, *shape)
+    clone = pickle.loads(pickle.dumps(model))  # spectral norm included
+    model.eval()
+    clone.eval()
+    z = torch.randn(2, model.latent_dim)
+    assert torch.equal(model(z), clone(z))
+
+
+@pytest.mark.parametrize(
+    ("change", "shape", "message"),
+    [
+        ({"loss": "wgan_gp", "d_norm": "batch"}, DIGITS, "d_norm: batch norm"),
+        ({"g_layers": [{"width": 8}] * 2}, (1, 6, 6), "divisible by 4"),
+        ({"d_layers": [{"width": 8}] * 3}, (1, 4, 4), "d_layers.2"),
+        ({"generator": "rnn"}, DIGITS, "generator: 'rnn' needs (T, C)"),
+        ({"discriminator": "rnn"}, DIGITS, "discriminator: 'rnn' needs (T, C)"),
+        ({"g_lr": 0.0}, DIGITS, "g_lr"),
+        ({"loss": "least_squares"}, DIGITS, "loss"),
+        ({"g_layers": [{"units": 8}]}, DIGITS, "g_layers.0"),
+        ({"extra": 1}, DIGITS, "unknown key"),
+        ({}, (1, 64), "generator: 'conv' needs (C, H, W)"),
+        ({}, (8,), "gan needs"),
+    ],
+)
+def test_invalid_architectures_raise_one_line(change, shape, message):
+    with pytest.raises(InvalidArchitecture, match=re.escape(message)) as info:
+        build_model("gan", {**DEFAULT_IMAGE_GAN, **change}, shape, num_outputs=1)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "shape"), [("gan", DIGITS), ("gan-rnn", WAVES)])
+def test_sampled_architectures_build_or_are_invalid(name, shape):
+    space = load_space(name)
+    assert space.description
+    rng = np.random.default_rng(0)
+    built = invalid = 0
+    for _ in range(200):
+        arch = space.decode(space.sample(rng))
+        try:
+            model = build_model("gan", arch, shape, num_outputs=1)
+        except InvalidArchitecture:
+            invalid += 1
+            assert arch["loss"] == "wgan_gp" and arch["d_norm"] == "batch"
+        else:
+            built += 1
+            assert model.options.loss == arch["loss"]
+    assert built > 150 and built + invalid == 200
+
+
+@pytest.mark.parametrize("arch", [DEFAULT_IMAGE_GAN, DEFAULT_SEQUENCE_GAN])
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge", "wgan_gp"])
+def test_train_steps_update_both_networks(arch, loss, tasks):
+    task = tasks["digits" if arch is DEFAULT_IMAGE_GAN else "waves"]
+    arch = {**arch, "loss": loss, "d_norm": "layer", "spectral_norm": True, "critic_steps": 2}
+    torch.manual_seed(0)
+    model = build_model("gan", arch, task.input_shape, num_outputs=1)
+    trainer = get_trainer("gan")
+    state = trainer.prepare(model, task, lr=0.0, device=torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    steps = [trainer.train_step(model, state, task.x_train[i : i + 8]) for i in (0, 8)]
+    for losses in steps:
+        assert set(losses) == {"d_loss", "g_loss"}
+        assert all(torch.isfinite(v) and not v.requires_grad for v in losses.values())
+    # critic_steps 2: the generator steps at batch 0 only; batch 1 repeats its loss
+    assert torch.equal(steps[0]["g_loss"], steps[1]["g_loss"])
+    assert not torch.equal(steps[0]["d_loss"], steps[1]["d_loss"])
+    after = model.state_dict()
+    for part in ("generator", "discriminator"):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part)), part
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge", "wgan_gp"])
+@pytest.mark.parametrize("task_name", ["digits", "waves"])
+def test_fit_gives_a_quality_reward(task_name, loss, tasks, reference_dir):
+    task = tasks[task_name]
+    arch = {**(FAST_IMAGE_GAN if task_name == "digits" else FAST_SEQUENCE_GAN), "loss": loss}
+    torch.manual_seed(0)
+    model = build_model("gan", arch, task.input_shape, num_outputs=1)
+    reports = []
+    result = get_trainer("gan").fit(
+        model,
+        task,
+        epochs=2,
+        seed=0,
+        batch_size=16,
+        reference_dir=reference_dir,
+        report=reports.append,
+    )
+    assert result.failure == "" and not result.diverged
+    assert 0.0 < result.reward <= 1.0
+    assert result.reward == result.metrics["val_quality"]
+    assert np.isfinite(result.metrics["val_fd"]) and "test_fd" in result.metrics
+    assert [r["epoch"] for r in reports] == [1, 2]
+    assert all(np.isfinite(r["train_d_loss"]) and np.isfinite(r["train_g_loss"]) for r in reports)
+    assert result.artifacts and all(
+        path.startswith("samples/") and png.startswith(b"\x89PNG")
+        for path, png in result.artifacts.items()
+    )
+    assert result.state_dict and not model.training
+
+
+def test_absurd_learning_rates_diverge(tasks, reference_dir):
+    arch = {**FAST_IMAGE_GAN, "d_layers": [{"width": 64}] * 2, "g_lr": 1e3, "d_lr": 1e3}
+    torch.manual_seed(0)
+    model = build_model("gan", arch, DIGITS, num_outputs=1)
+    result = get_trainer("gan").fit(
+        model, tasks["digits"], epochs=2, seed=0, reference_dir=reference_dir
+    )
+    assert result.failure.startswith("diverged"), result.failure
+    assert result.diverged and result.reward == 0.0 and result.state_dict == {}
+
+
+class _Constant(nn.Module):
+    """A generator that ignores its latent: every sample is the same image."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.image = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.image).expand(len(z), *self.image.shape)
+
+
+def test_a_constant_generator_is_mode_collapse(tasks, reference_dir):
+    torch.manual_seed(0)
+    model = build_model("gan", FAST_IMAGE_GAN, DIGITS, num_outputs=1)
+    model.generator = _Constant(DIGITS)
+    result = get_trainer("gan").fit(
+        model, tasks["digits"], epochs=1, seed=0, reference_dir=reference_dir
+    )
+    assert result.failure.startswith("mode collapse"), result.failure
+    assert result.reward == 0.0 and not result.diverged
+    assert "samples/epoch-001.png" in result.artifacts
+
+
+class _SqrtCritic(nn.Module):
+    """Finite scores (all 0 at the start) whose gradient is not finite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1).sum(1) * self.w).abs().sqrt()
+
+
+def test_a_non_finite_gradient_reports_a_nan_loss(tasks):
+    task = tasks["digits"]
+    model = build_model("gan", FAST_IMAGE_GAN, DIGITS, num_outputs=1)
+    model.discriminator = _SqrtCritic()
+    trainer = get_trainer("gan")
+    state = trainer.prepare(model, task, lr=0.0, device=torch.device("cpu"))
+    losses = trainer.train_step(model, state, task.x_train[:8])
+    assert torch.isnan(losses["d_loss"]) and torch.isnan(losses["g_loss"])
