@@ -11,6 +11,7 @@ from torch import nn
 from spaces import families
 from spaces.families import (
     ACTIVATIONS,
+    GenerativeModel,
     InvalidArchitecture,
     _registry,
     build_model,
@@ -19,6 +20,8 @@ from spaces.families import (
     list_families,
     register_family,
 )
+from spaces.families.gan import DEFAULT_IMAGE_GAN, DEFAULT_SEQUENCE_GAN
+from spaces.families.vae import DEFAULT_IMAGE_VAE, DEFAULT_SEQUENCE_VAE
 
 DIGITS = (1, 8, 8)
 SEQUENCE = (12, 3)
@@ -107,50 +110,72 @@ EXAMPLES: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
         },
         [DIGITS, SEQUENCE],
     ),
+    # generative families: the default architectures, images and sequences
+    "gan": (DEFAULT_IMAGE_GAN, [DIGITS]),
+    "gan-sequence": (DEFAULT_SEQUENCE_GAN, [SEQUENCE]),
+    "vae": (DEFAULT_IMAGE_VAE, [DIGITS]),
+    "vae-sequence": (DEFAULT_SEQUENCE_VAE, [SEQUENCE]),
 }
 
 CASES = [
-    pytest.param(family, shape, id=f"{family}-{'x'.join(map(str, shape))}")
-    for family in list_families()
-    for shape in EXAMPLES.get(family, ({}, [DIGITS]))[1]
+    pytest.param(example, shape, id=f"{example}-{'x'.join(map(str, shape))}")
+    for example, (_, shapes) in EXAMPLES.items()
+    for shape in shapes
 ]
 
 
+def _family(example: str) -> str:
+    return example.removesuffix("-sequence")
+
+
 def test_every_family_has_an_example():
-    assert set(list_families()) == set(EXAMPLES)
+    assert set(list_families()) == {_family(e) for e in EXAMPLES}
 
 
-@pytest.mark.parametrize(("family", "shape"), CASES)
-def test_builds_trains_and_stays_in_train_mode(family, shape):
+def _output_and_loss(model: nn.Module, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A predictor's logits and cross-entropy; a generative model's samples from given latents
+    (the generator or decoder's forward) and a loss on them."""
+    if isinstance(model, GenerativeModel):
+        out = model(torch.randn(4, model.latent_dim))
+        assert out.shape == (4, *shape)
+        return out, out.square().mean()
+    out = model(torch.randn(4, *shape))
+    assert out.shape == (4, 5)
+    return out, nn.functional.cross_entropy(out, torch.tensor([0, 1, 2, 4]))
+
+
+@pytest.mark.parametrize(("example", "shape"), CASES)
+def test_builds_trains_and_stays_in_train_mode(example, shape):
     torch.manual_seed(0)
-    model = build_model(family, EXAMPLES[family][0], shape, num_outputs=5)
+    model = build_model(_family(example), EXAMPLES[example][0], shape, num_outputs=5)
     assert isinstance(model, nn.Module)
     assert model.training and all(m.training for m in model.modules())
     assert count_parameters(model) > 0
 
-    x, y = torch.randn(4, *shape), torch.tensor([0, 1, 2, 4])
-    out = model(x)
-    assert out.shape == (4, 5)
-    loss = nn.functional.cross_entropy(out, y)
+    _, loss = _output_and_loss(model, shape)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     optimizer.zero_grad()
     loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
     before = [p.detach().clone() for p in model.parameters()]
     optimizer.step()
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
-    assert torch.isfinite(model(x)).all()
+    assert torch.isfinite(_output_and_loss(model, shape)[0]).all()
 
 
-@pytest.mark.parametrize("family", list_families())
-def test_model_pickles(family):
-    shape = EXAMPLES[family][1][0]
-    model = build_model(family, EXAMPLES[family][0], shape, num_outputs=3)
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_model_pickles(example):
+    shape = EXAMPLES[example][1][0]
+    model = build_model(_family(example), EXAMPLES[example][0], shape, num_outputs=3)
     clone = pickle.loads(pickle.dumps(model))
     model.eval()
     clone.eval()
+    if isinstance(model, GenerativeModel):
+        draw = [m.sample(2, generator=torch.Generator().manual_seed(0)) for m in (model, clone)]
+        assert torch.equal(*draw)
+        return
     x = torch.randn(2, *shape)
     assert torch.equal(model(x), clone(x))
 

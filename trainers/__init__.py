@@ -5,11 +5,14 @@ Typical use::
     task = load_task("digits", seed=0)
     result = get_trainer(task.kind).fit(model, task, epochs=10, seed=0, report=print)
     result.reward  # best validation accuracy; test accuracy is reported, never rewarded
+
+Generative families name their own trainer (``gan``, ``vae``; see
+`spaces.families.family_trainer`); their samples are scored by `trainers.quality`.
 """
 
 from __future__ import annotations
 
-from trainers import forecasting, sequences  # noqa: F401  (register ucr:/uea:/forecast:, .npz/.csv)
+from trainers import forecasting, gan, sequences, vae, waveforms  # noqa: F401  (registering)
 from trainers.base import (
     ReportFn,
     Trainer,

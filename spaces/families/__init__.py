@@ -9,24 +9,28 @@ and checks an architecture with a dry forward pass, raising `InvalidArchitecture
 
 from __future__ import annotations
 
-from . import cnn, cnn1d, hybrid, mlp, rnn, tdnn  # noqa: F401  (importing a family registers it)
+from . import cnn, cnn1d, gan, hybrid, mlp, rnn, tdnn, vae  # noqa: F401  (importing registers)
 from ._common import ACTIVATIONS, make_activation
 from ._registry import (
     FamilyBuilder,
     InvalidArchitecture,
     build_model,
     count_parameters,
+    family_trainer,
     get_family,
     list_families,
     register_family,
 )
+from .generative import GenerativeModel
 
 __all__ = [
     "ACTIVATIONS",
     "FamilyBuilder",
+    "GenerativeModel",
     "InvalidArchitecture",
     "build_model",
     "count_parameters",
+    "family_trainer",
     "get_family",
     "list_families",
     "make_activation",
