@@ -66,6 +66,10 @@ def _search_parser(sub) -> None:
         choices=["reuse", "retrain"],
         help="an architecture proposed again: reuse its result (default) or retrain and average",
     )
+    p.add_argument(
+        "--include",
+        help="JSON/YAML file of architectures to train first (e.g. a hand-written baseline)",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
     p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")
@@ -102,6 +106,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument(
+        "--include",
+        help="JSON/YAML file of architectures to train first (e.g. a hand-written baseline)",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--name", help="print only this search's address")
     return parser
@@ -134,8 +142,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print(format_leaderboard(result.leaderboard, top=args.top))
     print()
     if result.best is not None:
-        test = result.best.get("test_accuracy")
-        test_text = "" if test is None or test != test else f", test accuracy {test:.4f}"
+        test = result.best.get("test")
+        name = str(result.best.get("test_metric") or "test_accuracy").replace("_", " ")
+        test_text = "" if test is None or test != test else f", {name} {test:.4f}"
         print(f"best: reward {result.best_reward:.4f}{test_text}", end="")
         if result.model_version is not None:
             print(

@@ -67,6 +67,11 @@ class SearchConfig:
     tell the controller the mean reward."""
     controller_options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword options of the controller (e.g. {lr: 0.01})."""
+    include: Any = None
+    """Architectures trained first, before the controller's proposals (a list of them, or a
+    JSON/YAML file holding one or a list), e.g. a hand-written baseline; they count toward the
+    budget, their results answer the controller's duplicates of them, and their runs are tagged
+    ``rlnas.included``."""
     tracking_uri: str | None = None
     """MLflow tracking URI; default MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db."""
     address: str | None = None
@@ -118,6 +123,26 @@ class SearchConfig:
             )
         if not isinstance(self.controller_options, dict):
             raise ConfigError("controller_options: expected a mapping of option -> value")
+        self.included_architectures()
+
+    def included_architectures(self) -> list[dict[str, Any]]:
+        """The architectures of `include`, read from its file when it is a path."""
+        value, where = self.include, "include"
+        if value is None:
+            return []
+        if isinstance(value, (str, Path)):
+            where = f"include: {value}"
+            try:
+                value = yaml.safe_load(Path(value).read_text())
+            except OSError as exc:
+                raise ConfigError(f"{where}: cannot read the file ({exc.strerror})") from None
+            except yaml.YAMLError:
+                raise ConfigError(f"{where}: not valid JSON or YAML") from None
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
+            raise ConfigError(f"{where}: expected an architecture (a mapping) or a list of them")
+        return value
 
     @property
     def resolved_tracking_uri(self) -> str:
@@ -126,6 +151,11 @@ class SearchConfig:
     @property
     def resolved_storage(self) -> str:
         return str(Path(self.storage or RUNS_DIR / "ray").resolve())
+
+    @property
+    def resolved_cache(self) -> str:
+        """Beside the Tune storage: ``runs/cache`` by default (e.g. reference classifiers)."""
+        return str(Path(self.resolved_storage).parent / "cache")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -164,7 +194,10 @@ class SearchConfig:
         defaults = cls()
         for key, value in data.items():
             expected = type(getattr(defaults, key))
-            if getattr(defaults, key) is None:
+            if key == "include":
+                ok = value is None or isinstance(value, (str, dict, list))
+                expected_name = "a file path, an architecture or a list of them"
+            elif getattr(defaults, key) is None:
                 ok = value is None or isinstance(value, str)
                 expected_name = "a string"
             elif expected is float:

@@ -37,11 +37,20 @@ def architecture_summary(architecture: dict[str, Any]) -> str:
 
 
 def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
-    """The first `top` rows: rank, child, reward, test accuracy, params, seconds, architecture."""
+    """The first `top` rows: rank, child, reward, test metric, params, seconds, architecture.
+
+    The test column is each child's ``test_metric`` (accuracy unless the frame says otherwise),
+    headed by its name when every row shares it; a child given by the config is marked ``*``,
+    one whose training failed (divergence, mode collapse) ``!``.
+    """
     if frame.empty:
         return "(no finished child)"
+    if "test" not in frame:
+        frame = frame.assign(test=frame.get("test_accuracy"), test_metric="test_accuracy")
+    names = set(frame["test_metric"].head(top))
+    test_name = names.pop().removeprefix("test_")[:7] if len(names) == 1 else "test"
     header = (
-        f"{'rank':>4}  {'child':<10} {'reward':>7} {'test':>7} {'params':>9} {'secs':>6}"
+        f"{'rank':>4}  {'child':<10} {'reward':>7} {test_name:>7} {'params':>9} {'secs':>6}"
         "  architecture"
     )
     lines = [header]
@@ -50,9 +59,10 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
         arch = row.get("architecture")
         arch = architecture_summary(json.loads(arch) if isinstance(arch, str) else arch or {})
         child = row["child"] if isinstance(row["child"], str) else f"child-{int(row['child']):03d}"
+        child += "*" if row.get("included") else "!" if row.get("failure") else ""
         lines.append(
             f"{rank:>4}  {child:<10} {_num(row.get('reward'), 4):>7} "
-            f"{_num(row.get('test_accuracy'), 4):>7} {_int(row.get('params')):>9} "
+            f"{_num(row.get('test'), 4):>7} {_int(row.get('params')):>9} "
             f"{_num(row.get('train_seconds'), 1):>6}  {arch}"
         )
     return "\n".join(lines)

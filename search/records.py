@@ -41,6 +41,9 @@ class ChildRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     has_model: bool = False
+    included: bool = False  # given by the search's config, not proposed by the controller
+    test_metric: str = "test_accuracy"  # the test metric that sums the child up
+    failure: str = ""  # why training ended early with a penalised reward
     epoch_metrics: set[str] = field(default_factory=set)  # names logged once per epoch
 
 
@@ -79,14 +82,18 @@ class SearchLog:
         return time.monotonic() - self.started
 
     def leaderboard(self) -> pd.DataFrame:
-        """Finished children, best reward first."""
+        """Finished children, best reward first; ``test`` holds each child's ``test_metric``."""
         rows = [
             {
                 "child": c.number,
                 "reward": c.reward,
+                "test_metric": c.test_metric,
+                "test": c.metrics.get(c.test_metric),
                 "test_accuracy": c.metrics.get("test_accuracy"),
                 "params": c.metrics.get("params"),
                 "train_seconds": c.metrics.get("train_seconds"),
+                "included": c.included,
+                "failure": c.failure,
                 "run_id": c.run_id,
                 "architecture": json.dumps(c.architecture),
             }

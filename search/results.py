@@ -63,7 +63,8 @@ def leaderboard(
 ) -> pd.DataFrame:
     """The best children of the latest search called `name` (or of all its searches).
 
-    Columns: child, reward, test_accuracy, params, train_seconds, run_id, architecture (JSON).
+    Columns: child, reward, test_metric (e.g. ``test_accuracy``, ``test_fd``), test (its
+    value), test_accuracy, params, train_seconds, included, failure, run_id, architecture (JSON).
     """
     uri, client = open_store(tracking_uri)
     experiment = client.get_experiment_by_name(name)
@@ -86,14 +87,19 @@ def leaderboard(
     )
     rows = []
     for run in runs:
-        metrics = run.data.metrics
+        metrics, tags = run.data.metrics, run.data.tags
+        test_metric = tags.get("rlnas.test_metric", "test_accuracy")
         rows.append(
             {
                 "child": run.info.run_name,
                 "reward": metrics.get("reward"),
+                "test_metric": test_metric,
+                "test": metrics.get(test_metric),
                 "test_accuracy": metrics.get("test_accuracy"),
                 "params": int(metrics["params"]) if "params" in metrics else None,
                 "train_seconds": metrics.get("train_seconds"),
+                "included": tags.get("rlnas.included") == "true",
+                "failure": tags.get("rlnas.failure", ""),
                 "run_id": run.info.run_id,
                 "architecture": run.data.tags.get("rlnas.architecture", "{}"),
             }

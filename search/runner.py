@@ -27,7 +27,7 @@ from search.rewards import RewardExpression
 from search.searcher import ControllerSearcher, default_reward
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
-from spaces import load_space
+from spaces import SpaceError, load_space
 from spaces.families import InvalidArchitecture, build_model
 from trainers import load_task
 
@@ -111,6 +111,22 @@ def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
     return validate
 
 
+def _included(config: SearchConfig, space, validate) -> list[dict[str, Any]]:
+    """`config.include`'s architectures, each a member of the space and buildable."""
+    out = []
+    for number, architecture in enumerate(config.included_architectures(), start=1):
+        where = f"include: architecture {number}"
+        try:
+            architecture = space.decode(space.encode(architecture))
+        except SpaceError as exc:
+            raise ConfigError(f"{where} is not in space {space.name!r}: {exc}") from None
+        reason = validate(architecture)
+        if reason is not None:
+            raise ConfigError(f"{where} cannot be built: {reason}")
+        out.append(architecture)
+    return out
+
+
 def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, run_name: str):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -163,6 +179,8 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
     reward_of = RewardExpression(config.reward) if config.reward else default_reward
     if custom:
         load_objective(config.objective)
+    validate = _validator(space, task)
+    include = _included(config, space, validate)
     try:
         controller = make_controller(
             config.controller, space, seed=config.seed, **config.controller_options
@@ -195,12 +213,13 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         "objective": config.objective,
         "cwd": os.getcwd(),
         "reward_expression": config.reward,
+        "cache_dir": config.resolved_cache,
     }
     children = ChildRunCallback(tracker, log, controller, reward_of=reward_of, key_of=space.key)
     searcher = ControllerSearcher(
         controller,
         setup,
-        _validator(space, task),
+        validate,
         key_of=space.key,
         on_invalid=lambda c, reason: log.invalid.append(
             {"candidate_id": c.id, "architecture": c.architecture, "reason": reason}
@@ -209,6 +228,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         reward_of=reward_of,
         duplicates=config.duplicates,
         seed=config.seed,
+        include=include,
     )
     what = f"objective {config.to_dict()['objective']}" if custom else config.task
     each = "" if custom else f", {config.epochs} epochs each"
@@ -288,7 +308,7 @@ def _finish(
         tracker.log_parent(
             {
                 "search_seconds": log.elapsed,
-                "best_test_accuracy": best.metrics.get("test_accuracy"),
+                f"best_{best.test_metric}": best.metrics.get(best.test_metric),
             },
             step=0,
         )

@@ -60,6 +60,8 @@ class ControllerSearcher(Searcher):
         invalid_reward: Reward told for an architecture that cannot be built.
         max_skipped_in_row: See above.
         seed: Child training seeds are ``seed * 100003 + candidate id``.
+        include: Architectures suggested first, before the controller is asked; their results
+            are cached like any child's but not told to the controller (it did not propose them).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class ControllerSearcher(Searcher):
         invalid_reward: float = 0.0,
         max_skipped_in_row: int = 1000,
         seed: int = 0,
+        include: list[dict[str, Any]] | None = None,
     ):
         super().__init__(metric="reward", mode="max")
         if duplicates not in ("reuse", "retrain"):
@@ -90,15 +93,33 @@ class ControllerSearcher(Searcher):
         self.invalid_reward = invalid_reward
         self.max_skipped_in_row = max_skipped_in_row
         self.seed = seed
-        self.live: dict[str, tuple[Candidate, str]] = {}  # trial id -> (candidate, key)
+        # trial id -> (candidate, key); the candidate is None for an included architecture
+        self.live: dict[str, tuple[Candidate | None, str]] = {}
         self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
         self.waiting: dict[str, list[Candidate]] = {}  # key in training -> duplicates
         self.exhausted = False  # ended early: the controller proposed nothing new
+        self.included = list(include or [])
+        self.included_count = 0
 
     def _training(self, key: str) -> bool:
         return any(k == key for _, k in self.live.values())
 
+    def _suggest_included(self, trial_id: str) -> dict[str, Any]:
+        architecture = self.included.pop(0)
+        self.live[trial_id] = (None, self.key_of(architecture))
+        self.included_count += 1
+        candidate_id = -self.included_count  # never a controller's id (those count up from 0)
+        return {
+            "architecture": architecture,
+            "candidate_id": candidate_id,
+            "train_seed": self.seed * 100003 + 50000 - candidate_id,
+            "included": True,
+            "setup": self.setup,
+        }
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.included:
+            return self._suggest_included(trial_id)
         reason = None
         for _ in range(self.max_skipped_in_row):
             candidate = self.controller.ask()
@@ -153,7 +174,8 @@ class ControllerSearcher(Searcher):
         else:
             reward = None
         told = self._told_reward(key, reward)
-        self.controller.tell(candidate, told)
+        if candidate is not None:
+            self.controller.tell(candidate, told)
         for duplicate in self.waiting.pop(key, []):
             self.controller.tell(duplicate, told)
             self.on_reuse(duplicate, key, told)

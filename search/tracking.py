@@ -214,9 +214,11 @@ class ChildRunCallback(tune.Callback):
                 "rlnas.trial_id": trial.trial_id,
                 "rlnas.candidate_id": str(config["candidate_id"]),
                 "rlnas.architecture": json.dumps(config["architecture"])[:7900],
+                **({"rlnas.included": "true"} if config.get("included") else {}),
             },
         )
         record.run_id = run.info.run_id
+        record.included = bool(config.get("included"))
         params = flatten_architecture(config["architecture"])
         params["train_seed"] = config["train_seed"]
         self.client.log_batch(record.run_id, params=_params(params))
@@ -241,13 +243,21 @@ class ChildRunCallback(tune.Callback):
         if record.reward is not None:
             record.metrics["reward"] = record.reward
         record.status = "finished"
+        record.test_metric = str(result.get("test_metric") or "test_accuracy")
+        record.failure = str(result.get("failure") or "")
+        tags = [
+            RunTag("rlnas.status", "invalid" if result.get("invalid") else "finished"),
+            RunTag("rlnas.test_metric", record.test_metric),
+        ]
+        if record.failure:
+            tags.append(RunTag("rlnas.failure", record.failure[:4000]))
         self.client.log_batch(
             record.run_id,
             metrics=_metrics(  # the best epoch's values already lie in the per-epoch series
                 {k: v for k, v in record.metrics.items() if k not in record.epoch_metrics},
                 int(result.get("best_epoch", 0)),
             ),
-            tags=[RunTag("rlnas.status", "invalid" if result.get("invalid") else "finished")],
+            tags=tags,
         )
         self.client.log_text(
             record.run_id, json.dumps(record.architecture, indent=2), "architecture.json"
@@ -255,8 +265,12 @@ class ChildRunCallback(tune.Callback):
         checkpoint = trial.checkpoint
         if checkpoint is not None:
             with checkpoint.as_directory() as path:
-                self.client.log_artifacts(record.run_id, path, "model")
-            record.has_model = True
+                for entry in sorted(Path(path).iterdir()):  # model/, samples/, ...
+                    if entry.is_dir():
+                        self.client.log_artifacts(record.run_id, str(entry), entry.name)
+                    else:
+                        self.client.log_artifact(record.run_id, str(entry))
+                record.has_model = Path(path, "model").is_dir()
         self.client.set_terminated(record.run_id, "FINISHED")
         self._log_parent_progress(record)
 

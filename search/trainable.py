@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from search.model_files import ModelSpec, save_model_dir
-from spaces.families import InvalidArchitecture, build_model
+from spaces.families import InvalidArchitecture, build_model, family_trainer
 from trainers import configure_cpu_threads, get_trainer, load_task, pick_device
 
 __all__ = ["train_child"]
@@ -33,15 +34,17 @@ def _task_name(setup: dict[str, Any]) -> str:
     return name
 
 
-def _reward_metric(setup: dict[str, Any]) -> str:
+def _reward_metric(setup: dict[str, Any], trainer) -> str | None:
     """The trainer's ``metric``: ``setup["metric"]``, or X when the reward expression is just
-    ``val_X`` (``--reward val_uar`` keeps the best-UAR epoch), else accuracy."""
+    ``val_X`` and X is a metric the trainer can reward (``--reward val_uar`` keeps the best-UAR
+    epoch), else None (the trainer's default)."""
     if setup.get("metric"):
         return str(setup["metric"])
     expression = str(setup.get("reward_expression") or "").strip()
-    if expression.startswith("val_") and expression[4:] in ("macro_f1", "uar"):
+    choices = getattr(trainer, "reward_metrics", ())
+    if expression.startswith("val_") and expression[4:] in choices:
         return expression[4:]
-    return "accuracy"
+    return None
 
 
 def train_child(config: dict[str, Any]) -> None:
@@ -65,16 +68,21 @@ def train_child(config: dict[str, Any]) -> None:
     except InvalidArchitecture as exc:  # the driver checks first; this guards custom setups
         tune.report({"reward": 0.0, "final": True, "invalid": True, "error": str(exc)})
         return
-    metric = _reward_metric(setup)
+    trainer = get_trainer(family_trainer(setup["family"]) or task.kind)
+    metric = _reward_metric(setup, trainer)
     best = {"value": 0.0}
 
     def report(metrics: dict[str, Any]) -> None:
-        value = metrics.get("reward", metrics.get(f"val_{metric}", 0.0))
+        value = metrics.get("reward", 0.0)
         best["value"] = max(best["value"], float(value))
         tune.report({**metrics, "reward": best["value"], "final": False})
 
-    trainer = get_trainer(task.kind)
-    options = {"metric": metric} if metric != "accuracy" else {}
+    options: dict[str, Any] = {"metric": metric} if metric else {}
+    if getattr(trainer, "uses_reference", False):
+        options["reference_dir"] = os.path.join(
+            setup.get("cache_dir") or os.path.join(setup.get("cwd") or ".", "runs", "cache"),
+            "reference",
+        )
     result = trainer.fit(
         model,
         task,
@@ -89,19 +97,38 @@ def train_child(config: dict[str, Any]) -> None:
     final = {
         **result.metrics,
         "reward": result.reward,
-        "val_accuracy": result.val_accuracy,
-        "test_accuracy": result.test_accuracy if result.test_accuracy is not None else float("nan"),
         "params": result.params,
         "train_seconds": result.train_seconds,
         "best_epoch": result.best_epoch,
         "diverged": result.diverged,
         "device": str(device),
+        "test_metric": f"test_{result.metric}",
+        "failure": result.failure,
         "final": True,
     }
-    if not result.state_dict:  # diverged before any epoch finished: nothing worth keeping
+    if trainer.kind == "classification":
+        final["val_accuracy"] = result.val_accuracy
+        final["test_accuracy"] = (
+            result.test_accuracy if result.test_accuracy is not None else float("nan")
+        )
+    if not result.state_dict and not result.artifacts:  # nothing worth keeping
         tune.report(final)
         return
-    spec = ModelSpec(setup["family"], task.input_shape, task.num_outputs, task.name, setup["space"])
     with tempfile.TemporaryDirectory() as tmp:
-        save_model_dir(tmp, architecture, spec, result.state_dict, setup.get("space_text", ""))
+        # model/ is the model directory; anything else (samples/...) is logged beside it
+        if result.state_dict:
+            spec = ModelSpec(
+                setup["family"], task.input_shape, task.num_outputs, task.name, setup["space"]
+            )
+            save_model_dir(
+                Path(tmp, "model"),
+                architecture,
+                spec,
+                result.state_dict,
+                setup.get("space_text", ""),
+            )
+        for name, content in result.artifacts.items():
+            path = Path(tmp, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -188,3 +188,35 @@ def test_retrain_tells_the_mean_of_every_training():
         searcher.on_trial_complete(f"t{i}", {"reward": reward})
         assert told[-1] == (width, pytest.approx(sum(rewards[width]) / len(rewards[width])))
     assert max(len(v) for v in rewards.values()) > 1  # duplicates trained again
+
+
+def test_included_architectures_train_first_and_answer_the_controllers_duplicates():
+    reused = []
+    searcher = tiny_searcher("reuse", reused, seed=1)  # random asks 16, 16, 32, ...
+    searcher.included = [{"width": 16}]
+    told = []
+    original_tell = searcher.controller.tell
+    searcher.controller.tell = lambda c, r: (told.append(r), original_tell(c, r))
+    first = searcher.suggest("base")
+    assert first["architecture"] == {"width": 16} and first["included"]
+    assert first["candidate_id"] < 0  # never one of the controller's ids
+    assert told == []  # the controller is asked nothing for it
+    second = searcher.suggest("c0")  # the controller's two 16s wait for the included one
+    assert second["architecture"]["width"] == 32 and "included" not in second
+    searcher.on_trial_complete("base", {"reward": 0.7})
+    assert reused == [(16, 0.7), (16, 0.7)] and told == [0.7, 0.7]
+
+
+def test_include_reads_files_and_rejects_what_is_not_an_architecture(tmp_path):
+    path = tmp_path / "baseline.yaml"
+    path.write_text("- {width: 16}\n- {width: 32}\n")
+    assert SearchConfig(include=str(path)).included_architectures() == [
+        {"width": 16},
+        {"width": 32},
+    ]
+    assert SearchConfig(include={"width": 8}).included_architectures() == [{"width": 8}]
+    with pytest.raises(ConfigError, match="include: .*missing.yaml: cannot read"):
+        SearchConfig(include=str(tmp_path / "missing.yaml"))
+    path.write_text("just text\n")
+    with pytest.raises(ConfigError, match="expected an architecture"):
+        SearchConfig(include=str(path))
