@@ -11,7 +11,7 @@ the lower test FD. Run (about 40 minutes on 2 cores with the defaults)::
     python benchmarks/generative.py                       # both families, seeds 0-4
     python benchmarks/generative.py --families vae --seeds 2 --budget 8
 
-It prints one line per search and a summary, and writes ``generative.csv`` to ``--out``
+It prints one line per search and a summary, and writes ``generative-<families>.csv`` to ``--out``
 (default ``runs/bench/generative``); the searches are in MLflow (``bench-digits-gan``, ...).
 """
 
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out / "generative.csv", index=False)
+    csv = out / f"generative-{'-'.join(families)}.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
     for family in families:
         wins = [r for r in rows if r["family"] == family and r["win"]]
         fds = pd.DataFrame([r for r in rows if r["family"] == family])
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             f"test FD searched {fds['searched_test_fd'].median():.3f} vs default "
             f"{fds['default_test_fd'].median():.3f}"
         )
-    print(f"wrote {out / 'generative.csv'}")
+    print(f"wrote {csv}")
     print("reproduce: python benchmarks/generative.py " + " ".join(argv or sys.argv[1:]))
     return 0
 

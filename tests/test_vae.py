@@ -165,7 +165,7 @@ def test_bpd_reward_is_bounded_and_decreasing() -> None:
     assert all(0 <= v < 1 for v in values) and values == sorted(values, reverse=True)
     assert bpd_reward(0.0) == 0.5 and bpd_reward(float("nan")) == 0.0
     trainer = VAETrainer()
-    assert trainer.reward({"bpd": 1.0, "quality": 0.7}, "fd") == 0.7
+    assert trainer.reward({"bpd": 1.0, "quality": 0.7}, "quality") == 0.7
     assert trainer.reward({"bpd": 1.0, "quality": 0.7}, "bpd") == pytest.approx(1 / 3)
 
 
@@ -201,9 +201,9 @@ def test_fit_two_epochs(name, reference_dir) -> None:
     assert result.state_dict and not model.training
 
 
-def test_fit_with_the_fd_reward(reference_dir) -> None:
-    _, result = _fit("digits", reference_dir, metric="fd")
-    assert result.metric == "fd" and not result.failure
+def test_fit_with_the_quality_reward(reference_dir) -> None:
+    _, result = _fit("digits", reference_dir, metric="quality")
+    assert result.metric == "quality" and not result.failure
     assert result.reward == result.metrics["val_quality"] > 0
 
 

@@ -17,7 +17,7 @@ the same continuous data (not with discrete bits per dimension).
 
 Rewards (``fit(metric=...)``): ``"bpd"`` (default) is ``1 / (1 + 2 ** bpd)``, in ``(0, 1)``,
 decreasing in bpd and defined for negative values too (it is ``p / (1 + p)`` of the
-per-dimension geometric-mean likelihood ``p = 2 ** -bpd``); ``"fd"`` is the samples' ``quality``
+per-dimension geometric-mean likelihood ``p = 2 ** -bpd``); ``"quality"`` is the samples' ``quality``
 from the reference classifier (see `trainers.quality`). A Bernoulli likelihood on data outside
 ``[0, 1]`` ends the child at once with reward 0 and the reason in ``TrainResult.failure``.
 
@@ -69,7 +69,7 @@ class VAETrainer(GenerativeTrainer):
 
     losses = ("loss", "recon", "kl")
     extra_metrics = ("bpd", "recon", "kl")
-    reward_metrics = ("bpd", "fd")
+    reward_metrics = ("bpd", "quality")
 
     def fit(
         self,
@@ -153,7 +153,7 @@ class VAETrainer(GenerativeTrainer):
         return {"bpd": recon + kl, "recon": recon, "kl": kl}
 
     def reward(self, val: dict[str, float], metric: str) -> float:
-        """``bpd``: `bpd_reward` of ``val["bpd"]``; ``fd``: the samples' ``quality``."""
+        """``bpd``: `bpd_reward` of ``val["bpd"]``; ``quality``: the samples' ``quality``."""
         if metric == "bpd":
             return bpd_reward(val["bpd"])
         value = float(val["quality"])
