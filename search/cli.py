@@ -9,6 +9,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -254,12 +256,15 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     ]
     if (root := local_artifact_root(uri)) is not None:
         command += ["--default-artifact-root", root]
-    print("Ctrl-C stops it.", flush=True)
-    return _serve(command)
+    print("Starting the server (it can take a minute); Ctrl-C stops it.", flush=True)
+    return _serve(command, ready_url=base)
 
 
-def _serve(command: list[str]) -> int:
-    """Run the server in its own process group; Ctrl-C or SIGTERM stops the whole group."""
+def _serve(command: list[str], ready_url: str | None = None) -> int:
+    """Run the server in its own process group; Ctrl-C or SIGTERM stops the whole group.
+
+    With ``ready_url``, say so once the server answers there.
+    """
     server = subprocess.Popen(command, start_new_session=True)
 
     def stop(signum, frame):
@@ -267,6 +272,15 @@ def _serve(command: list[str]) -> int:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        started = time.monotonic()
+        while ready_url and server.poll() is None:
+            try:
+                urllib.request.urlopen(ready_url, timeout=2).close()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            print(f"Ready at {ready_url} ({time.monotonic() - started:.0f} s).", flush=True)
+            break
         return server.wait()
     except KeyboardInterrupt:
         return 0

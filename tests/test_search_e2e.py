@@ -140,16 +140,21 @@ def test_ui_serves_the_search_on_loopback(finished_search):
         )
         assert "e2e-mlp" in lines[1] and expected in lines[1]
         api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={result.parent_run_id}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             try:
                 with urllib.request.urlopen(api, timeout=5) as response:
                     run = json.load(response)["run"]
                 break
             except OSError:
-                assert time.monotonic() < deadline, "the UI did not answer within 60 s"
+                assert time.monotonic() < deadline, "the UI did not answer within 180 s"
                 time.sleep(1)
         assert run["info"]["run_id"] == result.parent_run_id
+        later = []  # it says when the server answers (the server's own lines interleave)
+        while not any(line.startswith("Ready at") for line in later) and len(later) < 500:
+            later.append(ui.stdout.readline())
+        assert later[0].startswith("Starting the server")
+        assert later[-1].startswith(f"Ready at http://127.0.0.1:{port} (")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
     finally:
