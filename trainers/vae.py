@@ -17,9 +17,10 @@ the same continuous data (not with discrete bits per dimension).
 
 Rewards (``fit(metric=...)``): ``"bpd"`` (default) is ``1 / (1 + 2 ** bpd)``, in ``(0, 1)``,
 decreasing in bpd and defined for negative values too (it is ``p / (1 + p)`` of the
-per-dimension geometric-mean likelihood ``p = 2 ** -bpd``); ``"quality"`` is the samples' ``quality``
-from the reference classifier (see `trainers.quality`). A Bernoulli likelihood on data outside
-``[0, 1]`` ends the child at once with reward 0 and the reason in ``TrainResult.failure``.
+per-dimension geometric-mean likelihood ``p = 2 ** -bpd``); ``"quality"`` is the samples'
+``quality`` from the reference classifier (see `trainers.quality`). A Bernoulli likelihood on
+data outside ``[0, 1]`` ends the child at once with reward 0 and the reason in
+``TrainResult.failure``.
 
 A VAE's first samples are all alike: until the decoder learns to use the latent (posterior
 collapse), every prior draw decodes to about the data's mean. On digits at lr 3e-3 the default
