@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from trainers import (
     register_trainer,
 )
 from trainers import base as base_module
+from trainers.supervised import MIN_EPOCH_SAMPLES, epoch_plan
 
 EPOCH_KEYS = {
     "epoch",
@@ -113,7 +115,9 @@ def test_mlp_learns_digits_and_reports_each_epoch(digits: Task) -> None:
     )
     assert result.reward > 0.9
     assert not result.diverged
-    assert result.reward == result.val_accuracy == max(r["val_accuracy"] for r in reports)
+    assert result.val_accuracy == max(r["val_accuracy"] for r in reports)
+    # the reward is the accuracy less a validation-loss tie-breaker worth under half a sample
+    assert result.val_accuracy - 0.5 / len(digits.y_val) < result.reward < result.val_accuracy
     assert result.test_accuracy is not None and result.test_accuracy > 0.85
     assert result.epochs == 5 and 1 <= result.best_epoch <= 5
     assert result.params == 64 * 64 + 64 + 64 * 10 + 10
@@ -130,7 +134,7 @@ def test_best_epoch_weights_are_restored(digits: Task) -> None:
     model = Saboteur(after=batches_per_epoch(digits), mode="roll")
     result = ClassificationTrainer().fit(model, digits, epochs=3, seed=0, lr=3e-3)
     assert result.best_epoch == 1 and result.epochs == 3
-    assert result.reward == result.history[0]["val_accuracy"] > 0.5
+    assert result.val_accuracy == result.history[0]["val_accuracy"] > 0.5
     assert all(h["val_accuracy"] < 0.3 for h in result.history[1:])
     # The trained model itself holds the best weights...
     for key, value in model.state_dict().items():
@@ -139,7 +143,120 @@ def test_best_epoch_weights_are_restored(digits: Task) -> None:
     fresh = Saboteur(after=batches_per_epoch(digits), mode="roll")
     fresh.load_state_dict(result.state_dict)
     assert accuracy(fresh, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
-    assert accuracy(fresh, digits.x_val, digits.y_val) == pytest.approx(result.reward)
+    assert accuracy(fresh, digits.x_val, digits.y_val) == pytest.approx(result.val_accuracy)
+
+
+def test_tiny_training_splits_get_enough_steps_per_epoch(digits: Task) -> None:
+    assert epoch_plan(len(digits.x_train), 64) == (64, 1)  # digits trains as before
+    batch, passes = epoch_plan(40, 64)  # a UCR-sized split: batch capped, many passes
+    assert batch == 10 and passes * 40 >= MIN_EPOCH_SAMPLES
+    tiny = Task(
+        "tiny",
+        "classification",
+        digits.input_shape,
+        10,
+        digits.x_train[:40],
+        digits.y_train[:40],
+        digits.x_val,
+        digits.y_val,
+        digits.x_test,
+        digits.y_test,
+    )
+    model = Saboteur(after=10**9, mode="roll")
+    result = ClassificationTrainer().fit(model, tiny, epochs=2, seed=0, batch_size=64)
+    assert model.steps == result.best_epoch * passes * 4 and result.epochs == 2  # restored
+
+
+def test_validation_loss_breaks_accuracy_ties(digits: Task) -> None:
+    trainer = ClassificationTrainer()
+    confident = trainer.reward({"loss": 0.1, "accuracy": 1.0}, digits, "accuracy")
+    unsure = trainer.reward({"loss": 0.6, "accuracy": 1.0}, digits, "accuracy")
+    one_wrong = trainer.reward({"loss": 0.0, "accuracy": 1.0 - 1 / 360}, digits, "accuracy")
+    hopeless = trainer.reward({"loss": 1e9, "accuracy": 1.0}, digits, "accuracy")
+    assert 1.0 > confident > unsure > hopeless > one_wrong
+
+
+class LengthSpy(nn.Module):
+    """Records the lengths its forward is given alongside each batch."""
+
+    def __init__(self, steps: int, channels: int, classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(steps * channels, classes)
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        assert lengths is not None and lengths.shape == (len(x),)
+        self.seen.append((len(x), int(lengths.max())))
+        return self.linear(x.flatten(1))
+
+
+def test_padded_tasks_give_the_model_the_true_lengths() -> None:
+    task = load_task("uea:JapaneseVowels", seed=0)
+    assert task.lengths
+    steps, channels = task.input_shape
+    spy = LengthSpy(steps, channels, task.num_classes)
+    result = ClassificationTrainer().fit(spy, task, epochs=1, seed=0)
+    assert not result.diverged and spy.seen
+    assert max(n for _, n in spy.seen) <= steps
+    # a model whose forward takes no lengths still trains on the padded inputs
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(steps * channels, task.num_classes))
+    assert not ClassificationTrainer().fit(plain, task, epochs=1, seed=0).diverged
+
+
+def small_task(digits: Task) -> Task:
+    """160 labelled digits (120 train + 40 validation): small enough to be cross-validated."""
+    return Task(
+        "small",
+        "classification",
+        digits.input_shape,
+        10,
+        digits.x_train[:120],
+        digits.y_train[:120],
+        digits.x_val[:40],
+        digits.y_val[:40],
+        digits.x_test,
+        digits.y_test,
+    )
+
+
+def test_small_tasks_are_cross_validated_and_refitted(digits: Task) -> None:
+    small = small_task(digits)
+    trainer = ClassificationTrainer()
+    assert trainer.folds(digits, 0) == []  # large enough for holdout
+    folds = trainer.folds(small, 0)
+    assert len(folds) == 5
+    assert sorted(np.concatenate([va for _, va in folds]).tolist()) == list(range(160))
+    reports: list[dict] = []
+    model = mlp()
+    result = trainer.fit(model, small, epochs=3, seed=0, lr=3e-3, report=reports.append)
+    assert trainer.validation_size == 160 and not result.diverged
+    # pooled out-of-fold accuracy: a multiple of 1/160
+    assert result.val_accuracy * 160 == pytest.approx(round(result.val_accuracy * 160))
+    assert result.val_accuracy == max(r["val_accuracy"] for r in reports) > 0.5
+    for key, value in model.state_dict().items():  # the model holds the refitted weights
+        assert torch.equal(value, result.state_dict[key])
+    assert accuracy(model, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
+    assert result.metrics["refit"] == 1.0
+    trainer.cv_folds = 0
+    assert trainer.folds(small, 0) == []
+
+
+class StalledRefit(ClassificationTrainer):
+    """A refit that never trains: the model stays at its initial weights (chance accuracy)."""
+
+    def _refit(self, model, initial, task, pool, plan):
+        model.load_state_dict(initial.state_dict())
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_a_failed_refit_falls_back_to_the_best_fold_model(digits: Task) -> None:
+    small = small_task(digits)
+    model = mlp()
+    result = StalledRefit().fit(model, small, epochs=3, seed=0, lr=3e-3)
+    assert result.metrics["refit"] == 0.0 and result.val_accuracy > 0.5
+    # the kept weights are a trained fold model's, not the untrained initial ones
+    assert accuracy(model, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
+    assert result.test_accuracy > 0.5 > accuracy(mlp(), digits.x_test, digits.y_test)
 
 
 class Constant(nn.Module):

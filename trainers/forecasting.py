@@ -27,7 +27,7 @@ from torch import nn
 
 from trainers.base import register_trainer
 from trainers.device import autocast
-from trainers.supervised import SupervisedTrainer
+from trainers.supervised import SupervisedTrainer, forward
 from trainers.tasks import Task, TaskError, register_resolver
 
 __all__ = ["FORECAST_SERIES", "ForecastingTrainer", "forecast_task", "mackey_glass"]
@@ -168,7 +168,12 @@ class ForecastingTrainer(SupervisedTrainer):
 
     @torch.no_grad()
     def evaluate(
-        self, model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor
+        self,
+        model: nn.Module,
+        task: Task,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        lengths: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """MSE (``loss``, standardised), RMSE and MAE (series units) of ``model`` on ``(x, y)``."""
         scale = _scale(task)
@@ -176,7 +181,7 @@ class ForecastingTrainer(SupervisedTrainer):
         preds = []
         for i in range(0, len(x), EVAL_BATCH_SIZE):
             with autocast(x.device):
-                preds.append(model(x[i : i + EVAL_BATCH_SIZE]).float())
+                preds.append(forward(model, x, slice(i, i + EVAL_BATCH_SIZE), lengths).float())
         pred = torch.cat(preds)
         if pred.shape != y.shape:
             raise ValueError(

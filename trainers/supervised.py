@@ -5,15 +5,33 @@ whole, draws batches with a seeded permutation (no DataLoader), trains with Adam
 scaler under autocast, keeps the weights of the best validation epoch, restores them at the end,
 and only then evaluates the test split, for reporting. A subclass says what a batch's loss is,
 how a split is evaluated, and how validation metrics make the reward.
+
+Tiny training splits (the UCR archives hold tens of series) would get one optimiser step per
+epoch at the usual batch sizes. So the batch is capped at ``1 / MIN_BATCHES`` of the training
+split, and an epoch is as many passes over it as reach ``MIN_EPOCH_SAMPLES`` samples. A split
+of at least ``MIN_EPOCH_SAMPLES`` samples with ``batch_size <= len / MIN_BATCHES`` trains
+exactly as one plain pass per epoch.
+
+A subclass may cross-validate small tasks (`folds`): then one copy of the model trains per fold
+of train + validation, in step, and each epoch's validation metrics are the folds' pooled
+values, so the best epoch and the reward rest on every labelled series instead of a handful.
+The kept model is the initial one refitted on train + validation for the best epoch count (as
+``GridSearchCV(refit=True)`` does); the test split still only reports it. A refit that fits its
+own training data worse than the folds' models predicted their held-out series (by more than
+``REFIT_TOLERANCE``: an unlucky start that never took off) is dropped for the best fold's model
+at the best epoch; the ``refit`` metric says which was kept (1 or 0).
 """
 
 from __future__ import annotations
 
 import abc
+import copy
+import inspect
 import math
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,7 +39,30 @@ from trainers.base import ReportFn, Trainer, TrainerError, TrainResult, count_pa
 from trainers.device import autocast, grad_scaler, pick_device, seed_everything
 from trainers.tasks import Task
 
-__all__ = ["SupervisedTrainer"]
+__all__ = [
+    "MIN_BATCHES",
+    "MIN_EPOCH_SAMPLES",
+    "REFIT_TOLERANCE",
+    "SupervisedTrainer",
+    "epoch_plan",
+    "forward",
+    "split_lengths",
+]
+
+MIN_EPOCH_SAMPLES = 1024
+"""An epoch shows the model at least this many training samples (whole passes)."""
+MIN_BATCHES = 4
+"""A pass over the training split makes at least this many optimiser steps."""
+REFIT_TOLERANCE = 0.02
+"""A refit whose reward on its own training data (train + validation) is more than this below
+the cross-validated reward failed to fit; the best fold's model is kept instead."""
+
+
+def epoch_plan(samples: int, batch_size: int) -> tuple[int, int]:
+    """``(batch, passes)``: the batch size used and the passes over ``samples`` per epoch."""
+    batch = max(1, min(batch_size, math.ceil(samples / MIN_BATCHES)))
+    passes = max(1, math.ceil(MIN_EPOCH_SAMPLES / max(samples, 1)))
+    return batch, passes
 
 
 class SupervisedTrainer(Trainer):
@@ -35,6 +76,10 @@ class SupervisedTrainer(Trainer):
     of each."""
     reward_metrics: ClassVar[tuple[str, ...]]
     """Values ``fit(metric=...)`` accepts; the first is the default."""
+    lr_schedule: str = "constant"
+    """``constant``, or ``cosine``: the learning rate decays per epoch from ``lr`` towards 0."""
+    validation_size: int = 0
+    """Validation samples behind the current selection (all folds' when cross-validating)."""
     skipped_metrics: ClassVar[tuple[str, ...]] = ()
     """Metrics recorded as NaN for an epoch whose training loss diverged (validation skipped)."""
 
@@ -58,10 +103,11 @@ class SupervisedTrainer(Trainer):
             model: A built model; it is moved to the device, trained, and left holding the
                 best epoch's weights, in eval mode.
             task: A task of this trainer's kind.
-            epochs: Number of passes over the training split.
+            epochs: Number of epochs: one pass over the training split, or several for a
+                split under `MIN_EPOCH_SAMPLES` samples (see `epoch_plan`).
             seed: Seeds Python, NumPy and torch, and the batch order.
             device: Where to train; default: `pick_device()`.
-            batch_size: Training batch size.
+            batch_size: Training batch size, capped at ``1 / MIN_BATCHES`` of the split.
             lr: Adam learning rate.
             weight_decay: Adam weight decay.
             metric: The validation metric the reward is made of: one of `reward_metrics`.
@@ -72,7 +118,8 @@ class SupervisedTrainer(Trainer):
         Returns:
             The result; its reward is the best validation `reward`, or 0.0 if a loss became
             NaN or infinite (then ``diverged`` is True and training stopped at that epoch).
-            ``metrics`` holds ``val_*`` (best epoch) and ``test_*`` values of `metrics`.
+            ``metrics`` holds ``val_*`` (best epoch; pooled over folds when cross-validating)
+            and ``test_*`` values of `metrics`.
         """
         metric = self.reward_metrics[0] if metric is None else metric
         if metric not in self.reward_metrics:
@@ -92,22 +139,41 @@ class SupervisedTrainer(Trainer):
         x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
         x_val, y_val = task.x_val.to(dev), task.y_val.to(dev)
         _materialize_lazy(model, x_train[:2])
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        scaler = grad_scaler(dev)
-        order = torch.Generator().manual_seed(seed)
+        lengths = split_lengths(model, task, dev)
+        folds = self.folds(task, seed)
+        pool = _Split(
+            torch.cat([x_train, x_val]),
+            torch.cat([y_train, y_val]),
+            torch.cat([lengths["train"], lengths["val"]]) if lengths else None,
+        )
+        initial = copy.deepcopy(model) if folds else None
+        if folds:
+            members = [
+                _Member(copy.deepcopy(initial), pool.take(tr), pool.take(va), seed + i)
+                for i, (tr, va) in enumerate(folds)
+            ]
+        else:
+            train = _Split(x_train, y_train, lengths.get("train"))
+            members = [_Member(model, train, _Split(x_val, y_val, lengths.get("val")), seed)]
+        self.validation_size = sum(len(m.val.y) for m in members)
+        for member in members:
+            member.start(lr, weight_decay, dev, batch_size)
 
         history: list[dict[str, Any]] = []
         best_value, best_epoch, best_state = 0.0, 0, None
         best_val: dict[str, float] = {}
         diverged = False
         for epoch in range(1, epochs + 1):
-            model.train()
-            train_loss = self._train_epoch(
-                model, task, optimizer, scaler, x_train, y_train, batch_size, order
-            )
-            val = {"loss": math.nan, **dict.fromkeys(self.skipped_metrics, math.nan)}
-            if math.isfinite(train_loss):
-                val = self.evaluate(model, task, x_val, y_val)
+            train_losses, vals = [], []
+            for member in members:
+                train_losses.append(self._member_epoch(member, task, lr, epoch, epochs))
+                val = {"loss": math.nan, **dict.fromkeys(self.skipped_metrics, math.nan)}
+                if math.isfinite(train_losses[-1]):
+                    val = self._evaluate(member.model, task, *member.val)
+                vals.append(val)
+                if not (math.isfinite(train_losses[-1]) and math.isfinite(val["loss"])):
+                    break
+            train_loss, val = _pooled(members, train_losses, vals)
             record = {"epoch": epoch, "train_loss": train_loss}
             record.update({f"val_{k}": v for k, v in val.items()})
             if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):
@@ -115,21 +181,34 @@ class SupervisedTrainer(Trainer):
                 diverged = True
                 break
             value = self.reward(val, task, metric)
-            if best_state is None or value > best_value:
+            if best_epoch == 0 or value > best_value:
                 best_value, best_epoch, best_val = value, epoch, dict(val)
-                best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                }
+                if not folds:
+                    best_state = _cpu_state(model)
+                else:  # the fallback should the refit fail (below)
+                    fold_values = [self.reward(v, task, metric) for v in vals]
+                    best_fold_state = _cpu_state(members[int(np.argmax(fold_values))].model)
             record["reward"] = best_value
             history.append(record)
             if report is not None:
                 report(dict(record))
 
         metrics = {f"val_{k}": best_val.get(k, math.nan) for k in self.metrics}
+        if folds and not diverged:
+            plan = _RefitPlan(seed, dev, lr, weight_decay, batch_size, best_epoch, epochs)
+            best_state = self._refit(model, initial, task, pool, plan)
+            fit = self._evaluate(model, task, *pool)
+            kept = math.isfinite(fit["loss"]) and (
+                self.reward(fit, task, metric) >= best_value - REFIT_TOLERANCE
+            )
+            if not kept:
+                best_state = best_fold_state
+            metrics["refit"] = float(kept)
         if best_state is not None:
             model.load_state_dict(best_state)
         if not diverged:
-            test = self.evaluate(model, task, task.x_test.to(dev), task.y_test.to(dev))
+            x_test, y_test = task.x_test.to(dev), task.y_test.to(dev)
+            test = self._evaluate(model, task, x_test, y_test, lengths.get("test"))
             metrics.update({f"test_{k}": test[k] for k in self.metrics})
         model.eval()
         return TrainResult(
@@ -147,19 +226,80 @@ class SupervisedTrainer(Trainer):
             metric=metric,
         )
 
+    def _refit(
+        self,
+        model: nn.Module,
+        initial: nn.Module,
+        task: Task,
+        pool: _Split,
+        plan: _RefitPlan,
+    ) -> dict[str, torch.Tensor]:
+        """Train ``model`` from the ``initial`` weights on all of ``pool`` (train +
+        validation) for the chosen epoch count; returns its weights."""
+        model.load_state_dict(initial.state_dict())
+        refit = _Member(model, pool, pool, plan.seed)
+        refit.start(plan.lr, plan.weight_decay, plan.device, plan.batch_size)
+        for epoch in range(1, plan.epochs + 1):
+            self._member_epoch(refit, task, plan.lr, epoch, plan.schedule_epochs)
+        return _cpu_state(model)
+
+    def folds(self, task: Task, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Cross-validation folds over train + validation (indices into their concatenation),
+        or none: holdout validation. Subclasses that cross-validate small tasks override it."""
+        return []
+
+    def _member_epoch(
+        self, member: _Member, task: Task, lr: float, epoch: int, epochs: int
+    ) -> float:
+        if self.lr_schedule == "cosine":
+            for group in member.optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
+        member.model.train()
+        return self._train_epoch(
+            member.model,
+            task,
+            member.optimizer,
+            member.scaler,
+            member.train.x,
+            member.train.y,
+            member.batch_size,
+            member.order,
+            member.passes,
+            member.train.lengths,
+        )
+
     @abc.abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor, task: Task) -> torch.Tensor:
         """The mean training loss of one batch's model ``output`` against ``target``."""
 
     @abc.abstractmethod
     def evaluate(
-        self, model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor
+        self,
+        model: nn.Module,
+        task: Task,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        lengths: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """``loss`` and each of `metrics` of ``model`` on ``(x, y)``, in eval mode."""
+        """``loss`` and each of `metrics` of ``model`` on ``(x, y)``, in eval mode; ``lengths``
+        (true lengths of padded series) go to the model's forward when given."""
 
     @abc.abstractmethod
     def reward(self, val: dict[str, float], task: Task, metric: str) -> float:
         """The reward of validation results ``val`` (from `evaluate`); larger is better."""
+
+    def _evaluate(
+        self,
+        model: nn.Module,
+        task: Task,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        lengths: torch.Tensor | None,
+    ) -> dict[str, float]:
+        # lengths only when there are some, so an `evaluate` without the argument still works
+        if lengths is None:
+            return self.evaluate(model, task, x, y)
+        return self.evaluate(model, task, x, y, lengths)
 
     def _train_epoch(
         self,
@@ -171,26 +311,109 @@ class SupervisedTrainer(Trainer):
         y: torch.Tensor,
         batch_size: int,
         order: torch.Generator,
+        passes: int = 1,
+        lengths: torch.Tensor | None = None,
     ) -> float:
-        """One pass over ``(x, y)`` in a seeded random order; returns the mean training loss."""
+        """``passes`` passes over ``(x, y)``, each in a seeded random order; returns the mean
+        training loss."""
         dev = x.device
-        perm = torch.randperm(len(x), generator=order).to(dev)
-        if len(perm) % batch_size == 1 and len(perm) > 1:
-            perm = perm[
-                :-1
-            ]  # a batch of one breaks batch norm; a different sample waits each epoch
         loss_sum = torch.zeros((), device=dev)
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i : i + batch_size]
-            with autocast(dev):
-                output = model(x[idx])
-            loss = self.loss(output, y[idx], task)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach() * len(idx)
-        return (loss_sum / len(perm)).item()  # one device sync per epoch
+        seen = 0
+        for _ in range(passes):
+            perm = torch.randperm(len(x), generator=order).to(dev)
+            if len(perm) % batch_size == 1 and len(perm) > 1:
+                # a batch of one breaks batch norm; a different sample waits each pass
+                perm = perm[:-1]
+            for i in range(0, len(perm), batch_size):
+                idx = perm[i : i + batch_size]
+                with autocast(dev):
+                    output = forward(model, x, idx, lengths)
+                loss = self.loss(output, y[idx], task)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum += loss.detach() * len(idx)
+            seen += len(perm)
+        return (loss_sum / seen).item()  # one device sync per epoch
+
+
+class _RefitPlan(NamedTuple):
+    """How the kept model is refitted after cross-validation."""
+
+    seed: int
+    device: torch.device
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    """Epochs to train: the cross-validated best."""
+    schedule_epochs: int
+    """Epochs the learning-rate schedule spans (the search's)."""
+
+
+class _Split(NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+    lengths: torch.Tensor | None
+
+    def take(self, index: np.ndarray) -> _Split:
+        i = torch.as_tensor(index, device=self.x.device)
+        return _Split(self.x[i], self.y[i], None if self.lengths is None else self.lengths[i])
+
+
+class _Member:
+    """One model in training: holdout's only one, or one per cross-validation fold."""
+
+    def __init__(self, model: nn.Module, train: _Split, val: _Split, seed: int) -> None:
+        self.model, self.train, self.val = model, train, val
+        self.order = torch.Generator().manual_seed(seed)
+
+    def start(self, lr: float, weight_decay: float, dev: torch.device, batch_size: int) -> None:
+        params = self.model.parameters()
+        self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        self.scaler = grad_scaler(dev)
+        self.batch_size, self.passes = epoch_plan(len(self.train.x), batch_size)
+
+
+def _pooled(
+    members: list[_Member], train_losses: list[float], vals: list[dict[str, float]]
+) -> tuple[float, dict[str, float]]:
+    """Holdout values as they are; over folds, means weighted by the folds' sizes (pooled
+    accuracy and loss exactly)."""
+    if len(members) == 1 or len(vals) < len(members):
+        return train_losses[-1], vals[-1]
+    sizes = [len(m.val.y) for m in members]
+    total = sum(sizes)
+    train_sizes = [len(m.train.y) for m in members]
+    train_loss = sum(t * n for t, n in zip(train_losses, train_sizes, strict=True))
+    pooled = {k: sum(v[k] * n for v, n in zip(vals, sizes, strict=True)) / total for k in vals[0]}
+    return train_loss / sum(train_sizes), pooled
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def split_lengths(model: nn.Module, task: Task, device: torch.device) -> dict[str, torch.Tensor]:
+    """The task's per-split series lengths on ``device`` if it has padded series and the model's
+    forward takes ``lengths``; else empty (the model sees the padded inputs only)."""
+    if not task.lengths:
+        return {}
+    try:
+        accepts = "lengths" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {k: v.to(device) for k, v in task.lengths.items()} if accepts else {}
+
+
+def forward(
+    model: nn.Module, x: torch.Tensor, idx: torch.Tensor | slice, lengths: torch.Tensor | None
+) -> torch.Tensor:
+    """``model(x[idx])``, with ``lengths[idx]`` when lengths are given."""
+    if lengths is None:
+        return model(x[idx])
+    return model(x[idx], lengths[idx])
 
 
 def _materialize_lazy(model: nn.Module, sample: torch.Tensor) -> None:
