@@ -11,7 +11,9 @@ Architecture (defaults in brackets)::
 Inputs are (T, F) sequences (F channels), or (T,) and (C, H, W) read as the `rnn` family reads
 them. A layer is ``conv (padded by kernel // 2, stride 2 if "stride") -> batchnorm? ->
 activation -> maxpool? -> dropout?``; downsampling a sequence already 1 step long is invalid.
-Zero padding of unequal-length series is seen by every readout.
+Given the true lengths of zero-padded series (``model(x, lengths)``), every layer's output is
+zeroed past each series' valid steps (whose count shrinks with each downsampling layer) and the
+readout pools over valid steps only, so a padded series scores as it would alone.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ._common import (
     read_mapping,
 )
 from ._registry import InvalidArchitecture, register_family
-from .rnn import READOUTS, ToSequence
+from .rnn import READOUTS, ToSequence, valid_mask
 
 __all__ = ["Conv1dLayer", "TimeConv", "build_cnn1d", "build_conv_stack"]
 
@@ -69,6 +71,14 @@ class Conv1dLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, F, T')
         return self.drop(self.pool(self.act(self.norm(self.conv(x)))))
 
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid steps of the output for inputs of ``lengths`` valid steps (at least 1)."""
+        if self.conv.stride[0] == 2:
+            lengths = (lengths - 1) // 2 + 1
+        if isinstance(self.pool, nn.MaxPool1d):
+            lengths = lengths // 2
+        return lengths.clamp(min=1)
+
 
 class TimeConv(nn.Module):
     """Apply channel-first layers to a (B, T, F) sequence; returns (B, T', F')."""
@@ -77,8 +87,24 @@ class TimeConv(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.transpose(1, 2)).transpose(1, 2)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return self.layers(x.transpose(1, 2)).transpose(1, 2)
+        h = x.transpose(1, 2)
+        for layer in self.layers:
+            h = layer(h)
+            if hasattr(layer, "out_lengths"):
+                lengths = layer.out_lengths(lengths)
+            # zero the padding again, so the next layer reads it as a shorter series would
+            h = h * valid_mask(lengths.to(h.device), h.shape[-1]).unsqueeze(1).to(h.dtype)
+        return h.transpose(1, 2)
+
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid output steps of series with ``lengths`` valid input steps."""
+        for layer in self.layers:
+            if hasattr(layer, "out_lengths"):
+                lengths = layer.out_lengths(lengths)
+        return lengths
 
 
 def build_conv_stack(
@@ -128,8 +154,11 @@ class ConvSequenceModel(nn.Module):
         super().__init__()
         self.to_sequence, self.body, self.readout, self.head = to_sequence, body, readout, head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.readout(self.body(self.to_sequence(x))))  # (B, outputs)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(self.to_sequence(x), lengths)
+        if lengths is not None:
+            lengths = self.body.out_lengths(lengths)
+        return self.head(self.readout(h, lengths))  # (B, outputs)
 
 
 @register_family("cnn1d")

@@ -20,12 +20,15 @@ gate) are small custom cells stepping in Python (slower on long series). A bidir
 runs a second module over the reversed sequence and concatenates both (2 * units wide).
 
 Readouts (how the sequence is summarised): ``last`` step, ``mean`` over steps, ``attention``
-pooling (a learned score per step, softmax over time). Padded series (unequal-length tasks) are
-zero-padded at the end and every readout sees the padding; models ignore the true lengths.
+pooling (a learned score per step, softmax over time). Series of unequal length come
+zero-padded at the end; given their true lengths (``model(x, lengths)``, as the trainers do for
+such tasks) ``last`` takes each series' final valid step, ``mean``, ``max`` and ``attention``
+pool over valid steps only, and a bidirectional layer reads each series backwards from its own
+end. Without lengths every step counts.
 
 Extension points: a new cell is an entry of `CELLS` (a factory of a batch-first module
 returning ``(outputs, state)``); a new readout is an entry of `READOUTS` (a factory of a module
-mapping (B, T, F) to (B, F)).
+mapping (B, T, F) and optional lengths (B,) to (B, F)).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ __all__ = [
     "ToSequence",
     "build_rnn",
     "build_recurrent_stack",
+    "reverse_padded",
+    "valid_mask",
 ]
 
 
@@ -149,19 +154,44 @@ CELLS: dict[str, Callable[[int, int], nn.Module]] = {
 """Recurrent modules by cell name: ``factory(input_size, units)``, batch first."""
 
 
+def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, steps)`` booleans: True at the valid (unpadded) steps of each series."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each (B, T, F) series within its own length; padding stays at the end."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
+    ends = lengths.to(x.device)[:, None]
+    index = torch.where(steps < ends, ends - 1 - steps, steps)
+    return x.gather(1, index[:, :, None].expand_as(x))
+
+
 class _Last(nn.Module):
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, F)
-        return h[:, -1]
+    def forward(
+        self, h: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (B, T, F) -> (B, F)
+        if lengths is None:
+            return h[:, -1]
+        return h[torch.arange(h.shape[0], device=h.device), lengths.to(h.device) - 1]
 
 
 class _Mean(nn.Module):
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h.mean(dim=1)
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return h.mean(dim=1)
+        mask = valid_mask(lengths.to(h.device), h.shape[1]).unsqueeze(-1).to(h.dtype)
+        return (h * mask).sum(dim=1) / mask.sum(dim=1)
 
 
 class _Max(nn.Module):
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h.amax(dim=1)
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return h.amax(dim=1)
+        mask = valid_mask(lengths.to(h.device), h.shape[1]).unsqueeze(-1)
+        return h.masked_fill(~mask, torch.finfo(h.dtype).min).amax(dim=1)
 
 
 class AttentionPool(nn.Module):
@@ -171,8 +201,14 @@ class AttentionPool(nn.Module):
         super().__init__()
         self.score = nn.Linear(features, 1)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, F)
-        weights = torch.softmax(self.score(h), dim=1)  # (B, T, 1)
+    def forward(
+        self, h: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (B, T, F) -> (B, F)
+        scores = self.score(h)  # (B, T, 1)
+        if lengths is not None:
+            mask = valid_mask(lengths.to(h.device), h.shape[1]).unsqueeze(-1)
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=1)
         return (weights * h).sum(dim=1)
 
 
@@ -235,11 +271,13 @@ class RecurrentLayer(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.out_features = units * (2 if bidirectional else 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, T, out_features)
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (B, T, F) -> (B, T, out_features)
         out, _ = self.rnn(x)
         if self.backward_rnn is not None:
-            back, _ = self.backward_rnn(x.flip(1))
-            out = torch.cat([out, back.flip(1)], dim=-1)
+            back, _ = self.backward_rnn(reverse_padded(x, lengths))
+            out = torch.cat([out, reverse_padded(back, lengths)], dim=-1)
         return self.drop(self.act(out))
 
 
@@ -261,11 +299,15 @@ class SequenceModel(nn.Module):
         self.readout = readout
         self.head = head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.front(self.to_sequence(x))  # (B, T, F)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.to_sequence(x)  # (B, T, F)
+        if lengths is not None and hasattr(self.front, "out_lengths"):  # a conv front-end
+            h, lengths = self.front(h, lengths), self.front.out_lengths(lengths)
+        else:
+            h = self.front(h)
         for layer in self.layers:
-            h = layer(h)
-        return self.head(self.readout(h))  # (B, F') -> (B, outputs)
+            h = layer(h, lengths)
+        return self.head(self.readout(h, lengths))  # (B, F') -> (B, outputs)
 
 
 def build_recurrent_stack(

@@ -11,8 +11,10 @@ Architecture (defaults in brackets)::
 Layer i (from 0) convolves with dilation 1 (``constant``), 2**i (``double``) or 3**i
 (``triple``), padded on the left only, so step t sees steps <= t (causal) and the length stays
 T. With ``residual`` each layer adds its input (a 1x1 projection when the channels differ). The
-``last`` readout takes the final step, which sees the whole receptive field. Inputs are read as
-the `rnn` family reads them ((T, F), (T,) or (C, H, W)).
+``last`` readout takes the final step, which sees the whole receptive field (with the true
+lengths of padded series, ``model(x, lengths)``, each series' last valid step; causal layers
+never mix the padding into valid steps). Inputs are read as the `rnn` family reads them ((T, F),
+(T,) or (C, H, W)).
 """
 
 from __future__ import annotations
