@@ -1,14 +1,18 @@
 """Build a tabular benchmark: train every architecture of a small space, several seeds each.
 
-Regenerate the shipped table (about 15 minutes on one core)::
+Regenerate the shipped tables (see ``benchmarks/README.md`` for how long each took)::
 
     nice -n 10 python benchmarks/make_table.py benchmarks/digits-mlp.yaml
+    nice -n 10 python benchmarks/make_table.py benchmarks/mackeyglass-tdnn.yaml \
+        --task forecast:MackeyGlass --epochs 5 --batch-size 128 --lr 0.01
 
 The table is ``<space>.csv`` next to the space file, one row per architecture: its canonical key
 (`Space.key`), its decisions (``layers``, ``layers.0.width``, ...; empty where inactive), the
-validation and test accuracy of each training seed (``val_accuracy_seed0``,
-``test_accuracy_seed0``, ...), its parameter count and its mean training seconds per seed. The
-recipe lives in ``<space>.json`` beside it.
+validation and test metric of each training seed (``val_<metric>_seed0``,
+``test_<metric>_seed0``, ...), its parameter count and its mean training seconds per seed. The
+metric follows the task's kind (`METRICS`): ``accuracy`` for classification (higher is better),
+``nrmse`` for forecasting (lower is better). The recipe, with the metric's name and direction,
+lives in ``<space>.json`` beside it.
 
 The script is resumable: rows are appended and flushed one architecture at a time, keys already
 in the table are skipped, and a half-written last line (a crash mid-write) is dropped on restart,
@@ -21,20 +25,62 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from spaces import Space, load_space
 from spaces.families import build_model
-from trainers import get_trainer, load_task, seed_everything
+from trainers import Task, TrainResult, get_trainer, load_task, seed_everything
 
 DEFAULTS = {"task": "digits", "data_seed": 0, "seeds": 2, "epochs": 10, "batch_size": 128}
 DEFAULT_LR = 3e-3
+
+
+class Metric(NamedTuple):
+    """The table's metric for one task kind: its name, direction and how a fit yields it."""
+
+    name: str
+    higher_is_better: bool
+    description: str
+    values: Callable[[TrainResult, Task], tuple[float, float | None]]
+    """``values(result, task) -> (validation, test or None when the seed diverged)``."""
+
+
+def _accuracy(result: TrainResult, task: Task) -> tuple[float, float | None]:
+    # not result.reward, which may carry a tie-breaker besides the accuracy
+    return (0.0 if result.diverged else result.val_accuracy), result.test_accuracy
+
+
+def _nrmse(result: TrainResult, task: Task) -> tuple[float, float | None]:
+    scale = float(task.metadata.get("scale", 1.0))
+    val = result.metrics.get("val_rmse", math.nan) / scale  # NaN: no epoch finished
+    test = None if result.diverged else result.metrics["test_rmse"] / scale
+    return (val if math.isfinite(val) else math.inf), test
+
+
+METRICS = {
+    "classification": Metric(
+        "accuracy",
+        True,
+        "best validation accuracy over the epochs; test accuracy of those weights",
+        _accuracy,
+    ),
+    "forecasting": Metric(
+        "nrmse",
+        False,
+        "RMSE divided by the training part's standard deviation (the standardised scale), "
+        "lower is better: the best validation value over the epochs and the test value of "
+        "those weights; a search's reward is 1 / (1 + validation nrmse)",
+        _nrmse,
+    ),
+}
+"""The metric a table records, by the task's kind."""
 
 
 def enumerate_actions(space: Space) -> Iterator[list[int]]:
@@ -111,9 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "optimizer": "adam",
-        "metric": "accuracy",
-        "reward": "best validation accuracy over the epochs; test accuracy of those weights",
     }
+    task = load_task(args.task, seed=args.data_seed)
+    if task.kind not in METRICS:
+        print(f"{args.task}: no table metric for {task.kind!r} tasks", file=sys.stderr)
+        return 2
+    metric = METRICS[task.kind]
+    recipe.update(metric=metric.name, higher_is_better=metric.higher_is_better)
+    recipe["reward"] = metric.description
     meta_path = out.with_suffix(".json")
     if meta_path.exists() and out.exists():
         old = json.loads(meta_path.read_text())
@@ -129,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "key",
         *decisions,
-        *(f"val_accuracy_seed{s}" for s in seeds),
-        *(f"test_accuracy_seed{s}" for s in seeds),
+        *(f"val_{metric.name}_seed{s}" for s in seeds),
+        *(f"test_{metric.name}_seed{s}" for s in seeds),
         "params",
         "train_seconds",
     ]
@@ -140,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
         todo = todo[: args.limit]
     print(f"{out}: {len(done)} of {len(archs)} done, {len(todo)} to train", flush=True)
 
-    task = load_task(args.task, seed=args.data_seed)
     trainer = get_trainer(task.kind)
     new_file = not out.exists() or out.stat().st_size == 0
     start = time.perf_counter()
@@ -163,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                     batch_size=args.batch_size,
                     lr=args.lr,
                 )
-                row[f"val_accuracy_seed{s}"] = f"{result.reward:.6f}"
-                test = result.test_accuracy
-                row[f"test_accuracy_seed{s}"] = "" if test is None else f"{test:.6f}"
+                val, test = metric.values(result, task)
+                row[f"val_{metric.name}_seed{s}"] = f"{val:.6f}"
+                row[f"test_{metric.name}_seed{s}"] = "" if test is None else f"{test:.6f}"
                 row["params"] = result.params
                 seconds += result.train_seconds
             row["train_seconds"] = f"{seconds / len(seeds):.3f}"

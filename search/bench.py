@@ -10,8 +10,8 @@ metric, so a controller is scored without training anything and without Ray::
 
 Per controller it reports, over the controller seeds 0..S-1:
 
-- **regret** after 25/50/100/200/400 evaluations: the table's best mean validation metric minus
-  the best one found so far (mean +- standard error over seeds);
+- **regret** after 25/50/100/200/400 evaluations: how far the best mean validation metric found
+  so far is from the table's best (mean +- standard error over seeds; never negative);
 - **evaluations to the top 1%**: the first evaluation whose architecture is in the top 1% of the
   table by validation metric (ties with the cut-off included); the median is over all seeds with
   "not reached within the budget" counted as infinitely late, and the not-reached count is given
@@ -21,7 +21,14 @@ Per controller it reports, over the controller seeds 0..S-1:
 
 The budget counts asks: a controller that proposes an architecture it has already seen pays
 for it again, as it would in a real search without a cache. Every reward is told right after its
-ask (one child at a time). The metric is maximised (accuracy).
+ask (one child at a time).
+
+The metric's direction comes from the recipe beside the table (``<name>.json``, key
+``higher_is_better``; without it, error-like names such as ``rmse`` or ``nrmse`` are minimised
+and anything else maximised). "Best" and "top" follow it. A controller maximises its reward, so
+it is told the mean validation metric when higher is better, and ``1 / (1 + mean)`` of a
+non-negative error metric otherwise: for ``nrmse`` that is exactly the forecasting trainer's
+reward.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 CHECKPOINTS = (25, 50, 100, 200, 400)
 TOP_FRACTION = 0.01
 _SEED_COLUMN = re.compile(r"^(val|test)_(.+)_seed(\d+)$")
+LOWER_IS_BETTER = frozenset({"error", "loss", "mae", "mse", "nrmse", "rmse"})
+"""Metric names minimised when the table's recipe does not say."""
 
 ControllerFactory = Callable[[Any, int], Any]
 """`factory(space, seed) -> Controller`; a name of a registered controller stands for one."""
@@ -78,10 +87,11 @@ class Table:
         name: The table's name (its file stem), e.g. ``digits-mlp``.
         path: The CSV file.
         space: The `spaces.Space` the table covers (from the space file beside it).
-        metric: The metric's name (``accuracy``); maximised.
+        metric: The metric's name (``accuracy``, ``nrmse``).
         keys: Canonical keys (`Space.key`), one per row.
         val: Validation metric per row and training seed, shape (rows, seeds).
         test: Test metric per row and training seed (NaN where training diverged).
+        higher_is_better: The metric's direction (accuracy: True; an error: False).
     """
 
     name: str
@@ -91,6 +101,7 @@ class Table:
     keys: list[str]
     val: np.ndarray
     test: np.ndarray
+    higher_is_better: bool = True
     _index: dict[tuple[int, ...], int] = field(default_factory=dict, repr=False)
 
     @property
@@ -105,14 +116,30 @@ class Table:
             return np.nanmean(self.test, axis=1)
 
     @property
+    def score(self) -> np.ndarray:
+        """The mean validation metric signed so that larger is better, per row (for ranking)."""
+        return self.val_mean if self.higher_is_better else -self.val_mean
+
+    @property
+    def reward(self) -> np.ndarray:
+        """What a controller is told per row: the mean validation metric, or ``1 / (1 + mean)``
+        of an error metric (in (0, 1], larger is better)."""
+        return self.val_mean if self.higher_is_better else 1.0 / (1.0 + self.val_mean)
+
+    @property
     def optimum(self) -> float:
-        """The best mean validation metric of the table."""
-        return float(self.val_mean.max())
+        """The best mean validation metric of the table (the largest, or smallest error)."""
+        return float(self.val_mean[np.argmax(self.score)])
 
     def top_threshold(self, fraction: float = TOP_FRACTION) -> float:
         """Mean validation metric of the ceil(fraction * rows)-th best row: the top's cut-off."""
         k = max(1, math.ceil(fraction * len(self.keys)))
-        return float(np.sort(self.val_mean)[::-1][k - 1])
+        return float(self.val_mean[np.argsort(-self.score, kind="stable")[k - 1]])
+
+    def in_top(self, values: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
+        """Whether each mean validation value is in the top `fraction` (cut-off included)."""
+        threshold = self.top_threshold(fraction)
+        return values >= threshold if self.higher_is_better else values <= threshold
 
     def index(self, candidate: Any) -> int:
         """The row of a proposed candidate (or architecture mapping).
@@ -142,16 +169,21 @@ def _resolve_table(table: str | Path) -> Path:
     return BENCHMARKS_DIR / f"{table}.csv"
 
 
-def load_table(table: str | Path, space: str | Path | None = None) -> Table:
+def load_table(
+    table: str | Path, space: str | Path | None = None, higher_is_better: bool | None = None
+) -> Table:
     """Read a benchmark table and its space.
 
     Args:
         table: A CSV path, or the name of a table shipped in `benchmarks/` (``digits-mlp``).
         space: The space file; default: the CSV's path with ``.yaml``.
+        higher_is_better: The metric's direction; default: the recipe's ``higher_is_better``
+            (the CSV's path with ``.json``), else False for the names in `LOWER_IS_BETTER`.
 
     Raises:
         BenchError: The file is missing or malformed, a key is not a canonical key of the
-            space, a key appears twice, or a validation value is missing.
+            space, a key appears twice, a validation value is missing, the recipe names
+            another metric, or an error metric is negative.
     """
     from spaces import SpaceError, load_space
 
@@ -206,7 +238,30 @@ def load_table(table: str | Path, space: str | Path | None = None) -> Table:
                 test[i, j] = _number(row.get(tc), f"{where}, {tc}", required=False)
     if not keys:
         raise BenchError(f"{path}: the table has no rows")
-    return Table(path.stem, path, space_obj, metrics.pop(), keys, val, test, index)
+    metric = metrics.pop()
+    if higher_is_better is None:
+        higher_is_better = _recipe_direction(path, metric)
+    if not higher_is_better and (val < 0).any():
+        raise BenchError(f"{path}: {metric} is minimised, so it must not be negative")
+    return Table(
+        path.stem, path, space_obj, metric, keys, val, test, higher_is_better, _index=index
+    )
+
+
+def _recipe_direction(path: Path, metric: str) -> bool:
+    recipe_path = path.with_suffix(".json")
+    recipe: dict[str, Any] = {}
+    if recipe_path.exists():
+        try:
+            recipe = json.loads(recipe_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{recipe_path}: cannot read the recipe: {exc}") from None
+    if recipe.get("metric", metric) != metric:
+        raise BenchError(f"{recipe_path}: recipe metric {recipe['metric']!r}, table {metric!r}")
+    direction = recipe.get("higher_is_better", metric not in LOWER_IS_BETTER)
+    if not isinstance(direction, bool):
+        raise BenchError(f"{recipe_path}: higher_is_better must be true or false")
+    return direction
 
 
 def _number(text: str | None, where: str, required: bool) -> float:
@@ -242,13 +297,13 @@ def run_controller(
 ) -> np.ndarray:
     """Run one controller seed for `budget` asks; the table rows it evaluated, in ask order."""
     c = _factory(controller)(table.space, seed)
-    val_mean = table.val_mean
+    reward = table.reward
     rows = np.empty(budget, dtype=np.int64)
     for n in range(budget):
         candidate = c.ask()
         row = table.index(candidate)
         rows[n] = row
-        c.tell(candidate, float(val_mean[row]))
+        c.tell(candidate, float(reward[row]))
     return rows
 
 
@@ -308,13 +363,13 @@ def _stderr(values: np.ndarray) -> float:
 
 def summarize(table: Table, name: str, runs: Sequence[np.ndarray], seconds: float = 0.0):
     """A `ControllerSummary` from the rows each seed evaluated (`run_controller`'s output)."""
-    val_mean, test_mean = table.val_mean, table.test_mean
-    threshold = table.top_threshold()
+    val_mean, test_mean, score = table.val_mean, table.test_mean, table.score
+    best_score = float(score.max())
     regret, evals, sel_val, sel_test = [], [], [], []
     for rows in runs:
-        values = val_mean[rows]  # (budget,)
-        regret.append(table.optimum - np.maximum.accumulate(values))
-        hits = np.flatnonzero(values >= threshold)
+        values = score[rows]  # (budget,), larger is better
+        regret.append(best_score - np.maximum.accumulate(values))
+        hits = np.flatnonzero(table.in_top(val_mean[rows]))
         evals.append(int(hits[0]) + 1 if len(hits) else None)
         best = rows[int(np.argmax(values))]  # argmax: the first of ties
         sel_val.append(val_mean[best])
@@ -385,12 +440,16 @@ class BenchResult:
             )
         widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        if t.higher_is_better:
+            top, gap = "from", "optimum minus best found"
+        else:
+            top, gap = "up to", "best found minus optimum"
         text = [
             f"table {t.name}: {len(t.keys)} architectures x {t.val.shape[1]} training seeds; "
-            f"best mean validation {t.metric} {t.optimum:.4f}, top 1% from "
+            f"best mean validation {t.metric} {t.optimum:.4f}, top 1% {top} "
             f"{t.top_threshold():.4f}",
-            f"{self.seeds} controller seeds, budget {self.budget} asks; regret = optimum minus "
-            "best found (mean +- standard error)",
+            f"{self.seeds} controller seeds, budget {self.budget} asks; regret = {gap} "
+            "(mean +- standard error)",
             "",
             fmt.format(*head).rstrip(),
             *(fmt.format(*r).rstrip() for r in lines),
@@ -505,7 +564,8 @@ def _plot(result: BenchResult, path: Path) -> None:
     t = result.table
     ax.set_xscale("log")
     ax.set_xlabel("evaluations (asks)")
-    ax.set_ylabel(f"regret (best validation {t.metric} minus best found)")
+    gap = "optimum minus best found" if t.higher_is_better else "best found minus optimum"
+    ax.set_ylabel(f"regret (validation {t.metric}: {gap})")
     ax.set_title(f"{t.name}: {len(t.keys)} architectures, {result.seeds} seeds (mean +- s.e.)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -548,6 +608,8 @@ def _log_mlflow(result: BenchResult, tracking_uri: str | None, command: str | No
         "seeds": result.seeds,
         "budget": result.budget,
         "architectures": len(result.table.keys),
+        "metric": result.table.metric,
+        "higher_is_better": result.table.higher_is_better,
         "training_seeds": result.table.val.shape[1],
     }
     if command:

@@ -54,17 +54,28 @@ def _key(widths) -> str:
     return json.dumps(_arch(widths), sort_keys=True, separators=(",", ":"))
 
 
-def write_tiny(tmp_path: Path, skip=(), extra_rows=()) -> Path:
+def write_tiny(
+    tmp_path: Path, skip=(), extra_rows=(), metric="accuracy", recipe=None, flip=False
+) -> Path:
+    """The tiny table; with `flip`, every value v becomes the error 1 - v (same ranking,
+    reversed direction)."""
     (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
     path = tmp_path / "tiny.csv"
-    header = ["key", "layers", "val_accuracy_seed0", "val_accuracy_seed1"]
-    header += ["test_accuracy_seed0", "test_accuracy_seed1", "params", "train_seconds"]
+    header = ["key", "layers", f"val_{metric}_seed0", f"val_{metric}_seed1"]
+    header += [f"test_{metric}_seed0", f"test_{metric}_seed1", "params", "train_seconds"]
+    if recipe is not None:
+        path.with_suffix(".json").write_text(json.dumps(recipe))
+
+    def value(v):
+        return round(1 - v, 6) if flip and v != "" else v
+
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for widths, (val, test) in TINY_VALUES.items():
             if widths not in skip:
-                writer.writerow([_key(widths), len(widths), *val, *test, 100, 0.1])
+                values = [value(v) for v in (*val, *test)]
+                writer.writerow([_key(widths), len(widths), *values, 100, 0.1])
         for row in extra_rows:
             writer.writerow(row)
     return path
@@ -125,6 +136,57 @@ def test_regret_top_hits_and_selection_by_hand(tmp_path):
     assert mean == pytest.approx(0.2 / 3)
     assert se == pytest.approx(np.std([0, 0, 0.2], ddof=1) / math.sqrt(3))
     assert s.regret_at(3) == pytest.approx((0.4 / 3, np.std([0.2, 0, 0.2], ddof=1) / math.sqrt(3)))
+
+
+ERROR_RECIPE = {"metric": "nrmse", "higher_is_better": False}
+
+
+@pytest.mark.parametrize("recipe", [ERROR_RECIPE, None], ids=["recipe", "by-name"])
+def test_error_metric_is_minimised(tmp_path, recipe):
+    table = load_table(write_tiny(tmp_path, metric="nrmse", recipe=recipe, flip=True))
+    assert table.metric == "nrmse" and not table.higher_is_better
+    assert table.optimum == pytest.approx(0.1)  # the smallest mean error, not the largest
+    assert table.top_threshold() == pytest.approx(0.1)
+    runs = [run_controller(table, scripted, seed, budget=6) for seed in range(3)]
+    s = summarize(table, "scripted", runs)
+    # errors are 1 - accuracy: the same regret, hits and selection as the accuracy table
+    expected = [
+        [0.3, 0.2, 0.2, 0.1, 0.1, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.3, 0.2, 0.2, 0.2, 0.2, 0.2],
+    ]
+    np.testing.assert_allclose(s.regret, expected, atol=1e-9)
+    assert s.evals_to_top == [6, 1, None]
+    np.testing.assert_allclose(s.selected_val, [0.1, 0.1, 0.3], atol=1e-9)
+    np.testing.assert_allclose(s.selected_test, [0.09, 0.14, 0.3], atol=1e-9)
+    text = run_bench(table, {"scripted": scripted}, 3, 6, out_dir=tmp_path, track=False).format()
+    assert "best mean validation nrmse 0.1000, top 1% up to 0.1000" in text
+    assert "regret = best found minus optimum" in text
+
+
+def test_controller_is_told_a_bounded_reward_for_an_error_metric(tmp_path):
+    table = load_table(write_tiny(tmp_path, metric="nrmse", recipe=ERROR_RECIPE, flip=True))
+    seen = []
+
+    def factory(space, seed):
+        seen.append(Scripted(space, seed=seed))
+        return seen[-1]
+
+    run_controller(table, factory, 0, budget=6)
+    errors = np.array([0.4, 0.3, 0.3, 0.2, 0.3, 0.1])
+    np.testing.assert_allclose(seen[0].told, 1 / (1 + errors))
+
+
+def test_recipe_direction_wins_and_mismatches_are_refused(tmp_path):
+    up = {"metric": "nrmse", "higher_is_better": True}
+    assert load_table(write_tiny(tmp_path, metric="nrmse", recipe=up)).higher_is_better
+    assert not load_table(write_tiny(tmp_path), higher_is_better=False).higher_is_better
+    with pytest.raises(BenchError, match="recipe metric 'accuracy'"):
+        load_table(write_tiny(tmp_path, metric="nrmse", recipe={"metric": "accuracy"}))
+    negative = [_key((8,)), 1, -0.1, 0.1, 0.1, 0.1, 1, 0.1]
+    (tmp_path / "tiny.json").unlink()
+    with pytest.raises(BenchError, match="must not be negative"):
+        load_table(write_tiny(tmp_path, skip=[(8,)], extra_rows=[negative], metric="nrmse"))
 
 
 def test_controller_is_told_the_mean_validation_metric(tmp_path):
@@ -250,15 +312,35 @@ def test_make_table_resumes_without_duplicates(tmp_path):
     assert make_table.main([*argv, "--epochs", "2"]) == 2  # another recipe is refused
 
 
-SHIPPED = BENCHMARKS_DIR / "digits-mlp.csv"
+def test_make_table_records_an_error_metric_for_forecasting(tmp_path):
+    make_table = _make_table_module()
+    space = tmp_path / "mg.yaml"
+    space.write_text(
+        "family: tdnn\ndecisions:\n  - repeat: layers\n    count: [1]\n    decisions:\n"
+        "      - {name: channels, choices: [4, 8]}\n"
+    )
+    argv = [str(space), "--task", "forecast:MackeyGlass", "--epochs", "1", "--seeds", "2"]
+    assert make_table.main(argv) == 0
+    recipe = json.loads((tmp_path / "mg.json").read_text())
+    assert recipe["metric"] == "nrmse" and recipe["higher_is_better"] is False
+    table = load_table(tmp_path / "mg.csv")
+    assert table.metric == "nrmse" and not table.higher_is_better
+    assert check_table(table) == [] and (table.val > 0).all() and np.isfinite(table.test).all()
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped table")
-def test_shipped_table_covers_its_space_once_with_two_seeds(tmp_path):
-    table = load_table(SHIPPED)
+SHIPPED = {"digits-mlp": ("accuracy", True), "mackeyglass-tdnn": ("nrmse", False)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_table_covers_its_space_once_with_two_seeds(tmp_path, name):
+    path = BENCHMARKS_DIR / f"{name}.csv"
+    if not path.exists():
+        pytest.skip(f"no shipped table {name}")
+    table = load_table(name)
+    assert (table.metric, table.higher_is_better) == SHIPPED[name]
     assert check_table(table) == []  # every architecture once (duplicates refused on load)
     assert len(table.keys) >= 1000 and table.val.shape[1] >= 2
     assert np.isfinite(table.test_mean).all()
-    assert SHIPPED.stat().st_size < 2_000_000
+    assert path.stat().st_size < 2_000_000
     result = run_bench(table, ["random"], seeds=2, budget=25, out_dir=tmp_path, track=False)
     assert (result.summaries[0].regret >= 0).all()
