@@ -208,7 +208,7 @@ TWO = {
 def test_qlearning_update_is_metaqnn_s():
     """Q(s_T, a_T) moves lr of the way to the reward, Q(s_t, a_t) to max Q(s_t+1, legal)."""
     space = Space.from_dict(TWO)
-    controller = make_controller("qlearning", space, seed=0, replay=0)
+    controller = make_controller("qlearning", space, seed=0, replay=0, lr=0.01)
     candidate = controller.ask()
     controller.tell(candidate, 1.0)
     a, b = candidate.actions
