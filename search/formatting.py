@@ -48,9 +48,10 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
     if "test" not in frame:
         frame = frame.assign(test=frame.get("test_accuracy"), test_metric="test_accuracy")
     names = set(frame["test_metric"].head(top))
-    test_name = names.pop().removeprefix("test_")[:7] if len(names) == 1 else "test"
+    test_name = names.pop().removeprefix("test_") if len(names) == 1 else "test"
+    width = max(7, len(test_name))
     header = (
-        f"{'rank':>4}  {'child':<10} {'reward':>7} {test_name:>7} {'params':>9} {'secs':>6}"
+        f"{'rank':>4}  {'child':<10} {'reward':>7} {test_name:>{width}} {'params':>9} {'secs':>6}"
         "  architecture"
     )
     lines = [header]
@@ -62,7 +63,7 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
         child += "*" if row.get("included") else "!" if row.get("failure") else ""
         lines.append(
             f"{rank:>4}  {child:<10} {_num(row.get('reward'), 4):>7} "
-            f"{_num(row.get('test'), 4):>7} {_int(row.get('params')):>9} "
+            f"{_num(row.get('test'), 4):>{width}} {_int(row.get('params')):>9} "
             f"{_num(row.get('train_seconds'), 1):>6}  {arch}"
         )
     return "\n".join(lines)

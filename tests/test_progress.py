@@ -42,7 +42,11 @@ def test_progress_lines_count_children_and_track_the_best():
     board = log.leaderboard()
     assert list(board["child"]) == [4, 3, 1]
     text = format_leaderboard(board)
-    assert text.splitlines()[1].split()[:3] == ["1", "child-004", "0.9500"]
+    header, first = text.splitlines()[:2]
+    assert first.split()[:4] == ["1", "child-004", "0.9500", "0.9400"]
+    # the test column is headed by the whole metric name, right-aligned over its values
+    assert header.split()[:4] == ["rank", "child", "reward", "accuracy"]
+    assert header.index("accuracy") + len("accuracy") == first.index("0.9400") + len("0.9400")
 
 
 def test_summaries():
