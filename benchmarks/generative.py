@@ -6,10 +6,12 @@ same epochs as every child) and then the controller's proposals. The search's be
 validation reward is compared with the default child on the Frechet distance of their samples
 to the TEST split, in the reference classifier's feature space (lower is better); the default
 child is left out when picking the searched best. A seed is a win when the searched best has
-the lower test FD. Run (about 40 minutes on 2 cores with the defaults)::
+the lower test FD. The README's results came from (25-35 minutes and about 15 minutes on 2
+busy cores)::
 
-    python benchmarks/generative.py                       # both families, seeds 0-4
-    python benchmarks/generative.py --families vae --seeds 2 --budget 8
+    python benchmarks/generative.py --families gan --epochs 30 --budget 40
+    python benchmarks/generative.py --families vae --epochs 60 --budget 12
+    python benchmarks/generative.py --families vae --seeds 2 --budget 8   # a quicker look
 
 It prints one line per search and a summary, and writes ``generative-<families>.csv`` to ``--out``
 (default ``runs/bench/generative``); the searches are in MLflow (``bench-digits-gan``, ...).
