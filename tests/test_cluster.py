@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,29 +26,46 @@ def free_port() -> int:
 
 @pytest.fixture
 def ray_head():
+    """A head node of its own: `ray start --block` in the foreground, its temp dir private (so
+    no other `ray.init()` on the machine finds it), stopped with Ctrl-C, which ends only the
+    processes it started (`ray stop` would end every Ray process on the machine)."""
     ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rlnas-ray-")  # short: Ray's socket paths have a limit
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run(
+    head = subprocess.Popen(
         [
             ray,
             "start",
             "--head",
+            "--block",
             f"--port={port}",
             "--node-ip-address=127.0.0.1",
             "--num-cpus=2",
             "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         env=env,
-        timeout=120,
+        start_new_session=True,
     )
-    assert started.returncode == 0, started.stderr[-2000:]
     try:
+        deadline = time.monotonic() + 120
+        while not (Path(temp_dir) / "ray_current_cluster").exists():
+            assert head.poll() is None, head.stdout.read()[-2000:]
+            assert time.monotonic() < deadline, "ray start --head did not come up in 120 s"
+            time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        head.send_signal(signal.SIGINT)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_search_runs_on_an_existing_cluster(ray_head, tmp_path):
