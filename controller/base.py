@@ -17,8 +17,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,27 @@ def worst_for_failed(
         return worst, worst
     reward = float(reward)
     return reward, reward if worst is None else min(worst, reward)
+
+
+Drawn = TypeVar("Drawn")
+
+
+def draw_unasked(
+    draw: Callable[[int], Drawn],
+    actions_of: Callable[[Drawn], Sequence[int]],
+    asked: set[tuple[int, ...]],
+    retries: int,
+) -> Drawn:
+    """``draw(0)``, then ``draw(1)``, ``draw(2)``, ... while its actions were asked before, at
+    most `retries` more times (a repeat costs a child and teaches nothing); the actions kept
+    join `asked`."""
+    drawn = draw(0)
+    for retry in range(1, retries + 1):
+        if tuple(actions_of(drawn)) not in asked:
+            break
+        drawn = draw(retry)
+    asked.add(tuple(actions_of(drawn)))
+    return drawn
 
 
 def failed(reward: float | None) -> bool:

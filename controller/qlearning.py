@@ -110,7 +110,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from controller.base import Candidate, Controller, worst_for_failed
+from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
 from controller.registry import register_controller
 
 
@@ -200,12 +200,9 @@ class QLearning(Controller):
     # -- ask ----------------------------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        actions = self._sample(self.epsilon)
-        for _ in range(self.options.resample):
-            if tuple(actions) not in self._asked:
-                break
-            actions = self._sample(self.epsilon)
-        self._asked.add(tuple(actions))
+        actions = draw_unasked(
+            lambda _: self._sample(self.epsilon), list, self._asked, self.options.resample
+        )
         return self._candidate(actions, epsilon=self.epsilon)
 
     def _sample(self, epsilon: float) -> list[int]:

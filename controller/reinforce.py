@@ -187,7 +187,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from controller.base import Candidate, Controller, worst_for_failed
+from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
 from controller.registry import register_controller
 
 
@@ -345,12 +345,12 @@ class Reinforce(Controller):
     # -- ask ----------------------------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        actions, log_prob, entropy = self._sample()
-        for retry in range(1, self.options.resample + 1):
-            if tuple(actions) not in self._asked:
-                break
-            actions, log_prob, entropy = self._sample(self.options.resample_heat**retry)
-        self._asked.add(tuple(actions))
+        actions, log_prob, entropy = draw_unasked(
+            lambda retry: self._sample(self.options.resample_heat**retry),
+            lambda drawn: drawn[0],
+            self._asked,
+            self.options.resample,
+        )
         if not self._stats["updates"]:
             self._stats["entropy"] = entropy  # until the first update reports the batch mean
         return self._candidate(actions, log_prob=log_prob, entropy=entropy)
