@@ -146,22 +146,28 @@ def test_best_epoch_weights_are_restored(digits: Task) -> None:
     assert accuracy(fresh, digits.x_val, digits.y_val) == pytest.approx(result.val_accuracy)
 
 
+def digits_subset(digits: Task, train: int, val: int | None = None) -> Task:
+    """Digits with the first `train` training images and `val` validation images (all if
+    None); the test split whole."""
+    return Task(
+        "subset",
+        "classification",
+        digits.input_shape,
+        10,
+        digits.x_train[:train],
+        digits.y_train[:train],
+        digits.x_val[:val],
+        digits.y_val[:val],
+        digits.x_test,
+        digits.y_test,
+    )
+
+
 def test_tiny_training_splits_get_enough_steps_per_epoch(digits: Task) -> None:
     assert epoch_plan(len(digits.x_train), 64) == (64, 1)  # digits trains as before
     batch, passes = epoch_plan(40, 64)  # a UCR-sized split: batch capped, many passes
     assert batch == 10 and passes * 40 >= MIN_EPOCH_SAMPLES
-    tiny = Task(
-        "tiny",
-        "classification",
-        digits.input_shape,
-        10,
-        digits.x_train[:40],
-        digits.y_train[:40],
-        digits.x_val,
-        digits.y_val,
-        digits.x_test,
-        digits.y_test,
-    )
+    tiny = digits_subset(digits, train=40)
     model = Saboteur(after=10**9, mode="roll")
     result = ClassificationTrainer().fit(model, tiny, epochs=2, seed=0, batch_size=64)
     assert model.steps == result.best_epoch * passes * 4 and result.epochs == 2  # restored
@@ -205,18 +211,7 @@ def test_padded_tasks_give_the_model_the_true_lengths() -> None:
 
 def small_task(digits: Task) -> Task:
     """160 labelled digits (120 train + 40 validation): small enough to be cross-validated."""
-    return Task(
-        "small",
-        "classification",
-        digits.input_shape,
-        10,
-        digits.x_train[:120],
-        digits.y_train[:120],
-        digits.x_val[:40],
-        digits.y_val[:40],
-        digits.x_test,
-        digits.y_test,
-    )
+    return digits_subset(digits, train=120, val=40)
 
 
 def test_small_tasks_are_cross_validated_and_refitted(digits: Task) -> None:
@@ -244,9 +239,8 @@ def test_small_tasks_are_cross_validated_and_refitted(digits: Task) -> None:
 class StalledRefit(ClassificationTrainer):
     """A refit that never trains: the model stays at its initial weights (chance accuracy)."""
 
-    def _refit(self, model, initial, task, pool, plan):
-        model.load_state_dict(initial.state_dict())
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    def _refit(self, member, task, lr, epochs, schedule_epochs):
+        return {k: v.detach().clone() for k, v in member.model.state_dict().items()}
 
 
 def test_a_failed_refit_falls_back_to_the_best_fold_model(digits: Task) -> None:

@@ -195,8 +195,10 @@ class SupervisedTrainer(Trainer):
 
         metrics = {f"val_{k}": best_val.get(k, math.nan) for k in self.metrics}
         if folds and not diverged:
-            plan = _RefitPlan(seed, dev, lr, weight_decay, batch_size, best_epoch, epochs)
-            best_state = self._refit(model, initial, task, pool, plan)
+            model.load_state_dict(initial.state_dict())
+            refit = _Member(model, pool, pool, seed)
+            refit.start(lr, weight_decay, dev, batch_size)
+            best_state = self._refit(refit, task, lr, best_epoch, epochs)
             fit = self._evaluate(model, task, *pool)
             kept = math.isfinite(fit["loss"]) and (
                 self.reward(fit, task, metric) >= best_value - REFIT_TOLERANCE
@@ -227,21 +229,13 @@ class SupervisedTrainer(Trainer):
         )
 
     def _refit(
-        self,
-        model: nn.Module,
-        initial: nn.Module,
-        task: Task,
-        pool: _Split,
-        plan: _RefitPlan,
+        self, member: _Member, task: Task, lr: float, epochs: int, schedule_epochs: int
     ) -> dict[str, torch.Tensor]:
-        """Train ``model`` from the ``initial`` weights on all of ``pool`` (train +
-        validation) for the chosen epoch count; returns its weights."""
-        model.load_state_dict(initial.state_dict())
-        refit = _Member(model, pool, pool, plan.seed)
-        refit.start(plan.lr, plan.weight_decay, plan.device, plan.batch_size)
-        for epoch in range(1, plan.epochs + 1):
-            self._member_epoch(refit, task, plan.lr, epoch, plan.schedule_epochs)
-        return _cpu_state(model)
+        """Train the refit `member` (the initial weights, all of train + validation) for the
+        cross-validated best `epochs` of a schedule over `schedule_epochs`; returns its weights."""
+        for epoch in range(1, epochs + 1):
+            self._member_epoch(member, task, lr, epoch, schedule_epochs)
+        return _cpu_state(member.model)
 
     def folds(self, task: Task, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Cross-validation folds over train + validation (indices into their concatenation),
@@ -336,20 +330,6 @@ class SupervisedTrainer(Trainer):
                 loss_sum += loss.detach() * len(idx)
             seen += len(perm)
         return (loss_sum / seen).item()  # one device sync per epoch
-
-
-class _RefitPlan(NamedTuple):
-    """How the kept model is refitted after cross-validation."""
-
-    seed: int
-    device: torch.device
-    lr: float
-    weight_decay: float
-    batch_size: int
-    epochs: int
-    """Epochs to train: the cross-validated best."""
-    schedule_epochs: int
-    """Epochs the learning-rate schedule spans (the search's)."""
 
 
 class _Split(NamedTuple):
