@@ -100,10 +100,10 @@ class ClassificationTrainer(SupervisedTrainer):
         loss_sum = torch.zeros((), device=dev)
         predicted = []
         for i in range(0, len(x), EVAL_BATCH_SIZE):
-            xb, yb = x[i : i + EVAL_BATCH_SIZE], y[i : i + EVAL_BATCH_SIZE]
+            yb = y[i : i + EVAL_BATCH_SIZE]
             with autocast(dev):
                 logits = forward(model, x, slice(i, i + EVAL_BATCH_SIZE), lengths)
-            _check_logits(logits, len(xb), task.num_classes)
+            _check_logits(logits, len(yb), task.num_classes)
             logits = logits.float()
             loss_sum += F.cross_entropy(logits, yb, reduction="sum")
             predicted.append(logits.argmax(dim=1))
