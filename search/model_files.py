@@ -3,13 +3,16 @@
 A model directory holds::
 
     architecture.json   the architecture (plain JSON)
-    model.json          family, input shape, outputs, task and space name
+    model.json          family, input shape, outputs, task and space name; for an ensemble
+                        (a cross-validated child's refit and fold models) its member count
+                        and how it combines them
     state_dict.pt       the weights (loaded with ``torch.load(weights_only=True)``)
     space.yaml          the space file the architecture came from
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from spaces.ensemble import Ensemble
 from spaces.families import build_model
 
 __all__ = ["ModelSpec", "load_model_dir", "save_model_dir"]
@@ -32,6 +36,10 @@ class ModelSpec:
     num_outputs: int
     task: str
     space: str
+    ensemble: int = 0
+    """Members when the model is an `Ensemble` of copies of the architecture; 0: one network."""
+    combine: str = ""
+    """How the ensemble combines its members (`Ensemble.combine`)."""
 
 
 def save_model_dir(
@@ -62,9 +70,13 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> nn.M
         raise FileNotFoundError(f"{path}: not a model directory (missing {', '.join(missing)})")
     architecture = json.loads((path / "architecture.json").read_text())
     facts = json.loads((path / "model.json").read_text())
-    model = build_model(
-        facts["family"], architecture, tuple(facts["input_shape"]), facts["num_outputs"]
-    )
+    shape = tuple(facts["input_shape"])
+    model = build_model(facts["family"], architecture, shape, facts["num_outputs"])
+    members = int(facts.get("ensemble") or 0)
+    if members:
+        copies = [build_model(facts["family"], architecture, shape, facts["num_outputs"])]
+        copies += [copy.deepcopy(copies[0]) for _ in range(members - 1)]
+        model = Ensemble(copies, facts.get("combine") or "probabilities")
     state = torch.load(path / "state_dict.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -118,7 +118,13 @@ def train_child(config: dict[str, Any]) -> None:
         # model/ is the model directory; anything else (samples/...) is logged beside it
         if result.state_dict:
             spec = ModelSpec(
-                setup["family"], task.input_shape, task.num_outputs, task.name, setup["space"]
+                setup["family"],
+                task.input_shape,
+                task.num_outputs,
+                task.name,
+                setup["space"],
+                ensemble=result.ensemble,
+                combine=result.ensemble_combine,
             )
             save_model_dir(
                 Path(tmp, "model"),

@@ -1,5 +1,5 @@
 """Sequence tasks through the whole product: rnn-evolved builds for every sequence task, and
-a real (tiny) search on a UEA archive logs the new metrics to MLflow."""
+a real (tiny) search on a UEA archive logs the new metrics to MLflow and keeps an ensemble."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from search import SearchConfig, run_search
+from search import SearchConfig, load_best, run_search
+from spaces.ensemble import Ensemble
 from spaces.families import build_model
-from trainers import describe_task, list_tasks
+from trainers import describe_task, list_tasks, load_task
 
 SEQUENCE_TASKS = [n for n in list_tasks() if n.startswith(("ucr:", "uea:", "forecast:"))]
 SMALL_EVOLVED = {
@@ -58,3 +59,11 @@ def test_search_on_a_uea_archive_logs_every_metric(tmp_path) -> None:
         history = client.get_metric_history(child.info.run_id, "val_uar")
         assert [m.step for m in history] == [1, 2]
         assert metrics["reward"] == pytest.approx(max(m.value for m in history))
+    # 40 training series: cross-validated, so the best model is the refit with the fold models
+    model = load_best("e2e-basicmotions", tracking_uri=uri)
+    assert isinstance(model, Ensemble) and len(model.members) in (5, 6)
+    assert not model.training
+    task = load_task("uea:BasicMotions", seed=0)
+    with torch.no_grad():
+        accuracy = (model(task.x_test).argmax(1) == task.y_test).float().mean().item()
+    assert accuracy == pytest.approx(result.best["test_accuracy"], abs=1e-6)

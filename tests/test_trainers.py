@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from spaces.ensemble import Ensemble
 from trainers import (
     ClassificationTrainer,
     Task,
@@ -214,7 +215,14 @@ def small_task(digits: Task) -> Task:
     return digits_subset(digits, train=120, val=40)
 
 
-def test_small_tasks_are_cross_validated_and_refitted(digits: Task) -> None:
+def kept_model(result, build=mlp) -> nn.Module:
+    """The model a result's state dict describes: an `Ensemble` of ``build()`` copies or one."""
+    model = Ensemble([build() for _ in range(result.ensemble)]) if result.ensemble else build()
+    model.load_state_dict(result.state_dict)
+    return model.eval()
+
+
+def test_small_tasks_are_cross_validated_refitted_and_ensembled(digits: Task) -> None:
     small = small_task(digits)
     trainer = ClassificationTrainer()
     assert trainer.folds(digits, 0) == []  # large enough for holdout
@@ -228,10 +236,23 @@ def test_small_tasks_are_cross_validated_and_refitted(digits: Task) -> None:
     # pooled out-of-fold accuracy: a multiple of 1/160
     assert result.val_accuracy * 160 == pytest.approx(round(result.val_accuracy * 160))
     assert result.val_accuracy == max(r["val_accuracy"] for r in reports) > 0.5
-    for key, value in model.state_dict().items():  # the model holds the refitted weights
-        assert torch.equal(value, result.state_dict[key])
-    assert accuracy(model, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
     assert result.metrics["refit"] == 1.0
+    # the kept model averages the refit (the model passed in) and the five fold models
+    assert result.ensemble == result.metrics["ensemble"] == 6
+    kept = kept_model(result)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, kept.members[0].state_dict()[key])
+    assert result.params == 6 * sum(p.numel() for p in model.parameters())
+    tested = accuracy(kept, digits.x_test, digits.y_test)
+    assert tested == pytest.approx(result.test_accuracy)
+    members = [accuracy(m, digits.x_test, digits.y_test) for m in kept.members]
+    assert len({round(a, 6) for a in members}) > 1  # trained apart, not six copies of one
+    assert tested >= np.median(members)
+    # without the fold models, the refit alone is kept
+    trainer.fold_ensemble = False
+    single = trainer.fit(mlp(), small, epochs=3, seed=0, lr=3e-3)
+    assert single.ensemble == single.metrics["ensemble"] == 0
+    assert single.test_accuracy == pytest.approx(members[0])
     trainer.cv_folds = 0
     assert trainer.folds(small, 0) == []
 
@@ -243,14 +264,40 @@ class StalledRefit(ClassificationTrainer):
         return {k: v.detach().clone() for k, v in member.model.state_dict().items()}
 
 
-def test_a_failed_refit_falls_back_to_the_best_fold_model(digits: Task) -> None:
+def test_a_failed_refit_is_left_out(digits: Task) -> None:
     small = small_task(digits)
     model = mlp()
     result = StalledRefit().fit(model, small, epochs=3, seed=0, lr=3e-3)
     assert result.metrics["refit"] == 0.0 and result.val_accuracy > 0.5
-    # the kept weights are a trained fold model's, not the untrained initial ones
-    assert accuracy(model, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
+    # the ensemble is the five trained fold models, without the untrained initial weights
+    assert result.ensemble == 5
+    kept = kept_model(result)
+    assert accuracy(kept, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
     assert result.test_accuracy > 0.5 > accuracy(mlp(), digits.x_test, digits.y_test)
+    # kept alone, the best fold's model stands in for the refit
+    stalled = StalledRefit()
+    stalled.fold_ensemble = False
+    model = mlp()
+    single = stalled.fit(model, small, epochs=3, seed=0, lr=3e-3)
+    assert single.ensemble == 0 and single.metrics["refit"] == 0.0
+    assert accuracy(model, digits.x_test, digits.y_test) == pytest.approx(single.test_accuracy)
+    assert single.test_accuracy > 0.5
+
+
+def test_an_ensemble_averages_probabilities_or_outputs() -> None:
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    x = torch.randn(5, 3)
+    both = Ensemble([a, b])
+    expected = (a(x).softmax(1) + b(x).softmax(1)) / 2
+    with torch.no_grad():
+        assert torch.allclose(both(x).exp(), expected, atol=1e-6)
+        assert torch.allclose(Ensemble([a, b], "mean")(x), (a(x) + b(x)) / 2)
+        # log-probabilities are valid logits: cross-entropy and argmax see the averaged ones
+        assert torch.allclose(torch.log_softmax(both(x), 1), both(x), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown combine 'vote'; known: probabilities, mean"):
+        Ensemble([a], "vote")
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([])
 
 
 class Constant(nn.Module):

@@ -66,6 +66,9 @@ class TrainResult:
             ``"mode collapse: ..."``); empty when it ran its course.
         artifacts: Files to record with the child, by relative path (e.g.
             ``"samples/epoch-010.png"`` -> PNG bytes).
+        ensemble: Number of members when the kept model is an `spaces.ensemble.Ensemble` of
+            copies of the architecture (``state_dict`` is then the ensemble's); 0 for one model.
+        ensemble_combine: How that ensemble combines its members (``Ensemble.combine``).
     """
 
     reward: float
@@ -82,6 +85,8 @@ class TrainResult:
     metric: str = "accuracy"
     failure: str = ""
     artifacts: dict[str, bytes] = field(default_factory=dict, repr=False)
+    ensemble: int = 0
+    ensemble_combine: str = ""
 
 
 class Trainer(abc.ABC):

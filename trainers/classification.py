@@ -12,9 +12,10 @@ validation sample's worth of accuracy, so it never reverses an accuracy differen
 accuracies the lower validation loss wins, both for the epoch kept and across children.
 
 Tasks of at most `CV_MAX_SAMPLES` train + validation series (most UCR archives) are
-cross-validated: `CV_FOLDS` stratified folds (seeded), validation metrics pooled over them, the
-kept model refitted on train + validation (see `SupervisedTrainer`). Set ``cv_folds = 0`` on
-the trainer for plain holdout validation.
+cross-validated: `CV_FOLDS` stratified folds (seeded), validation metrics pooled over them, and
+the kept model is the refit on train + validation together with the fold models, their class
+probabilities averaged (see `SupervisedTrainer`). Set ``cv_folds = 0`` on the trainer for
+plain holdout validation, ``fold_ensemble = False`` to keep the refit alone.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class ClassificationTrainer(SupervisedTrainer):
     metrics = METRICS
     reward_metrics = METRICS
     skipped_metrics = METRICS
+    ensemble_combine = "probabilities"
 
     def loss(self, output: torch.Tensor, target: torch.Tensor, task: Task) -> torch.Tensor:
         """Cross-entropy of logits ``(B, C)``."""
