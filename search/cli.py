@@ -147,6 +147,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         test = result.best.get("test")
         name = str(result.best.get("test_metric") or "test_accuracy").replace("_", " ")
         test_text = "" if test is None or test != test else f", {name} {test:.4f}"
+        members = int(result.best.get("ensemble") or 0)
+        if members:
+            test_text += f" (kept as an ensemble of {members} networks of its architecture)"
         print(f"best: reward {result.best_reward:.4f}{test_text}", end="")
         if result.model_version is not None:
             print(

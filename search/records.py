@@ -91,6 +91,7 @@ class SearchLog:
                 "test": c.metrics.get(c.test_metric),
                 "test_accuracy": c.metrics.get("test_accuracy"),
                 "params": c.metrics.get("params"),
+                "ensemble": c.metrics.get("ensemble") or 0,
                 "train_seconds": c.metrics.get("train_seconds"),
                 "included": c.included,
                 "failure": c.failure,

@@ -64,7 +64,8 @@ def leaderboard(
     """The best children of the latest search called `name` (or of all its searches).
 
     Columns: child, reward, test_metric (e.g. ``test_accuracy``, ``test_fd``), test (its
-    value), test_accuracy, params, train_seconds, included, failure, run_id, architecture (JSON).
+    value), test_accuracy, params (of one network), ensemble (networks the kept model averages;
+    0: one), train_seconds, included, failure, run_id, architecture (JSON).
     """
     uri, client = open_store(tracking_uri)
     experiment = client.get_experiment_by_name(name)
@@ -97,6 +98,7 @@ def leaderboard(
                 "test": metrics.get(test_metric),
                 "test_accuracy": metrics.get("test_accuracy"),
                 "params": int(metrics["params"]) if "params" in metrics else None,
+                "ensemble": int(metrics.get("ensemble") or 0),
                 "train_seconds": metrics.get("train_seconds"),
                 "included": tags.get("rlnas.included") == "true",
                 "failure": tags.get("rlnas.failure", ""),

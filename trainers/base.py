@@ -53,7 +53,8 @@ class TrainResult:
             not a classification task.
         best_epoch: Epoch (1-based) whose weights were kept; 0 if no epoch finished.
         epochs: Epochs actually run (fewer than asked when training diverged).
-        params: Number of trainable parameters.
+        params: Number of trainable parameters of the architecture (of one network; an
+            ensemble holds ``ensemble`` of them).
         train_seconds: Wall-clock seconds spent in ``fit``.
         history: One dict of metrics per epoch run.
         state_dict: The kept weights, as CPU tensors.

@@ -238,7 +238,7 @@ class SupervisedTrainer(Trainer):
             test_accuracy=metrics.get("test_accuracy"),
             best_epoch=best_epoch,
             epochs=len(history),
-            params=count_parameters(kept),
+            params=count_parameters(model),
             train_seconds=time.perf_counter() - start,
             history=history,
             state_dict=best_state or {},
