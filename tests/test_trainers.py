@@ -205,6 +205,12 @@ def test_padded_tasks_give_the_model_the_true_lengths() -> None:
     result = ClassificationTrainer().fit(spy, task, epochs=1, seed=0)
     assert not result.diverged and spy.seen
     assert max(n for _, n in spy.seen) <= steps
+    # cross-validated, the kept ensemble hands each member the lengths too (the spy asserts it)
+    trainer = ClassificationTrainer()
+    trainer.cv_max_samples = len(task.y_train) + len(task.y_val)
+    spy = LengthSpy(steps, channels, task.num_classes)
+    result = trainer.fit(spy, task, epochs=1, seed=0)
+    assert result.ensemble == 6 and 0.0 <= result.test_accuracy <= 1.0
     # a model whose forward takes no lengths still trains on the padded inputs
     plain = nn.Sequential(nn.Flatten(), nn.Linear(steps * channels, task.num_classes))
     assert not ClassificationTrainer().fit(plain, task, epochs=1, seed=0).diverged
