@@ -9,7 +9,8 @@ architecture come from the same training run. The README's figures came from (ab
 minutes on 2 busy cores)::
 
     python benchmarks/fold_ensemble.py --task ucr:GunPoint --epochs 12 --children 16 --seed 1
-    python benchmarks/fold_ensemble.py --task ucr:ItalyPowerDemand --epochs 12 --children 16 --seed 1
+    python benchmarks/fold_ensemble.py --task ucr:ItalyPowerDemand --epochs 12 --children 16 \
+        --seed 1
 
 It prints one line per architecture, the medians, and how the kept ensemble compares with the
 refit alone child by child (children whose refit was left out are counted apart).

@@ -18,10 +18,10 @@ values, so the best epoch and the reward rest on every labelled series instead o
 The initial model is then refitted on train + validation for the best epoch count (as
 ``GridSearchCV(refit=True)`` does), and the kept model is an `Ensemble` of the refit and the
 fold models at the best epoch (as InceptionTime averages five networks), for a trainer with an
-`ensemble_combine`: should the refit fail, the child still rests on every fold, not on one. A refit that
-fits its own training data worse than the folds' models predicted their held-out series (by
-more than ``REFIT_TOLERANCE``: an unlucky start that never took off) is left out; the
-``refit`` metric says whether it was kept (1 or 0), ``ensemble`` counts the members. The test
+`ensemble_combine`: should the refit fail, the child still rests on every fold, not on one. A
+refit that fits its own training data worse than the folds' models predicted their held-out
+series (by more than ``REFIT_TOLERANCE``: an unlucky start that never took off) is left out;
+the ``refit`` metric says whether it was kept (1 or 0), ``ensemble`` counts the members. The test
 split still only reports the kept model.
 """
 
