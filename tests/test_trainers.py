@@ -278,6 +278,10 @@ def test_a_failed_refit_is_left_out(digits: Task) -> None:
     # the ensemble is the five trained fold models, without the untrained initial weights
     assert result.ensemble == 5
     kept = kept_model(result)
+    held = model.state_dict()  # the model passed in holds the best fold model's weights
+    assert any(
+        all(torch.equal(v, m.state_dict()[k]) for k, v in held.items()) for m in kept.members
+    )
     assert accuracy(kept, digits.x_test, digits.y_test) == pytest.approx(result.test_accuracy)
     assert result.test_accuracy > 0.5 > accuracy(mlp(), digits.x_test, digits.y_test)
     # kept alone, the best fold's model stands in for the refit

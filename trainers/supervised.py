@@ -85,12 +85,12 @@ class SupervisedTrainer(Trainer):
     validation_size: int = 0
     """Validation samples behind the current selection (all folds' when cross-validating)."""
     skipped_metrics: ClassVar[tuple[str, ...]] = ()
+    """Metrics recorded as NaN for an epoch whose training loss diverged (validation skipped)."""
     ensemble_combine: ClassVar[str] = ""
     """How an `Ensemble` of this trainer's models combines them (`spaces.ensemble.COMBINES`);
     empty: this trainer keeps single models."""
     fold_ensemble: bool = True
     """When cross-validating, keep the fold models beside the refit as one `Ensemble`."""
-    """Metrics recorded as NaN for an epoch whose training loss diverged (validation skipped)."""
 
     def fit(
         self,
@@ -222,10 +222,11 @@ class SupervisedTrainer(Trainer):
                 states += fold_states
             if len(states) > 1:
                 kept = _ensemble(model, states, self.ensemble_combine).to(dev)
-                best_state = _cpu_state(kept)
             metrics["ensemble"] = float(len(states) if len(states) > 1 else 0)
-        if kept is model and best_state is not None:
+        if best_state is not None:
             model.load_state_dict(best_state)
+        if kept is not model:
+            best_state = _cpu_state(kept)
         if not diverged:
             x_test, y_test = task.x_test.to(dev), task.y_test.to(dev)
             test = self._evaluate(kept, task, x_test, y_test, lengths.get("test"))
