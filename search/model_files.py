@@ -73,9 +73,8 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     shape = tuple(facts["input_shape"])
     model = build_model(facts["family"], architecture, shape, facts["num_outputs"])
     members = int(facts.get("ensemble") or 0)
-    if members:
-        copies = [build_model(facts["family"], architecture, shape, facts["num_outputs"])]
-        copies += [copy.deepcopy(copies[0]) for _ in range(members - 1)]
+    if members:  # the weights below differ per member; the built network is only a template
+        copies = [copy.deepcopy(model) for _ in range(members)]
         model = Ensemble(copies, facts.get("combine") or "probabilities")
     state = torch.load(path / "state_dict.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
