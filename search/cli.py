@@ -108,10 +108,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    p.add_argument(
-        "--include",
-        help="JSON/YAML file of architectures to train first (e.g. a hand-written baseline)",
-    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--name", help="print only this search's address")
     return parser
