@@ -56,6 +56,11 @@ def _search_parser(sub) -> None:
     p.add_argument("--lr", type=float, help=f"children's learning rate (default {defaults.lr})")
     p.add_argument("--batch-size", type=int, help="children's batch size (default 64)")
     p.add_argument(
+        "--augment",
+        help="augment children's training batches of a sequence classification task: any of "
+        "scale, jitter, shift, comma-separated (default none)",
+    )
+    p.add_argument(
         "--objective", help="score architectures with module:function instead of training them"
     )
     p.add_argument(

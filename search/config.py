@@ -56,6 +56,9 @@ class SearchConfig:
     """Training batch size of each child."""
     lr: float = 3e-3
     """Learning rate of each child's Adam optimiser."""
+    augment: str = "none"
+    """Augmentations of each child's training batches, e.g. ``scale,jitter,shift``
+    (sequence classification only; see `trainers.augment`); ``none`` by default."""
     objective: Any = None
     """Instead of training: ``module:function`` (or, from Python, a callable) scoring each
     architecture with a number or a dict of metrics."""
@@ -105,6 +108,13 @@ class SearchConfig:
         for key, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{key}: got {getattr(self, key)!r}, expected {expected}")
+        from trainers.augment import parse_augmentations
+
+        try:
+            names = parse_augmentations(self.augment)
+        except (ValueError, AttributeError) as exc:
+            raise ConfigError(f"augment: {exc}") from None
+        self.augment = ",".join(names) or "none"
         if self.duplicates not in ("reuse", "retrain"):
             raise ConfigError(f"duplicates: got {self.duplicates!r}, expected 'reuse' or 'retrain'")
         if self.reward is not None:

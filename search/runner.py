@@ -28,8 +28,9 @@ from search.searcher import ControllerSearcher, default_reward
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
 from spaces import SpaceError, load_space
-from spaces.families import InvalidArchitecture, build_model
+from spaces.families import InvalidArchitecture, build_model, family_trainer
 from trainers import load_task
+from trainers.augment import check_augmentable
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -111,6 +112,21 @@ def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
     return validate
 
 
+def _check_augment(config: SearchConfig, space, task) -> None:
+    """`config.augment` is none, or the children are trained supervised on a sequence
+    classification task."""
+    if config.augment == "none":
+        return
+    if task is None:
+        raise ConfigError("augment: an objective scores architectures without training them")
+    if family_trainer(space.family):
+        raise ConfigError(f"augment: the {space.family} family's trainer does not augment")
+    try:
+        check_augmentable(task, config.augment.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"augment: {exc}") from None
+
+
 def _included(config: SearchConfig, space, validate) -> list[dict[str, Any]]:
     """`config.include`'s architectures, each a member of the space and buildable."""
     out = []
@@ -179,6 +195,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
     reward_of = RewardExpression(config.reward) if config.reward else default_reward
     if custom:
         load_objective(config.objective)
+    _check_augment(config, space, task)
     validate = _validator(space, task)
     include = _included(config, space, validate)
     try:
@@ -210,6 +227,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "lr": config.lr,
+        "augment": config.augment,
         "objective": config.objective,
         "cwd": os.getcwd(),
         "reward_expression": config.reward,

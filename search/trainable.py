@@ -12,6 +12,7 @@ from ray import tune
 from search.model_files import ModelSpec, save_model_dir
 from spaces.families import InvalidArchitecture, build_model, family_trainer
 from trainers import configure_cpu_threads, get_trainer, load_task, pick_device
+from trainers.augment import parse_augmentations
 
 __all__ = ["train_child"]
 
@@ -69,6 +70,8 @@ def train_child(config: dict[str, Any]) -> None:
         tune.report({"reward": 0.0, "final": True, "invalid": True, "error": str(exc)})
         return
     trainer = get_trainer(family_trainer(setup["family"]) or task.kind)
+    if setup.get("augment", "none") != "none":
+        trainer.augment = parse_augmentations(setup["augment"])
     metric = _reward_metric(setup, trainer)
     best = {"value": 0.0}
 

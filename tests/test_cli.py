@@ -43,6 +43,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["search", "--space", "nosuch"], ["nosuch", "built-in"]),
         (["search", "--task", "nosuch"], ["unknown task 'nosuch'"]),
         (["search", "--controller", "nosuch"], ["unknown controller 'nosuch'"]),
+        (["search", "--augment", "flip"], ["augment", "unknown augmentation 'flip'"]),
+        (["search", "--augment", "shift"], ["augment", "sequence classification", "'digits'"]),
         (["frobnicate"], ["invalid choice: 'frobnicate'"]),
         (["spaces", "show"], ["name a built-in space or a YAML file"]),
         (["search", "--gpus-per-trial", "0.5"], ["0.5 GPUs per child asked", "cluster has 0"]),

@@ -43,3 +43,27 @@ def test_train_child_reports_metrics_and_reward(
     assert final["reward"] == epochs[-1]["reward"]
     for name in ("val_accuracy", "val_macro_f1", "val_uar", "test_accuracy", "test_uar"):
         assert math.isfinite(final[name])
+
+
+def test_train_child_augments_when_the_search_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def train_losses(augment: str) -> list[float]:
+        reports: list[dict] = []
+        monkeypatch.setattr(trainable.tune, "report", lambda r, checkpoint=None: reports.append(r))
+        setup = {
+            "task": "uea:BasicMotions",
+            "data_seed": 0,
+            "family": "tdnn",
+            "epochs": 2,
+            "batch_size": 16,
+            "lr": 1e-2,
+            "space": "tdnn",
+            "augment": augment,
+        }
+        arch = {"layers": [{"channels": 8, "kernel": 3}], "readout": "mean"}
+        trainable.train_child({"setup": setup, "architecture": arch, "train_seed": 0})
+        assert math.isfinite(reports[-1]["test_accuracy"])
+        return [r["train_loss"] for r in reports[:-1]]
+
+    plain = train_losses("none")
+    assert train_losses("none") == plain  # seeded: only augmentation changes the losses
+    assert train_losses("scale,jitter,shift") != plain

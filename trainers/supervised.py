@@ -23,6 +23,9 @@ refit that fits its own training data worse than the folds' models predicted the
 series (by more than ``REFIT_TOLERANCE``: an unlucky start that never took off) is left out;
 the ``refit`` metric says whether it was kept (1 or 0), ``ensemble`` counts the members. The test
 split still only reports the kept model.
+
+With `augment` set (sequence classification only), every training batch of every member passes
+through a seeded `trainers.augment.Augmenter` first; evaluation never does.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch
 from torch import nn
 
 from spaces.ensemble import Ensemble
+from trainers.augment import Augmenter, check_augmentable, parse_augmentations
 from trainers.base import ReportFn, Trainer, TrainerError, TrainResult, count_parameters
 from trainers.device import autocast, grad_scaler, pick_device, seed_everything
 from trainers.tasks import Task
@@ -91,6 +95,9 @@ class SupervisedTrainer(Trainer):
     empty: this trainer keeps single models."""
     fold_ensemble: bool = True
     """When cross-validating, keep the fold models beside the refit as one `Ensemble`."""
+    augment: tuple[str, ...] = ()
+    """Augmentations of training batches (`trainers.augment.AUGMENTATIONS`), for sequence
+    classification only; empty: none."""
 
     def fit(
         self,
@@ -143,6 +150,7 @@ class SupervisedTrainer(Trainer):
             )
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+        self._check_augment(task)
         start = time.perf_counter()
         seed_everything(seed)
         dev = pick_device(device)
@@ -168,7 +176,7 @@ class SupervisedTrainer(Trainer):
             members = [_Member(model, train, _Split(x_val, y_val, lengths.get("val")), seed)]
         self.validation_size = sum(len(m.val.y) for m in members)
         for member in members:
-            member.start(lr, weight_decay, dev, batch_size)
+            member.start(lr, weight_decay, dev, batch_size, self.augment)
 
         history: list[dict[str, Any]] = []
         best_value, best_epoch, best_state = 0.0, 0, None
@@ -209,7 +217,7 @@ class SupervisedTrainer(Trainer):
         if folds and not diverged:
             model.load_state_dict(initial.state_dict())
             refit = _Member(model, pool, pool, seed)
-            refit.start(lr, weight_decay, dev, batch_size)
+            refit.start(lr, weight_decay, dev, batch_size, self.augment)
             refit_state = self._refit(refit, task, lr, best_epoch, epochs)
             fit = self._evaluate(model, task, *pool)
             refitted = math.isfinite(fit["loss"]) and (
@@ -259,6 +267,13 @@ class SupervisedTrainer(Trainer):
             self._member_epoch(member, task, lr, epoch, schedule_epochs)
         return _cpu_state(member.model)
 
+    def _check_augment(self, task: Task) -> None:
+        try:
+            self.augment = parse_augmentations(self.augment)
+            check_augmentable(task, self.augment)
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
+
     def folds(self, task: Task, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Cross-validation folds over train + validation (indices into their concatenation),
         or none: holdout validation. Subclasses that cross-validate small tasks override it."""
@@ -282,6 +297,7 @@ class SupervisedTrainer(Trainer):
             member.order,
             member.passes,
             member.train.lengths,
+            member.augmenter,
         )
 
     @abc.abstractmethod
@@ -329,9 +345,10 @@ class SupervisedTrainer(Trainer):
         order: torch.Generator,
         passes: int = 1,
         lengths: torch.Tensor | None = None,
+        augmenter: Augmenter | None = None,
     ) -> float:
-        """``passes`` passes over ``(x, y)``, each in a seeded random order; returns the mean
-        training loss."""
+        """``passes`` passes over ``(x, y)``, each in a seeded random order, batches through
+        ``augmenter`` when given; returns the mean training loss."""
         dev = x.device
         loss_sum = torch.zeros((), device=dev)
         seen = 0
@@ -343,7 +360,7 @@ class SupervisedTrainer(Trainer):
             for i in range(0, len(perm), batch_size):
                 idx = perm[i : i + batch_size]
                 with autocast(dev):
-                    output = forward(model, x, idx, lengths)
+                    output = forward(model, x, idx, lengths, augmenter)
                 loss = self.loss(output, y[idx], task)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -368,14 +385,22 @@ class _Member:
     """One model in training: holdout's only one, or one per cross-validation fold."""
 
     def __init__(self, model: nn.Module, train: _Split, val: _Split, seed: int) -> None:
-        self.model, self.train, self.val = model, train, val
+        self.model, self.train, self.val, self.seed = model, train, val, seed
         self.order = torch.Generator().manual_seed(seed)
 
-    def start(self, lr: float, weight_decay: float, dev: torch.device, batch_size: int) -> None:
+    def start(
+        self,
+        lr: float,
+        weight_decay: float,
+        dev: torch.device,
+        batch_size: int,
+        augment: tuple[str, ...] = (),
+    ) -> None:
         params = self.model.parameters()
         self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
         self.scaler = grad_scaler(dev)
         self.batch_size, self.passes = epoch_plan(len(self.train.x), batch_size)
+        self.augmenter = Augmenter(augment, self.seed) if augment else None
 
 
 def _pooled(
@@ -420,12 +445,21 @@ def split_lengths(model: nn.Module, task: Task, device: torch.device) -> dict[st
 
 
 def forward(
-    model: nn.Module, x: torch.Tensor, idx: torch.Tensor | slice, lengths: torch.Tensor | None
+    model: nn.Module,
+    x: torch.Tensor,
+    idx: torch.Tensor | slice,
+    lengths: torch.Tensor | None,
+    augmenter: Augmenter | None = None,
 ) -> torch.Tensor:
-    """``model(x[idx])``, with ``lengths[idx]`` when lengths are given."""
-    if lengths is None:
-        return model(x[idx])
-    return model(x[idx], lengths[idx])
+    """``model(x[idx])``, with ``lengths[idx]`` when lengths are given; the batch first goes
+    through ``augmenter`` when one is given."""
+    batch = x[idx]
+    batch_lengths = None if lengths is None else lengths[idx]
+    if augmenter:
+        batch = augmenter(batch, batch_lengths)
+    if batch_lengths is None:
+        return model(batch)
+    return model(batch, batch_lengths)
 
 
 def _materialize_lazy(model: nn.Module, sample: torch.Tensor) -> None:
