@@ -77,6 +77,15 @@ def _search_parser(sub) -> None:
         "--include",
         help="JSON/YAML file of architectures to train first (e.g. a hand-written baseline)",
     )
+    p.add_argument(
+        "--confirm",
+        type=int,
+        help="after the budget, retrain this many of the best architectures and pick the best "
+        "by mean reward (default 0: none)",
+    )
+    p.add_argument(
+        "--confirm-runs", type=int, help="extra trainings of each confirmed architecture (2)"
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
     p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")
@@ -151,7 +160,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         members = int(result.best.get("ensemble") or 0)
         if members:
             test_text += f" (kept as an ensemble of {members} networks of its architecture)"
-        print(f"best: reward {result.best_reward:.4f}{test_text}", end="")
+        trainings = int(result.best.get("trainings") or 1)
+        mean = ""
+        if config.confirm and trainings > 1:
+            mean = f" (mean {result.best['mean_reward']:.4f} over {trainings} trainings)"
+        print(f"best: reward {result.best_reward:.4f}{mean}{test_text}", end="")
         if result.model_version is not None:
             print(
                 f"; registered as model '{config.name}' version {result.model_version} (alias "

@@ -68,6 +68,11 @@ class SearchConfig:
     duplicates: str = "reuse"
     """An architecture proposed again: ``reuse`` its result, or ``retrain`` it (new seed) and
     tell the controller the mean reward."""
+    confirm: int = 0
+    """After the budget, this many of the best architectures train `confirm_runs` more times
+    (new seeds) and the best is the one of highest mean reward over its trainings; 0: none."""
+    confirm_runs: int = 2
+    """Extra trainings of each confirmed architecture."""
     controller_options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword options of the controller (e.g. {lr: 0.01})."""
     include: Any = None
@@ -103,6 +108,8 @@ class SearchConfig:
             ("gpus_per_trial", self.gpus_per_trial >= 0, "a number >= 0"),
             ("batch_size", self.batch_size >= 1, "an integer >= 1"),
             ("lr", self.lr > 0, "a number > 0"),
+            ("confirm", self.confirm >= 0, "an integer >= 0"),
+            ("confirm_runs", self.confirm_runs >= 1, "an integer >= 1"),
             ("name", bool(self.name and self.name.strip()), "a non-empty name"),
         ]
         for key, ok, expected in checks:

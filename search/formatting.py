@@ -41,7 +41,9 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
 
     The test column is each child's ``test_metric`` (accuracy unless the frame says otherwise),
     headed by its name when every row shares it; a child given by the config is marked ``*``,
-    one whose training failed (divergence, mode collapse) ``!``.
+    one whose training failed (divergence, mode collapse) ``!``, a confirmation run ``+``. When
+    the search confirmed its best architectures, a ``mean`` column shows each architecture's
+    mean reward over its trainings (the order's key).
     """
     if frame.empty:
         return "(no finished child)"
@@ -50,9 +52,11 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
     names = set(frame["test_metric"].head(top))
     test_name = names.pop().removeprefix("test_") if len(names) == 1 else "test"
     width = max(7, len(test_name))
+    confirmed = "confirmation" in frame and bool(frame["confirmation"].any())
+    mean = f" {'mean':>7}" if confirmed else ""
     header = (
-        f"{'rank':>4}  {'child':<10} {'reward':>7} {test_name:>{width}} {'params':>9} {'secs':>6}"
-        "  architecture"
+        f"{'rank':>4}  {'child':<10} {'reward':>7}{mean} {test_name:>{width}} {'params':>9} "
+        f"{'secs':>6}  architecture"
     )
     lines = [header]
     for rank, row in enumerate(frame.head(top).itertuples(index=False), start=1):
@@ -61,8 +65,10 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
         arch = architecture_summary(json.loads(arch) if isinstance(arch, str) else arch or {})
         child = row["child"] if isinstance(row["child"], str) else f"child-{int(row['child']):03d}"
         child += "*" if row.get("included") else "!" if row.get("failure") else ""
+        child += "+" if row.get("confirmation") else ""
+        mean = f" {_num(row.get('mean_reward'), 4):>7}" if confirmed else ""
         lines.append(
-            f"{rank:>4}  {child:<10} {_num(row.get('reward'), 4):>7} "
+            f"{rank:>4}  {child:<10} {_num(row.get('reward'), 4):>7}{mean} "
             f"{_num(row.get('test'), 4):>{width}} {_int(row.get('params')):>9} "
             f"{_num(row.get('train_seconds'), 1):>6}  {arch}"
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ChildRecord", "SearchLog", "flatten_architecture"]
+__all__ = ["ChildRecord", "SearchLog", "flatten_architecture", "rank_children"]
 
 
 def flatten_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +25,36 @@ def flatten_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
+
+
+def rank_children(frame: pd.DataFrame) -> pd.DataFrame:
+    """Children best first, each row with ``trainings`` (finished trainings of its architecture)
+    and ``mean_reward`` (their mean reward).
+
+    By reward, ties to fewer params; but when the frame holds confirmation runs (column
+    ``confirmation``), the architectures they confirmed come first, by mean reward, each one's
+    trainings by reward: the first row is then the best training of the architecture that did
+    best on average, not the luckiest single training.
+    """
+    if frame.empty:
+        return frame
+    by_architecture = frame.groupby("architecture")
+    frame = frame.assign(
+        trainings=by_architecture["reward"].transform("size"),
+        mean_reward=by_architecture["reward"].transform("mean"),
+    )
+    if "confirmation" not in frame or not frame["confirmation"].any():
+        return frame.sort_values(
+            ["reward", "params"], ascending=[False, True], kind="stable"
+        ).reset_index(drop=True)
+    confirmed = by_architecture["confirmation"].transform("any").astype(bool)
+    key = frame["mean_reward"].where(confirmed, frame["reward"])
+    order = frame.assign(_confirmed=confirmed, _key=key).sort_values(
+        ["_confirmed", "_key", "reward", "params"],
+        ascending=[False, False, False, True],
+        kind="stable",
+    )
+    return order.drop(columns=["_confirmed", "_key"]).reset_index(drop=True)
 
 
 @dataclass
@@ -42,6 +72,7 @@ class ChildRecord:
     error: str | None = None
     has_model: bool = False
     included: bool = False  # given by the search's config, not proposed by the controller
+    confirmation: bool = False  # an extra training of one of the best architectures
     test_metric: str = "test_accuracy"  # the test metric that sums the child up
     failure: str = ""  # why training ended early with a penalised reward
     epoch_metrics: set[str] = field(default_factory=set)  # names logged once per epoch
@@ -73,7 +104,12 @@ class SearchLog:
 
     @property
     def best(self) -> ChildRecord | None:
+        """The leaderboard's first child (`rank_children`) with a finite reward."""
         scored = [c for c in self.finished if c.reward is not None and math.isfinite(c.reward)]
+        if any(c.confirmation for c in scored):
+            board = self.leaderboard()
+            numbers = {c.number: c for c in scored}
+            return next(numbers[n] for n in board["child"] if n in numbers)
         # ties go to the smaller model, as in the leaderboard
         return max(scored, key=lambda c: (c.reward, -(c.metrics.get("params") or 0)), default=None)
 
@@ -94,15 +130,11 @@ class SearchLog:
                 "ensemble": c.metrics.get("ensemble") or 0,
                 "train_seconds": c.metrics.get("train_seconds"),
                 "included": c.included,
+                "confirmation": c.confirmation,
                 "failure": c.failure,
                 "run_id": c.run_id,
                 "architecture": json.dumps(c.architecture),
             }
             for c in self.finished
         ]
-        frame = pd.DataFrame(rows)
-        if frame.empty:
-            return frame
-        return frame.sort_values(["reward", "params"], ascending=[False, True]).reset_index(
-            drop=True
-        )
+        return rank_children(pd.DataFrame(rows))

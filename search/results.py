@@ -15,6 +15,7 @@ from torch import nn
 
 from search.config import default_tracking_uri
 from search.model_files import load_model_dir
+from search.records import rank_children
 from search.tracking import ROLE_TAG
 
 __all__ = ["ResultsError", "leaderboard", "load_best", "open_store"]
@@ -65,7 +66,9 @@ def leaderboard(
 
     Columns: child, reward, test_metric (e.g. ``test_accuracy``, ``test_fd``), test (its
     value), test_accuracy, params (of one network), ensemble (networks the kept model averages;
-    0: one), train_seconds, included, failure, run_id, architecture (JSON).
+    0: one), train_seconds, included, confirmation (an extra training of one of the best
+    architectures), failure, run_id, architecture (JSON), trainings and mean_reward (of its
+    architecture). Ordered as `search.records.rank_children` says.
     """
     uri, client = open_store(tracking_uri)
     experiment = client.get_experiment_by_name(name)
@@ -101,6 +104,7 @@ def leaderboard(
                 "ensemble": int(metrics.get("ensemble") or 0),
                 "train_seconds": metrics.get("train_seconds"),
                 "included": tags.get("rlnas.included") == "true",
+                "confirmation": tags.get("rlnas.confirmation") == "true",
                 "failure": tags.get("rlnas.failure", ""),
                 "run_id": run.info.run_id,
                 "architecture": run.data.tags.get("rlnas.architecture", "{}"),
@@ -109,5 +113,4 @@ def leaderboard(
     frame = pd.DataFrame(rows)
     if frame.empty:
         raise ResultsError(f"search {name!r} has no finished child in {uri}")
-    frame = frame.sort_values(["reward", "params"], ascending=[False, True], kind="stable")
-    return frame.head(top).reset_index(drop=True)
+    return rank_children(frame).head(top)

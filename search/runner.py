@@ -153,7 +153,7 @@ def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, ru
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
-            num_samples=config.budget,
+            num_samples=config.budget + config.confirm * config.confirm_runs,
             metric="reward",
             mode="max",
             reuse_actors=True,  # one worker process per slot: no torch import per child
@@ -213,7 +213,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
             ray.shutdown()
         raise
 
-    log = SearchLog(budget=config.budget)
+    log = SearchLog(budget=config.budget + config.confirm * config.confirm_runs)
     tracker = Tracker(config.resolved_tracking_uri, config.name)
     parent = tracker.start_parent(
         config.to_dict(), space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -247,12 +247,20 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         duplicates=config.duplicates,
         seed=config.seed,
         include=include,
+        budget=config.budget,
+        confirm=config.confirm,
+        confirm_runs=config.confirm_runs,
     )
     what = f"objective {config.to_dict()['objective']}" if custom else config.task
     each = "" if custom else f", {config.epochs} epochs each"
+    then = (
+        f"; then the {config.confirm} best retrained {config.confirm_runs} more times each"
+        if config.confirm
+        else ""
+    )
     print(
         f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on {what} with "
-        f"{config.controller}: {config.budget} children, {concurrency} at a time{each}",
+        f"{config.controller}: {config.budget} children, {concurrency} at a time{each}{then}",
         file=out,
         flush=True,
     )
@@ -270,7 +278,8 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
             tuner.fit()
         # Tune ends the run quietly on Ctrl-C: a budget left unspent means an interruption
         ended = log.count("finished") + log.count("failed")
-        interrupted = ended < config.budget and not searcher.exhausted
+        interrupted = ended < searcher.planned and not searcher.exhausted
+        log.budget = searcher.planned
         status = "KILLED" if interrupted else "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -48,6 +48,12 @@ class ControllerSearcher(Searcher):
     proposals in a row that need no training, the search ends: with an error when they were
     unbuildable, quietly when they were all known (the controller has converged).
 
+    With ``confirm`` > 0, once ``budget`` trainings have been suggested and all of them have
+    ended, the ``confirm`` architectures of highest mean reward train ``confirm_runs`` more
+    times each with new seeds (configs marked ``confirmation``; the controller is not told), so
+    that the best is chosen on several trainings rather than on its luckiest one. Until then
+    `suggest` returns None (Tune asks again later).
+
     Args:
         controller: Any registered controller.
         setup: Static settings copied into every trial's config (task, epochs, ...).
@@ -62,6 +68,9 @@ class ControllerSearcher(Searcher):
         seed: Child training seeds are ``seed * 100003 + candidate id``.
         include: Architectures suggested first, before the controller is asked; their results
             are cached like any child's but not told to the controller (it did not propose them).
+        budget: Trainings suggested before the confirmation (needed with ``confirm``).
+        confirm: Architectures confirmed after the budget (0: none).
+        confirm_runs: Extra trainings of each confirmed architecture.
     """
 
     def __init__(
@@ -78,10 +87,15 @@ class ControllerSearcher(Searcher):
         max_skipped_in_row: int = 1000,
         seed: int = 0,
         include: list[dict[str, Any]] | None = None,
+        budget: int | None = None,
+        confirm: int = 0,
+        confirm_runs: int = 2,
     ):
         super().__init__(metric="reward", mode="max")
         if duplicates not in ("reuse", "retrain"):
             raise ValueError(f"duplicates must be 'reuse' or 'retrain', got {duplicates!r}")
+        if confirm and budget is None:
+            raise ValueError("confirm needs the budget of trainings before it")
         self.controller = controller
         self.setup = setup
         self.validate = validate
@@ -100,6 +114,22 @@ class ControllerSearcher(Searcher):
         self.exhausted = False  # ended early: the controller proposed nothing new
         self.included = list(include or [])
         self.included_count = 0
+        self.budget, self.confirm, self.confirm_runs = budget, confirm, confirm_runs
+        self.suggested = 0  # trainings suggested before the confirmation
+        self.architectures: dict[str, dict[str, Any]] = {}  # key -> architecture
+        self.confirmations: list[str] | None = None  # keys still to confirm, once planned
+        self.confirmed = 0  # confirmation trainings suggested
+
+    @property
+    def planned(self) -> int:
+        """Trainings this searcher will suggest in all: the budget and the confirmations (as
+        many as planned, or at most ``confirm * confirm_runs`` before they are planned)."""
+        budget = self.budget if self.budget is not None else self.suggested
+        if not self.confirm:
+            return budget
+        if self.confirmations is None:
+            return budget + self.confirm * self.confirm_runs
+        return budget + self.confirmed + len(self.confirmations)
 
     def _training(self, key: str) -> bool:
         return any(k == key for _, k in self.live.values())
@@ -117,7 +147,41 @@ class ControllerSearcher(Searcher):
             "setup": self.setup,
         }
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def _suggest_confirmation(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.confirmations is None:
+            if self.live:
+                return None  # the ranking is not final until every training has ended
+            self.budget = self.suggested  # the controller may have run out before the budget
+            means = {k: sum(r) / len(r) for k, r in self.rewards.items() if r}
+            best = sorted(means, key=means.get, reverse=True)[: self.confirm]
+            self.confirmations = [k for k in best for _ in range(self.confirm_runs)]
+        if not self.confirmations:
+            return Searcher.FINISHED
+        key = self.confirmations.pop(0)
+        self.live[trial_id] = (None, key)
+        self.confirmed += 1
+        return {
+            "architecture": self.architectures[key],
+            "candidate_id": -(100000 + self.confirmed),  # apart from controllers' and included
+            "train_seed": self.seed * 100003 + 70000 + self.confirmed,
+            "confirmation": True,
+            "setup": self.setup,
+        }
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.confirm and (self.exhausted or self.suggested >= self.budget):
+            return self._suggest_confirmation(trial_id)
+        config = self._suggest_trial(trial_id)
+        if isinstance(config, dict):
+            self.suggested += 1
+            self.architectures.setdefault(
+                self.key_of(config["architecture"]), config["architecture"]
+            )
+        elif config == Searcher.FINISHED and self.confirm:
+            return self._suggest_confirmation(trial_id)
+        return config
+
+    def _suggest_trial(self, trial_id: str) -> dict[str, Any] | str:
         if self.included:
             return self._suggest_included(trial_id)
         reason = None

@@ -215,10 +215,12 @@ class ChildRunCallback(tune.Callback):
                 "rlnas.candidate_id": str(config["candidate_id"]),
                 "rlnas.architecture": json.dumps(config["architecture"])[:7900],
                 **({"rlnas.included": "true"} if config.get("included") else {}),
+                **({"rlnas.confirmation": "true"} if config.get("confirmation") else {}),
             },
         )
         record.run_id = run.info.run_id
         record.included = bool(config.get("included"))
+        record.confirmation = bool(config.get("confirmation"))
         params = flatten_architecture(config["architecture"])
         params["train_seed"] = config["train_seed"]
         self.client.log_batch(record.run_id, params=_params(params))
