@@ -43,6 +43,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["search", "--space", "nosuch"], ["nosuch", "built-in"]),
         (["search", "--task", "nosuch"], ["unknown task 'nosuch'"]),
         (["search", "--controller", "nosuch"], ["unknown controller 'nosuch'"]),
+        (["search", "--confirm", "-1"], ["confirm", "expected an integer >= 0"]),
         (["search", "--augment", "flip"], ["augment", "unknown augmentation 'flip'"]),
         (["search", "--augment", "shift"], ["augment", "sequence classification", "'digits'"]),
         (["frobnicate"], ["invalid choice: 'frobnicate'"]),

@@ -162,3 +162,55 @@ def test_ui_serves_the_search_on_loopback(finished_search):
         ui.wait(timeout=30)
     with socket.socket() as s, pytest.raises(OSError):  # the server went with it
         s.connect(("127.0.0.1", port))
+
+
+def test_confirmation_picks_the_architecture_best_on_average(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = SearchConfig(
+        task="digits",
+        space="mlp",
+        controller="random",
+        budget=4,
+        epochs=1,
+        concurrency=2,
+        seed=5,
+        confirm=2,
+        confirm_runs=2,
+        name="e2e-confirm",
+        tracking_uri=uri,
+        storage=str(tmp_path / "ray"),
+        quiet=True,
+    )
+    result = run_search(config)
+    client = MlflowClient(uri)
+    runs = client.search_runs(
+        [result.experiment_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'"
+    )
+    assert len(runs) == 8 and not result.interrupted
+    by_architecture: dict[str, list] = {}
+    for run in runs:
+        by_architecture.setdefault(run.data.tags["rlnas.architecture"], []).append(run)
+    confirmed = {
+        arch: trainings
+        for arch, trainings in by_architecture.items()
+        if any(r.data.tags.get("rlnas.confirmation") == "true" for r in trainings)
+    }
+    # the two best first trainings were each trained twice more
+    first = sorted(
+        (r for r in runs if "rlnas.confirmation" not in r.data.tags),
+        key=lambda r: r.data.metrics["reward"],
+        reverse=True,
+    )
+    assert set(confirmed) == {r.data.tags["rlnas.architecture"] for r in first[:2]}
+    assert all(len(trainings) == 3 for trainings in confirmed.values())
+
+    def mean(trainings):
+        return sum(r.data.metrics["reward"] for r in trainings) / len(trainings)
+
+    winner = max(confirmed.values(), key=mean)
+    best = max(winner, key=lambda r: r.data.metrics["reward"])
+    assert result.best_run_id == best.info.run_id
+    assert client.get_model_version_by_alias("e2e-confirm", "best").run_id == best.info.run_id
+    board = leaderboard("e2e-confirm", tracking_uri=uri, top=10)
+    assert list(board["run_id"]) == list(result.leaderboard["run_id"])
+    assert board.iloc[0]["mean_reward"] == pytest.approx(mean(winner))

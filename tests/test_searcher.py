@@ -220,3 +220,82 @@ def test_include_reads_files_and_rejects_what_is_not_an_architecture(tmp_path):
     path.write_text("just text\n")
     with pytest.raises(ConfigError, match="expected an architecture"):
         SearchConfig(include=str(path))
+
+
+def test_confirmation_retrains_the_best_architectures_after_the_budget():
+    space = load_space("mlp")
+    controller = make_controller("random", space, seed=0)
+    told = []
+    tell = controller.tell
+    controller.tell = lambda candidate, reward: (told.append(reward), tell(candidate, reward))
+    searcher = ControllerSearcher(
+        controller, SETUP, lambda arch: None, budget=4, confirm=2, confirm_runs=2, seed=1
+    )
+    assert searcher.planned == 8
+    first = [searcher.suggest(f"t{i}") for i in range(4)]
+    assert searcher.suggest("t4") is None  # the ranking waits for every training to end
+    for i, reward in enumerate([0.5, 0.9, 0.7, 0.1]):
+        searcher.on_trial_complete(f"t{i}", {"reward": reward})
+    confirmations = [searcher.suggest(f"t{i}") for i in range(4, 8)]
+    # the two best (0.9, then 0.7), twice each, with new seeds, marked, not told
+    expected = [first[1]["architecture"]] * 2 + [first[2]["architecture"]] * 2
+    assert [c["architecture"] for c in confirmations] == expected
+    assert all(c["confirmation"] for c in confirmations)
+    seeds = {c["train_seed"] for c in first + confirmations}
+    assert len(seeds) == 8
+    assert searcher.suggest("t8") == "FINISHED"
+    for i, reward in zip(range(4, 8), [0.6, 0.6, 0.8, 0.8], strict=True):
+        searcher.on_trial_complete(f"t{i}", {"reward": reward})
+    assert told == [0.5, 0.9, 0.7, 0.1]  # the controller heard of its own proposals only
+    assert searcher.planned == 8 and not searcher.live
+
+
+def test_confirmation_follows_a_controller_that_ran_out_early(tmp_path):
+    one = tmp_path / "one.yaml"
+    one.write_text("family: mlp\ndecisions:\n  - {name: width, choices: [8]}\n")
+    space = load_space(str(one))  # a single architecture: the controller soon knows it all
+    searcher = ControllerSearcher(
+        make_controller("random", space, seed=0),
+        SETUP,
+        lambda arch: None,
+        budget=10,
+        confirm=3,
+        confirm_runs=2,
+        max_skipped_in_row=3,
+    )
+    config = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", {"reward": 0.4})
+    confirmations = [searcher.suggest(f"t{i}") for i in (1, 2)]
+    assert searcher.exhausted
+    assert [c["architecture"] for c in confirmations] == [config["architecture"]] * 2
+    assert searcher.suggest("t3") == "FINISHED"
+    assert searcher.planned == 3  # one training and its two confirmations
+
+
+def test_with_confirmations_the_best_architecture_on_average_ranks_first():
+    from search.records import SearchLog
+
+    log = SearchLog(budget=8)
+    trainings = [  # architecture, reward, params, confirmation
+        ("lucky", 0.99, 10, False),
+        ("steady", 0.98, 20, False),
+        ("steady", 0.97, 20, True),
+        ("steady", 0.975, 20, True),
+        ("shaky", 0.985, 5, False),
+        ("shaky", 0.90, 5, True),
+        ("shaky", 0.91, 5, True),
+        ("unconfirmed", 0.95, 1, False),
+    ]
+    for i, (name, reward, params, confirmation) in enumerate(trainings):
+        record = log.add(f"t{i}", i, {"name": name})
+        record.status, record.reward, record.confirmation = "finished", reward, confirmation
+        record.metrics = {"params": params}
+    board = log.leaderboard()
+    # confirmed architectures first, by mean reward; within one, by reward; then the rest
+    assert list(board["reward"]) == [0.98, 0.975, 0.97, 0.985, 0.91, 0.90, 0.99, 0.95]
+    assert list(board["trainings"].head(3)) == [3, 3, 3]
+    assert board["mean_reward"].iloc[0] == pytest.approx(0.975)
+    assert log.best.reward == 0.98 and log.best.architecture == {"name": "steady"}
+    for record in log.children.values():  # no confirmation: the best single reward
+        record.confirmation = False
+    assert log.best.reward == 0.99 and list(log.leaderboard()["reward"])[:2] == [0.99, 0.985]
