@@ -58,15 +58,20 @@ def parts(task: Task, family: str, architecture: dict, result) -> dict[str, floa
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def child_arguments(description: str, epochs: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that trains random children of a space on a task."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
     parser.add_argument("--task", default="ucr:GunPoint")
     parser.add_argument("--space", default="cnn1d")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--children", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = child_arguments(__doc__, epochs=6).parse_args()
     configure_cpu_threads(2)
     space = load_space(args.space)
     task = load_task(args.task, seed=args.seed)

@@ -10,6 +10,27 @@ from search import trainable
 from trainers import load_task
 from trainers.classification import TIE_BREAK
 
+SETUP = {
+    "task": "uea:BasicMotions",
+    "data_seed": 0,
+    "family": "tdnn",
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 1e-2,
+    "space": "tdnn",
+}
+ARCHITECTURE = {"layers": [{"channels": 8, "kernel": 3}], "readout": "mean"}
+
+
+def train_child(monkeypatch: pytest.MonkeyPatch, **options) -> list[dict]:
+    """What a small tdnn child on BasicMotions reports to (a faked) Tune, ``options`` added to
+    its setup."""
+    reports: list[dict] = []
+    monkeypatch.setattr(trainable.tune, "report", lambda r, checkpoint=None: reports.append(r))
+    config = {"setup": {**SETUP, **options}, "architecture": ARCHITECTURE, "train_seed": 0}
+    trainable.train_child(config)
+    return reports
+
 
 @pytest.mark.parametrize(
     ("metric", "options"),
@@ -18,20 +39,7 @@ from trainers.classification import TIE_BREAK
 def test_train_child_reports_metrics_and_reward(
     monkeypatch: pytest.MonkeyPatch, metric, options
 ) -> None:
-    reports: list[dict] = []
-    monkeypatch.setattr(trainable.tune, "report", lambda r, checkpoint=None: reports.append(r))
-    setup = {
-        "task": "uea:BasicMotions",
-        "data_seed": 0,
-        "family": "tdnn",
-        "epochs": 2,
-        "batch_size": 16,
-        "lr": 1e-2,
-        "space": "tdnn",
-        **options,
-    }
-    arch = {"layers": [{"channels": 8, "kernel": 3}], "readout": "mean"}
-    trainable.train_child({"setup": setup, "architecture": arch, "train_seed": 0})
+    reports = train_child(monkeypatch, **options)
     epochs, final = reports[:-1], reports[-1]
     assert len(epochs) == 2 and final["final"]
     key = f"val_{metric or 'accuracy'}"
@@ -47,20 +55,7 @@ def test_train_child_reports_metrics_and_reward(
 
 def test_train_child_augments_when_the_search_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     def train_losses(augment: str) -> list[float]:
-        reports: list[dict] = []
-        monkeypatch.setattr(trainable.tune, "report", lambda r, checkpoint=None: reports.append(r))
-        setup = {
-            "task": "uea:BasicMotions",
-            "data_seed": 0,
-            "family": "tdnn",
-            "epochs": 2,
-            "batch_size": 16,
-            "lr": 1e-2,
-            "space": "tdnn",
-            "augment": augment,
-        }
-        arch = {"layers": [{"channels": 8, "kernel": 3}], "readout": "mean"}
-        trainable.train_child({"setup": setup, "architecture": arch, "train_seed": 0})
+        reports = train_child(monkeypatch, augment=augment)
         assert math.isfinite(reports[-1]["test_accuracy"])
         return [r["train_loss"] for r in reports[:-1]]
 
