@@ -158,7 +158,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
         name = str(result.best.get("test_metric") or "test_accuracy").replace("_", " ")
         test_text = "" if test is None or test != test else f", {name} {test:.4f}"
         members = int(result.best.get("ensemble") or 0)
-        if members:
+        if result.kept:
+            kept = result.kept["metrics"].get(str(result.best.get("test_metric")))
+            if kept is not None:
+                test_text = f", {name} {kept:.4f}"
+            test_text += (
+                f" (its {result.kept['trainings']} trainings kept as one ensemble of "
+                f"{result.kept['networks']} networks"
+                + ("" if test is None or test != test else f"; its best training alone: {test:.4f}")
+                + ")"
+            )
+        elif members:
             test_text += f" (kept as an ensemble of {members} networks of its architecture)"
         trainings = int(result.best.get("trainings") or 1)
         mean = ""

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from typing import Any
 import pandas as pd
 import ray
 import torch
+from mlflow.artifacts import download_artifacts
 
 from controller import make_controller
+from search.combined import combine_model_dirs, evaluate_on_test
 from search.config import ConfigError, SearchConfig
 from search.objective import evaluate_child, load_objective
 from search.progress import ProgressCallback, format_seconds
@@ -29,7 +32,7 @@ from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
 from spaces import SpaceError, load_space
 from spaces.families import InvalidArchitecture, build_model, family_trainer
-from trainers import load_task
+from trainers import get_trainer, load_task
 from trainers.augment import check_augmentable
 
 __all__ = ["SearchResult", "run_search"]
@@ -52,6 +55,9 @@ class SearchResult:
     invalid: int
     reused: int
     interrupted: bool = False
+    kept: dict[str, Any] | None = None
+    """When the best architecture was trained more than once, the model kept for it: all its
+    trainings as one ensemble (``trainings``, ``networks``, ``metrics``: its ``test_*``)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -286,7 +292,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         raise
     finally:
         board = log.leaderboard()
-        version = _finish(tracker, log, board, controller, status)
+        version, kept = _finish(tracker, log, board, controller, status, task, space)
         if started_ray:
             ray.shutdown()
     best = log.best
@@ -304,13 +310,15 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         invalid=len(log.invalid),
         reused=len(log.reused),
         interrupted=interrupted,
+        kept=kept,
     )
 
 
 def _finish(
-    tracker: Tracker, log: SearchLog, board: pd.DataFrame, controller, status: str
-) -> int | None:
-    """Leaderboard, plots and controller state into the parent run; register the best."""
+    tracker: Tracker, log: SearchLog, board: pd.DataFrame, controller, status: str, task, space
+) -> tuple[int | None, dict[str, Any] | None]:
+    """Leaderboard, plots and controller state into the parent run; register the best (all
+    its architecture's trainings as one model when there are several, see `_combine_best`)."""
     for record in log.children.values():  # children cut off by an interrupt
         if record.status == "running" and record.run_id:
             tracker.client.set_terminated(record.run_id, "KILLED")
@@ -327,20 +335,59 @@ def _finish(
     if not board.empty:
         files["rewards.png"] = lambda path: _plot_rewards(log, path)
     tracker.log_parent_artifacts(files)
-    version = None
+    version, kept = None, None
     best = log.best
     if best is not None and best.run_id and best.has_model:
-        version = tracker.register_best(best)
+        try:
+            kept = _combine_best(tracker, log, best, task, space)
+        except Exception as exc:  # the best single training is still a good model to keep
+            warnings.warn(
+                f"kept the best training alone: combining its architecture's "
+                f"trainings failed: {exc}",
+                stacklevel=1,
+            )
+        test = best.metrics.get(best.test_metric)
+        if kept is None:
+            version = tracker.register_best(best)
+        else:
+            version = tracker.register_best(best, tracker.parent_run_id, kept["trainings"])
+            test = kept["metrics"].get(best.test_metric, test)
         tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_run_id", best.run_id)
         tracker.log_parent(
-            {
-                "search_seconds": log.elapsed,
-                f"best_{best.test_metric}": best.metrics.get(best.test_metric),
-            },
-            step=0,
+            {"search_seconds": log.elapsed, f"best_{best.test_metric}": test}, step=0
         )
     tracker.end_parent(status)
-    return version
+    return version, kept
+
+
+def _combine_best(tracker: Tracker, log: SearchLog, best, task, space) -> dict[str, Any] | None:
+    """When `best`'s architecture has several trainings with a model (after ``--confirm``),
+    write all their networks as one ensemble into the parent run's ``model/`` and return what
+    `SearchResult.kept` holds; else None. Evaluated on the test split, as a child is."""
+    trainings = [
+        c for c in log.finished if c.has_model and c.run_id and c.architecture == best.architecture
+    ]
+    if task is None or len(trainings) < 2:
+        return None
+    trainer = get_trainer(family_trainer(space.family) or task.kind)
+    combine = getattr(trainer, "ensemble_combine", "")
+    if not combine:
+        return None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = [
+            download_artifacts(
+                artifact_uri=f"{tracker.client.get_run(c.run_id).info.artifact_uri}/model",
+                dst_path=str(Path(tmp, str(c.number))),
+                tracking_uri=tracker.tracking_uri,
+            )
+            for c in trainings
+        ]
+        path, model = combine_model_dirs(sources, Path(tmp, "model"), combine)
+        metrics = evaluate_on_test(trainer, model, task)
+        tracker.client.log_artifacts(tracker.parent_run_id, str(path), "model")
+    tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_trainings", str(len(trainings)))
+    return {"trainings": len(trainings), "networks": len(model.members), "metrics": metrics}
 
 
 def _plot_rewards(log: SearchLog, path: Path) -> None:

@@ -133,10 +133,14 @@ class Tracker:
         if self.parent_run_id:
             self.client.set_terminated(self.parent_run_id, status)
 
-    def register_best(self, record: ChildRecord) -> int:
+    def register_best(
+        self, record: ChildRecord, source_run_id: str | None = None, trainings: int = 1
+    ) -> int:
         """Register the child's model under the search's name; move alias `best` if it wins.
 
-        Returns the new model version.
+        `source_run_id`: the run whose ``model/`` is registered instead of the child's (the
+        parent's, holding `trainings` trainings of its architecture as one model). Returns the
+        new model version.
         """
         try:
             self.client.get_registered_model(self.name)
@@ -144,12 +148,17 @@ class Tracker:
             self.client.create_registered_model(
                 self.name, description="Best architectures found by rlnas searches."
             )
-        run = self.client.get_run(record.run_id)
+        run_id = source_run_id or record.run_id
+        run = self.client.get_run(run_id)
         version = self.client.create_model_version(
             self.name,
             source=f"{run.info.artifact_uri}/model",
-            run_id=record.run_id,
-            tags={"reward": str(record.reward), "parent_run_id": str(self.parent_run_id)},
+            run_id=run_id,
+            tags={
+                "reward": str(record.reward),
+                "parent_run_id": str(self.parent_run_id),
+                "trainings": str(trainings),
+            },
         )
         if self._beats_current_best(record.reward):
             self.client.set_registered_model_alias(self.name, "best", version.version)

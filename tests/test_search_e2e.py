@@ -11,9 +11,11 @@ import urllib.request
 
 import pytest
 import torch
+from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from search import SearchConfig, leaderboard, load_best, run_search
+from search.model_files import load_model_dir
 from trainers import load_task
 
 pytestmark = pytest.mark.slow
@@ -210,7 +212,28 @@ def test_confirmation_picks_the_architecture_best_on_average(tmp_path):
     winner = max(confirmed.values(), key=mean)
     best = max(winner, key=lambda r: r.data.metrics["reward"])
     assert result.best_run_id == best.info.run_id
-    assert client.get_model_version_by_alias("e2e-confirm", "best").run_id == best.info.run_id
     board = leaderboard("e2e-confirm", tracking_uri=uri, top=10)
     assert list(board["run_id"]) == list(result.leaderboard["run_id"])
     assert board.iloc[0]["mean_reward"] == pytest.approx(mean(winner))
+
+    # the kept model is all three trainings of the winner, registered from the parent run
+    version = client.get_model_version_by_alias("e2e-confirm", "best")
+    assert version.run_id == result.parent_run_id and version.tags["trainings"] == "3"
+    assert result.kept["trainings"] == 3 and result.kept["networks"] == 3
+    model = load_best("e2e-confirm", tracking_uri=uri)
+    task = load_task("digits", seed=5)
+    with torch.no_grad():
+        outputs = [m(task.x_test) for m in model.members]
+        own = [training_model(uri, r)(task.x_test) for r in winner]
+        accuracy = (model(task.x_test).argmax(1) == task.y_test).float().mean().item()
+    assert all(any(torch.equal(o, p) for p in outputs) for o in own)
+    assert result.kept["metrics"]["test_accuracy"] == pytest.approx(accuracy)
+    parent = client.get_run(result.parent_run_id).data
+    assert parent.metrics["best_test_accuracy"] == pytest.approx(accuracy)
+    assert parent.tags["rlnas.best_trainings"] == "3"
+
+
+def training_model(uri, run):
+    """One child's own model, from its run's ``model/``."""
+    path = download_artifacts(artifact_uri=f"{run.info.artifact_uri}/model", tracking_uri=uri)
+    return load_model_dir(path)

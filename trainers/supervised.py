@@ -91,8 +91,9 @@ class SupervisedTrainer(Trainer):
     skipped_metrics: ClassVar[tuple[str, ...]] = ()
     """Metrics recorded as NaN for an epoch whose training loss diverged (validation skipped)."""
     ensemble_combine: ClassVar[str] = ""
-    """How an `Ensemble` of this trainer's models combines them (`spaces.ensemble.COMBINES`);
-    empty: this trainer keeps single models."""
+    """How an `Ensemble` of this trainer's models combines them (`spaces.ensemble.COMBINES`):
+    a cross-validated child's fold models, or a search's trainings of one architecture; empty:
+    its models are never averaged."""
     fold_ensemble: bool = True
     """When cross-validating, keep the fold models beside the refit as one `Ensemble`."""
     augment: tuple[str, ...] = ()

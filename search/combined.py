@@ -1,0 +1,80 @@
+"""One kept model from several trainings of the winning architecture.
+
+After confirmation runs (``--confirm``) the winning architecture has been trained several
+times, each training a model of its own (one network, or a refit + fold ensemble). Which of
+them scored best is partly luck; averaging all their networks is what the extra trainings paid
+for, so the search keeps that average as its best model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from search.model_files import ModelSpec, load_model_dir, save_model_dir
+from spaces.ensemble import Ensemble
+from trainers.tasks import Task
+
+__all__ = ["combine_model_dirs", "members_of", "evaluate_on_test"]
+
+
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The networks a kept model averages: an `Ensemble`'s members, else the model itself."""
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def _spec(path: Path) -> ModelSpec:
+    facts = json.loads((path / "model.json").read_text())
+    known = {f.name for f in fields(ModelSpec)}
+    spec = ModelSpec(**{k: v for k, v in facts.items() if k in known})
+    return replace(spec, input_shape=tuple(spec.input_shape))
+
+
+def combine_model_dirs(
+    sources: Sequence[str | Path], dest: str | Path, combine: str
+) -> tuple[Path, Ensemble]:
+    """Write model directory `dest` whose ensemble holds every network of `sources` (model
+    directories of one architecture), averaged as `combine` says (`Ensemble.combine`); return
+    its path and the ensemble.
+
+    Each network counts once, so a training kept as 6 networks weighs 6 times one kept as a
+    single network; a search's trainings of one architecture all keep the same number.
+    """
+    paths = [Path(s) for s in sources]
+    if not paths:
+        raise ValueError("nothing to combine: no model directories given")
+    spec = _spec(paths[0])
+    architecture = json.loads((paths[0] / "architecture.json").read_text())
+    for path in paths[1:]:
+        other = _spec(path)
+        if json.loads((path / "architecture.json").read_text()) != architecture or (
+            other.family,
+            other.input_shape,
+            other.num_outputs,
+        ) != (spec.family, spec.input_shape, spec.num_outputs):
+            raise ValueError(f"{path}: not the architecture of {paths[0]}; cannot combine")
+    members = [m for path in paths for m in members_of(load_model_dir(path))]
+    ensemble = Ensemble(members, combine).eval()
+    space_file = paths[0] / "space.yaml"
+    written = save_model_dir(
+        dest,
+        architecture,
+        replace(spec, ensemble=len(members), combine=combine),
+        ensemble.state_dict(),
+        space_file.read_text() if space_file.exists() else "",
+    )
+    return written, ensemble
+
+
+@torch.no_grad()
+def evaluate_on_test(trainer, model: nn.Module, task: Task) -> dict[str, float]:
+    """``test_*`` metrics of `model` on `task`'s test split, as the trainer reports a child's."""
+    lengths = task.lengths.get("test")
+    options = {} if lengths is None else {"lengths": lengths}
+    values = trainer.evaluate(model.eval(), task, task.x_test, task.y_test, **options)
+    return {f"test_{k}": float(v) for k, v in values.items() if k != "loss"}
