@@ -61,6 +61,20 @@ def test_validation_is_carved_from_train_and_test_is_the_archive_test() -> None:
     assert torch.equal(a.x_val, again.x_val)
 
 
+def test_new_series_are_prepared_with_the_tasks_statistics(tmp_path: Path) -> None:
+    raw_test = _series(6, channels=3, seed=1) * 5.0 + 2.0
+    y = np.array(["a", "b"] * 10)
+    path = tmp_path / "data.npz"
+    np.savez(
+        path, x_train=_series(20, channels=3) * 5.0 + 2.0, y_train=y, x_test=raw_test, y_test=y[:6]
+    )
+    task = load_task(str(path), seed=0)
+    mean, std = np.array(task.metadata["mean"]), np.array(task.metadata["std"])
+    assert mean.shape == std.shape == (3,)
+    prepared = torch.from_numpy(((raw_test - mean) / std).astype(np.float32))
+    assert torch.allclose(prepared, task.x_test, atol=1e-5)
+
+
 def test_multivariate_and_unequal_length() -> None:
     motions = load_task("uea:BasicMotions")
     assert motions.input_shape == (100, 6) and motions.num_classes == 4

@@ -16,7 +16,8 @@ standardisation, so it reads as "the mean value").
   cell) is skipped. The file is split 60/20/20 train/val/test, stratified and seeded.
 
 Inputs are standardised per channel with the mean and standard deviation of the training
-split (valid steps only).
+split (valid steps only); both are kept in ``Task.metadata`` (``mean``, ``std``: one value
+per channel) so that new series can be prepared the same way.
 """
 
 from __future__ import annotations
@@ -330,6 +331,9 @@ def sequence_task(
             "classes": classes,
             "unequal_length": unequal,
             "validation": "given" if x_val is not None else "carved from train (stratified)",
+            # what new series need before they reach a model trained on this task
+            "mean": mean.astype(float).tolist(),
+            "std": std.astype(float).tolist(),
         },
         lengths=lengths if unequal else {},
     )
