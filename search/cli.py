@@ -86,11 +86,36 @@ def _search_parser(sub) -> None:
     p.add_argument(
         "--confirm-runs", type=int, help="extra trainings of each confirmed architecture (2)"
     )
+    p.add_argument(
+        "--keep",
+        choices=["confirmed", "best"],
+        help="after --confirm, register every training of the confirmed architectures as one "
+        "ensemble (confirmed, default) or of the best architecture only (best)",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
     p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")
     p.add_argument("--top", type=int, default=5, help="leaderboard rows printed at the end")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress lines")
+
+
+def _kept_text(kept: dict[str, Any], metric: str, single: float | None) -> str:
+    """``, test accuracy X (kept: ...)``: the kept ensemble's test metric, then what it beat."""
+    name = metric.replace("_", " ")
+    value = kept["metrics"].get(metric)
+    whose = (
+        f"the {kept['architectures']} confirmed architectures' {kept['trainings']} trainings"
+        if kept.get("architectures", 1) > 1
+        else f"its {kept['trainings']} trainings"
+    )
+    text = "" if value is None else f", {name} {value:.4f}"
+    text += f" (kept: {whose} as one ensemble of {kept['networks']} networks"
+    alone = (kept.get("best_architecture_metrics") or {}).get(metric)
+    if alone is not None:
+        text += f"; the best architecture's trainings alone: {alone:.4f}"
+    if single is not None and single == single:
+        text += f"; its best training alone: {single:.4f}"
+    return text + ")"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -159,15 +184,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         test_text = "" if test is None or test != test else f", {name} {test:.4f}"
         members = int(result.best.get("ensemble") or 0)
         if result.kept:
-            kept = result.kept["metrics"].get(str(result.best.get("test_metric")))
-            if kept is not None:
-                test_text = f", {name} {kept:.4f}"
-            test_text += (
-                f" (its {result.kept['trainings']} trainings kept as one ensemble of "
-                f"{result.kept['networks']} networks"
-                + ("" if test is None or test != test else f"; its best training alone: {test:.4f}")
-                + ")"
-            )
+            test_text = _kept_text(result.kept, str(result.best.get("test_metric")), test)
         elif members:
             test_text += f" (kept as an ensemble of {members} networks of its architecture)"
         trainings = int(result.best.get("trainings") or 1)

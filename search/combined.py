@@ -1,9 +1,10 @@
-"""One kept model from several trainings of the winning architecture.
+"""One kept model from several trainings: of the winning architecture, or of all confirmed ones.
 
-After confirmation runs (``--confirm``) the winning architecture has been trained several
-times, each training a model of its own (one network, or a refit + fold ensemble). Which of
-them scored best is partly luck; averaging all their networks is what the extra trainings paid
-for, so the search keeps that average as its best model.
+After confirmation runs (``--confirm``) each confirmed architecture has been trained several
+times, each training a model of its own (one network, or a refit + fold ensemble). Which
+training scored best is partly luck, and so, where validation saturates, is which architecture
+did; averaging their networks is what the extra trainings paid for, so the search keeps that
+average as its best model (InceptionTime, likewise, averages five networks).
 """
 
 from __future__ import annotations
@@ -39,34 +40,47 @@ def combine_model_dirs(
     sources: Sequence[str | Path], dest: str | Path, combine: str
 ) -> tuple[Path, Ensemble]:
     """Write model directory `dest` whose ensemble holds every network of `sources` (model
-    directories of one architecture), averaged as `combine` says (`Ensemble.combine`); return
-    its path and the ensemble.
+    directories of one family, input shape and output width), averaged as `combine` says
+    (`Ensemble.combine`); return its path and the ensemble.
 
     Each network counts once, so a training kept as 6 networks weighs 6 times one kept as a
-    single network; a search's trainings of one architecture all keep the same number.
+    single network. ``architecture.json`` is the first source's; when the sources differ in
+    architecture, ``members.json`` says which member is which.
     """
     paths = [Path(s) for s in sources]
     if not paths:
         raise ValueError("nothing to combine: no model directories given")
     spec = _spec(paths[0])
-    architecture = json.loads((paths[0] / "architecture.json").read_text())
-    for path in paths[1:]:
+    groups: list[tuple[dict, int]] = []
+    members: list[nn.Module] = []
+    for path in paths:
         other = _spec(path)
-        if json.loads((path / "architecture.json").read_text()) != architecture or (
-            other.family,
-            other.input_shape,
-            other.num_outputs,
-        ) != (spec.family, spec.input_shape, spec.num_outputs):
-            raise ValueError(f"{path}: not the architecture of {paths[0]}; cannot combine")
-    members = [m for path in paths for m in members_of(load_model_dir(path))]
+        if (other.family, other.input_shape, other.num_outputs) != (
+            spec.family,
+            spec.input_shape,
+            spec.num_outputs,
+        ):
+            raise ValueError(
+                f"{path}: a {other.family} model of input {other.input_shape} and "
+                f"{other.num_outputs} outputs cannot join {paths[0]} ({spec.family}, "
+                f"{spec.input_shape}, {spec.num_outputs}); cannot combine"
+            )
+        networks = members_of(load_model_dir(path))
+        members += networks
+        architecture = json.loads((path / "architecture.json").read_text())
+        if groups and groups[-1][0] == architecture:
+            groups[-1] = (architecture, groups[-1][1] + len(networks))
+        else:
+            groups.append((architecture, len(networks)))
     ensemble = Ensemble(members, combine).eval()
     space_file = paths[0] / "space.yaml"
     written = save_model_dir(
         dest,
-        architecture,
+        groups[0][0],
         replace(spec, ensemble=len(members), combine=combine),
         ensemble.state_dict(),
         space_file.read_text() if space_file.exists() else "",
+        groups=groups if len({json.dumps(a, sort_keys=True) for a, _ in groups}) > 1 else None,
     )
     return written, ensemble
 

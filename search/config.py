@@ -14,6 +14,8 @@ import yaml
 __all__ = ["ConfigError", "SearchConfig", "default_tracking_uri"]
 
 RUNS_DIR = Path("runs")
+KEEP = ("confirmed", "best")
+"""What a search with confirmation runs keeps (`SearchConfig.keep`)."""
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,9 @@ class SearchConfig:
     (new seeds) and the best is the one of highest mean reward over its trainings; 0: none."""
     confirm_runs: int = 2
     """Extra trainings of each confirmed architecture."""
+    keep: str = "confirmed"
+    """After confirmation, the model registered: ``confirmed``, every training of every
+    confirmed architecture as one ensemble; ``best``, the best architecture's trainings only."""
     controller_options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword options of the controller (e.g. {lr: 0.01})."""
     include: Any = None
@@ -122,6 +127,8 @@ class SearchConfig:
         except (ValueError, AttributeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
+        if self.keep not in KEEP:
+            raise ConfigError(f"keep: got {self.keep!r}, expected one of {', '.join(KEEP)}")
         if self.duplicates not in ("reuse", "retrain"):
             raise ConfigError(f"duplicates: got {self.duplicates!r}, expected 'reuse' or 'retrain'")
         if self.reward is not None:

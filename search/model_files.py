@@ -8,6 +8,9 @@ A model directory holds::
                         and how it combines them
     state_dict.pt       the weights (loaded with ``torch.load(weights_only=True)``)
     space.yaml          the space file the architecture came from
+    members.json        only for an ensemble of several architectures: ``[{"architecture":
+                        ..., "members": n}, ...]`` in member order (``architecture.json`` is
+                        then the first, the search's best)
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ def save_model_dir(
     spec: ModelSpec,
     state_dict: dict[str, torch.Tensor],
     space_text: str = "",
+    groups: list[tuple[dict[str, Any], int]] | None = None,
 ) -> Path:
-    """Write a model directory; return its path."""
+    """Write a model directory; return its path. `groups`: an ensemble's members as runs of
+    ``(architecture, count)`` when they are not all `architecture`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / "architecture.json").write_text(json.dumps(architecture, indent=2, sort_keys=True))
@@ -57,6 +62,15 @@ def save_model_dir(
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, path / "state_dict.pt")
     if space_text:
         (path / "space.yaml").write_text(space_text)
+    if groups:
+        if sum(n for _, n in groups) != spec.ensemble:
+            raise ValueError(
+                f"members.json would count {sum(n for _, n in groups)} members, "
+                f"model.json {spec.ensemble}"
+            )
+        (path / "members.json").write_text(
+            json.dumps([{"architecture": a, "members": n} for a, n in groups], indent=2)
+        )
     return path
 
 
@@ -68,14 +82,23 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     ]
     if missing:
         raise FileNotFoundError(f"{path}: not a model directory (missing {', '.join(missing)})")
-    architecture = json.loads((path / "architecture.json").read_text())
     facts = json.loads((path / "model.json").read_text())
     shape = tuple(facts["input_shape"])
-    model = build_model(facts["family"], architecture, shape, facts["num_outputs"])
-    members = int(facts.get("ensemble") or 0)
-    if members:  # the weights below differ per member; the built network is only a template
-        copies = [copy.deepcopy(model) for _ in range(members)]
-        model = Ensemble(copies, facts.get("combine") or "probabilities")
+
+    def build(architecture: dict[str, Any]) -> nn.Module:
+        return build_model(facts["family"], architecture, shape, facts["num_outputs"])
+
+    combine = facts.get("combine") or "probabilities"
+    if (path / "members.json").exists():
+        groups = json.loads((path / "members.json").read_text())
+        model = Ensemble(
+            [build(g["architecture"]) for g in groups for _ in range(int(g["members"]))], combine
+        )
+    else:
+        model = build(json.loads((path / "architecture.json").read_text()))
+        members = int(facts.get("ensemble") or 0)
+        if members:  # the weights below differ per member; the built network is a template
+            model = Ensemble([copy.deepcopy(model) for _ in range(members)], combine)
     state = torch.load(path / "state_dict.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval()

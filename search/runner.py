@@ -56,8 +56,10 @@ class SearchResult:
     reused: int
     interrupted: bool = False
     kept: dict[str, Any] | None = None
-    """When the best architecture was trained more than once, the model kept for it: all its
-    trainings as one ensemble (``trainings``, ``networks``, ``metrics``: its ``test_*``)."""
+    """After confirmation runs, the model kept (see `SearchConfig.keep`): trainings as one
+    ensemble (``trainings``, ``architectures``, ``networks``, ``metrics``: its ``test_*``;
+    ``best_architecture_metrics``: the best architecture's trainings alone, when others joined
+    them, else None)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -292,7 +294,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         raise
     finally:
         board = log.leaderboard()
-        version, kept = _finish(tracker, log, board, controller, status, task, space)
+        version, kept = _finish(tracker, log, board, controller, status, task, space, config.keep)
         if started_ray:
             ray.shutdown()
     best = log.best
@@ -315,10 +317,17 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
 
 
 def _finish(
-    tracker: Tracker, log: SearchLog, board: pd.DataFrame, controller, status: str, task, space
+    tracker: Tracker,
+    log: SearchLog,
+    board: pd.DataFrame,
+    controller,
+    status: str,
+    task,
+    space,
+    keep: str = "confirmed",
 ) -> tuple[int | None, dict[str, Any] | None]:
-    """Leaderboard, plots and controller state into the parent run; register the best (all
-    its architecture's trainings as one model when there are several, see `_combine_best`)."""
+    """Leaderboard, plots and controller state into the parent run; register the best (after
+    confirmation, its trainings as one model, see `_combine_best`)."""
     for record in log.children.values():  # children cut off by an interrupt
         if record.status == "running" and record.run_id:
             tracker.client.set_terminated(record.run_id, "KILLED")
@@ -339,33 +348,47 @@ def _finish(
     best = log.best
     if best is not None and best.run_id and best.has_model:
         try:
-            kept = _combine_best(tracker, log, best, task, space)
+            kept = _combine_best(tracker, log, best, task, space, keep)
         except Exception as exc:  # the best single training is still a good model to keep
             warnings.warn(
-                f"kept the best training alone: combining its architecture's "
-                f"trainings failed: {exc}",
+                f"kept the best training alone: combining trainings failed: {exc}",
                 stacklevel=1,
             )
         test = best.metrics.get(best.test_metric)
         if kept is None:
             version = tracker.register_best(best)
         else:
-            version = tracker.register_best(best, tracker.parent_run_id, kept["trainings"])
+            version = tracker.register_best(
+                best, tracker.parent_run_id, kept["trainings"], kept["architectures"]
+            )
             test = kept["metrics"].get(best.test_metric, test)
         tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_run_id", best.run_id)
-        tracker.log_parent(
-            {"search_seconds": log.elapsed, f"best_{best.test_metric}": test}, step=0
-        )
+        metrics = {"search_seconds": log.elapsed, f"best_{best.test_metric}": test}
+        alone = (kept or {}).get("best_architecture_metrics") or {}
+        if best.test_metric in alone:
+            metrics[f"best_architecture_{best.test_metric}"] = alone[best.test_metric]
+        tracker.log_parent(metrics, step=0)
     tracker.end_parent(status)
     return version, kept
 
 
-def _combine_best(tracker: Tracker, log: SearchLog, best, task, space) -> dict[str, Any] | None:
-    """When `best`'s architecture has several trainings with a model (after ``--confirm``),
-    write all their networks as one ensemble into the parent run's ``model/`` and return what
-    `SearchResult.kept` holds; else None. Evaluated on the test split, as a child is."""
+def _combine_best(
+    tracker: Tracker, log: SearchLog, best, task, space, keep: str = "confirmed"
+) -> dict[str, Any] | None:
+    """When there are several trainings to keep (after ``--confirm``; `keep` says whose, see
+    `SearchConfig.keep`), write all their networks as one ensemble into the parent run's
+    ``model/`` and return what `SearchResult.kept` holds; else None. Evaluated on the test
+    split, as a child is; with several architectures, the best one's trainings are evaluated
+    alone too (``best_architecture_metrics``)."""
+    numbers = {c.number: c for c in log.finished if c.has_model and c.run_id}
+    board = [numbers[n] for n in log.leaderboard()["child"] if n in numbers]
+    kept_architectures = [best.architecture]
+    for c in board if keep == "confirmed" else []:
+        if c.confirmation and c.architecture not in kept_architectures:
+            kept_architectures.append(c.architecture)
+    # best architecture first, then the others in leaderboard order
     trainings = [
-        c for c in log.finished if c.has_model and c.run_id and c.architecture == best.architecture
+        c for architecture in kept_architectures for c in board if c.architecture == architecture
     ]
     if task is None or len(trainings) < 2:
         return None
@@ -374,6 +397,7 @@ def _combine_best(tracker: Tracker, log: SearchLog, best, task, space) -> dict[s
     if not combine:
         return None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    kept: dict[str, Any] = {"trainings": len(trainings)}
     with tempfile.TemporaryDirectory() as tmp:
         sources = [
             download_artifacts(
@@ -384,10 +408,26 @@ def _combine_best(tracker: Tracker, log: SearchLog, best, task, space) -> dict[s
             for c in trainings
         ]
         path, model = combine_model_dirs(sources, Path(tmp, "model"), combine)
-        metrics = evaluate_on_test(trainer, model, task)
+        kept.update(
+            architectures=len(kept_architectures),
+            networks=len(model.members),
+            metrics=evaluate_on_test(trainer, model, task),
+            best_architecture_metrics=None,
+        )
+        own = [
+            s
+            for s, c in zip(sources, trainings, strict=True)
+            if c.architecture == best.architecture
+        ]
+        if len(kept_architectures) > 1 and len(own) > 1:
+            _, alone = combine_model_dirs(own, Path(tmp, "best-architecture"), combine)
+            kept["best_architecture_metrics"] = evaluate_on_test(trainer, alone, task)
         tracker.client.log_artifacts(tracker.parent_run_id, str(path), "model")
     tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_trainings", str(len(trainings)))
-    return {"trainings": len(trainings), "networks": len(model.members), "metrics": metrics}
+    tracker.client.set_tag(
+        tracker.parent_run_id, "rlnas.best_architectures", str(len(kept_architectures))
+    )
+    return kept
 
 
 def _plot_rewards(log: SearchLog, path: Path) -> None:

@@ -134,13 +134,17 @@ class Tracker:
             self.client.set_terminated(self.parent_run_id, status)
 
     def register_best(
-        self, record: ChildRecord, source_run_id: str | None = None, trainings: int = 1
+        self,
+        record: ChildRecord,
+        source_run_id: str | None = None,
+        trainings: int = 1,
+        architectures: int = 1,
     ) -> int:
         """Register the child's model under the search's name; move alias `best` if it wins.
 
         `source_run_id`: the run whose ``model/`` is registered instead of the child's (the
-        parent's, holding `trainings` trainings of its architecture as one model). Returns the
-        new model version.
+        parent's, holding `trainings` trainings of `architectures` architectures as one
+        model). Returns the new model version.
         """
         try:
             self.client.get_registered_model(self.name)
@@ -158,6 +162,7 @@ class Tracker:
                 "reward": str(record.reward),
                 "parent_run_id": str(self.parent_run_id),
                 "trainings": str(trainings),
+                "architectures": str(architectures),
             },
         )
         if self._beats_current_best(record.reward):

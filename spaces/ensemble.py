@@ -1,7 +1,8 @@
-"""Several trained networks of one architecture that predict as one.
+"""Several trained networks that predict as one.
 
 A cross-validated child keeps its fold models beside the refitted one (as InceptionTime
-averages five networks): classifiers average their members' class probabilities, regressors
+averages five networks), and a search may keep the trainings of its best architectures
+together: classifiers average their members' class probabilities, regressors
 their outputs. The ensemble is an ordinary ``nn.Module`` whose weights are its members' under
 ``members.<i>.``, so it saves and loads like any child's model.
 """
@@ -21,7 +22,7 @@ COMBINES = ("probabilities", "mean")
 
 
 class Ensemble(nn.Module):
-    """Members of one architecture whose predictions are averaged (see `COMBINES`)."""
+    """Networks of one task's shapes whose predictions are averaged (see `COMBINES`)."""
 
     def __init__(self, members: Sequence[nn.Module], combine: str = "probabilities") -> None:
         super().__init__()

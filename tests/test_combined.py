@@ -1,6 +1,8 @@
-"""Several trainings of one architecture combined into the one model a search keeps."""
+"""Several trainings combined into the one model a search keeps."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -50,16 +52,37 @@ def test_forecasts_average_their_outputs(tmp_path):
         assert torch.allclose(combined(x), expected, atol=1e-6)
 
 
-def test_different_architectures_are_refused(tmp_path):
-    other = {**ARCHITECTURE, "readout": "mean"}
+def test_different_architectures_join_one_ensemble_that_reloads(tmp_path):
+    other = {**ARCHITECTURE, "readout": "mean", "layers": [{"filters": 6, "kernel": 5}]}
+    pair = Ensemble([_network(1), _network(2)], "probabilities")
+    sources = [
+        _save(tmp_path / "a", pair, combine="probabilities"),
+        _save(tmp_path / "b", _network(3, other), other),
+        _save(tmp_path / "c", _network(4)),
+    ]
+    path, combined = combine_model_dirs(sources, tmp_path / "kept", "probabilities")
+    groups = json.loads((path / "members.json").read_text())
+    assert [g["members"] for g in groups] == [2, 1, 1]
+    assert groups[1]["architecture"] == other
+    assert json.loads((path / "architecture.json").read_text()) == ARCHITECTURE
+    x = torch.randn(5, *SHAPE)
+    with torch.no_grad():
+        networks = [*pair.members, _network(3, other), _network(4)]
+        expected = torch.stack([m(x).softmax(-1) for m in networks]).mean(0)
+        assert torch.allclose(combined(x).exp(), expected, atol=1e-6)
+        assert torch.allclose(load_model_dir(path)(x), combined(x))
+
+
+def test_models_of_other_shapes_are_refused(tmp_path):
     sources = [
         _save(tmp_path / "a", _network(1)),
-        _save(tmp_path / "b", _network(2, other), other),
+        _save(tmp_path / "b", _network(2, outputs=2), outputs=2),
     ]
-    with pytest.raises(ValueError, match="not the architecture"):
+    with pytest.raises(ValueError, match="2 outputs cannot join"):
         combine_model_dirs(sources, tmp_path / "kept", "probabilities")
     with pytest.raises(ValueError, match="nothing to combine"):
         combine_model_dirs([], tmp_path / "kept", "probabilities")
+    assert not (tmp_path / "kept").exists()
 
 
 def test_evaluation_is_the_trainers_on_the_test_split():

@@ -166,7 +166,8 @@ def test_ui_serves_the_search_on_loopback(finished_search):
         s.connect(("127.0.0.1", port))
 
 
-def test_confirmation_picks_the_architecture_best_on_average(tmp_path):
+@pytest.mark.parametrize("keep", ["confirmed", "best"])
+def test_confirmation_picks_the_architecture_best_on_average(tmp_path, keep):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = SearchConfig(
         task="digits",
@@ -178,6 +179,7 @@ def test_confirmation_picks_the_architecture_best_on_average(tmp_path):
         seed=5,
         confirm=2,
         confirm_runs=2,
+        keep=keep,
         name="e2e-confirm",
         tracking_uri=uri,
         storage=str(tmp_path / "ray"),
@@ -216,21 +218,33 @@ def test_confirmation_picks_the_architecture_best_on_average(tmp_path):
     assert list(board["run_id"]) == list(result.leaderboard["run_id"])
     assert board.iloc[0]["mean_reward"] == pytest.approx(mean(winner))
 
-    # the kept model is all three trainings of the winner, registered from the parent run
+    # the kept model: the winner's three trainings (then the other confirmed architecture's
+    # three with keep="confirmed") as one ensemble, registered from the parent run
+    kept = 6 if keep == "confirmed" else 3
     version = client.get_model_version_by_alias("e2e-confirm", "best")
-    assert version.run_id == result.parent_run_id and version.tags["trainings"] == "3"
-    assert result.kept["trainings"] == 3 and result.kept["networks"] == 3
+    assert version.run_id == result.parent_run_id and version.tags["trainings"] == str(kept)
+    assert result.kept["trainings"] == kept and result.kept["networks"] == kept
     model = load_best("e2e-confirm", tracking_uri=uri)
     task = load_task("digits", seed=5)
+    (other,) = [t for t in confirmed.values() if t is not winner]
     with torch.no_grad():
         outputs = [m(task.x_test) for m in model.members]
         own = [training_model(uri, r)(task.x_test) for r in winner]
+        others = [training_model(uri, r)(task.x_test) for r in other]
         accuracy = (model(task.x_test).argmax(1) == task.y_test).float().mean().item()
-    assert all(any(torch.equal(o, p) for p in outputs) for o in own)
+        probabilities = torch.stack([o.softmax(-1) for o in own]).mean(0)
+        alone = (probabilities.argmax(1) == task.y_test).float().mean().item()
+    assert all(any(torch.equal(o, p) for p in outputs[:3]) for o in own)
+    assert all(any(torch.equal(o, p) for p in outputs[3:]) for o in others) == (kept == 6)
     assert result.kept["metrics"]["test_accuracy"] == pytest.approx(accuracy)
     parent = client.get_run(result.parent_run_id).data
     assert parent.metrics["best_test_accuracy"] == pytest.approx(accuracy)
-    assert parent.tags["rlnas.best_trainings"] == "3"
+    assert parent.tags["rlnas.best_trainings"] == str(kept)
+    if keep == "confirmed":  # and how the winner's trainings did without the others
+        assert result.kept["best_architecture_metrics"]["test_accuracy"] == pytest.approx(alone)
+        assert parent.metrics["best_architecture_test_accuracy"] == pytest.approx(alone)
+    else:
+        assert accuracy == pytest.approx(alone)
 
 
 def training_model(uri, run):
