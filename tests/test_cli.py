@@ -44,6 +44,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["search", "--task", "nosuch"], ["unknown task 'nosuch'"]),
         (["search", "--controller", "nosuch"], ["unknown controller 'nosuch'"]),
         (["search", "--confirm", "-1"], ["confirm", "expected an integer >= 0"]),
+        (["search", "--keep", "all"], ["--keep", "invalid choice: 'all'"]),
         (["search", "--augment", "flip"], ["augment", "unknown augmentation 'flip'"]),
         (["search", "--augment", "shift"], ["augment", "sequence classification", "'digits'"]),
         (["frobnicate"], ["invalid choice: 'frobnicate'"]),
@@ -80,6 +81,10 @@ def test_bad_config_file_gives_one_line(tmp_path):
     config.write_text("budget: four\n")
     assert_one_line_error(
         rlnas("search", "--config", str(config), cwd=tmp_path), "budget", "expected an integer"
+    )
+    config.write_text("keep: everything\n")
+    assert_one_line_error(
+        rlnas("search", "--config", str(config), cwd=tmp_path), "keep", "confirmed, best"
     )
 
 
