@@ -80,7 +80,7 @@ def combine_model_dirs(
         replace(spec, ensemble=len(members), combine=combine),
         ensemble.state_dict(),
         space_file.read_text() if space_file.exists() else "",
-        groups=groups if len({json.dumps(a, sort_keys=True) for a, _ in groups}) > 1 else None,
+        groups=groups if len(groups) > 1 else None,
     )
     return written, ensemble
 

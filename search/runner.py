@@ -31,6 +31,7 @@ from search.searcher import ControllerSearcher, default_reward
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
 from spaces import SpaceError, load_space
+from spaces.ensemble import Ensemble
 from spaces.families import InvalidArchitecture, build_model, family_trainer
 from trainers import get_trainer, load_task
 from trainers.augment import check_augmentable
@@ -324,7 +325,7 @@ def _finish(
     status: str,
     task,
     space,
-    keep: str = "confirmed",
+    keep: str,
 ) -> tuple[int | None, dict[str, Any] | None]:
     """Leaderboard, plots and controller state into the parent run; register the best (after
     confirmation, its trainings as one model, see `_combine_best`)."""
@@ -348,7 +349,7 @@ def _finish(
     best = log.best
     if best is not None and best.run_id and best.has_model:
         try:
-            kept = _combine_best(tracker, log, best, task, space, keep)
+            kept = _combine_best(tracker, log, board, best, task, space, keep)
         except Exception as exc:  # the best single training is still a good model to keep
             warnings.warn(
                 f"kept the best training alone: combining trainings failed: {exc}",
@@ -373,22 +374,22 @@ def _finish(
 
 
 def _combine_best(
-    tracker: Tracker, log: SearchLog, best, task, space, keep: str = "confirmed"
+    tracker: Tracker, log: SearchLog, board: pd.DataFrame, best, task, space, keep: str
 ) -> dict[str, Any] | None:
     """When there are several trainings to keep (after ``--confirm``; `keep` says whose, see
     `SearchConfig.keep`), write all their networks as one ensemble into the parent run's
     ``model/`` and return what `SearchResult.kept` holds; else None. Evaluated on the test
     split, as a child is; with several architectures, the best one's trainings are evaluated
-    alone too (``best_architecture_metrics``)."""
+    alone too (``best_architecture_metrics``). `board`: `log`'s leaderboard."""
     numbers = {c.number: c for c in log.finished if c.has_model and c.run_id}
-    board = [numbers[n] for n in log.leaderboard()["child"] if n in numbers]
+    ranked = [numbers[n] for n in board["child"] if n in numbers]
     kept_architectures = [best.architecture]
-    for c in board if keep == "confirmed" else []:
+    for c in ranked if keep == "confirmed" else []:
         if c.confirmation and c.architecture not in kept_architectures:
             kept_architectures.append(c.architecture)
     # best architecture first, then the others in leaderboard order
     trainings = [
-        c for architecture in kept_architectures for c in board if c.architecture == architecture
+        c for architecture in kept_architectures for c in ranked if c.architecture == architecture
     ]
     if task is None or len(trainings) < 2:
         return None
@@ -414,13 +415,12 @@ def _combine_best(
             metrics=evaluate_on_test(trainer, model, task),
             best_architecture_metrics=None,
         )
-        own = [
-            s
-            for s, c in zip(sources, trainings, strict=True)
-            if c.architecture == best.architecture
-        ]
-        if len(kept_architectures) > 1 and len(own) > 1:
-            _, alone = combine_model_dirs(own, Path(tmp, "best-architecture"), combine)
+        if (
+            len(kept_architectures) > 1
+            and [c.architecture for c in trainings[:2]] == [best.architecture] * 2
+        ):  # the best architecture's networks come first: members.json's first group
+            own = json.loads((path / "members.json").read_text())[0]["members"]
+            alone = Ensemble(list(model.members[:own]), combine).eval()
             kept["best_architecture_metrics"] = evaluate_on_test(trainer, alone, task)
         tracker.client.log_artifacts(tracker.parent_run_id, str(path), "model")
     tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_trainings", str(len(trainings)))
