@@ -56,6 +56,12 @@ def _search_parser(sub) -> None:
     p.add_argument("--lr", type=float, help=f"children's learning rate (default {defaults.lr})")
     p.add_argument("--batch-size", type=int, help="children's batch size (default 64)")
     p.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        help="children's learning rate over their epochs: constant (default), or cosine decay "
+        "towards 0 by the last epoch",
+    )
+    p.add_argument(
         "--augment",
         help="augment children's training batches of a sequence classification task: any of "
         "scale, jitter, shift, comma-separated (default none)",

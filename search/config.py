@@ -58,6 +58,9 @@ class SearchConfig:
     """Training batch size of each child."""
     lr: float = 3e-3
     """Learning rate of each child's Adam optimiser."""
+    lr_schedule: str = "constant"
+    """Learning rate of each child over its epochs: ``constant``, or ``cosine`` (decays from
+    `lr` towards 0 by the last epoch; supervised trainers only)."""
     augment: str = "none"
     """Augmentations of each child's training batches, e.g. ``scale,jitter,shift``
     (sequence classification only; see `trainers.augment`); ``none`` by default."""
@@ -127,6 +130,12 @@ class SearchConfig:
         except (ValueError, AttributeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
+        from trainers.supervised import LR_SCHEDULES
+
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule: got {self.lr_schedule!r}, expected one of {', '.join(LR_SCHEDULES)}"
+            )
         if self.keep not in KEEP:
             raise ConfigError(f"keep: got {self.keep!r}, expected one of {', '.join(KEEP)}")
         if self.duplicates not in ("reuse", "retrain"):

@@ -136,6 +136,18 @@ def _check_augment(config: SearchConfig, space, task) -> None:
         raise ConfigError(f"augment: {exc}") from None
 
 
+def _check_lr_schedule(config: SearchConfig, space, task) -> None:
+    """`config.lr_schedule` is constant, or the children's trainer follows a schedule."""
+    if config.lr_schedule == "constant":
+        return
+    if task is None:
+        raise ConfigError("lr_schedule: an objective scores architectures without training them")
+    if family_trainer(space.family):
+        raise ConfigError(
+            f"lr_schedule: the {space.family} family's trainer keeps its learning rate constant"
+        )
+
+
 def _included(config: SearchConfig, space, validate) -> list[dict[str, Any]]:
     """`config.include`'s architectures, each a member of the space and buildable."""
     out = []
@@ -205,6 +217,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
     if custom:
         load_objective(config.objective)
     _check_augment(config, space, task)
+    _check_lr_schedule(config, space, task)
     validate = _validator(space, task)
     include = _included(config, space, validate)
     try:
@@ -236,6 +249,7 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "lr": config.lr,
+        "lr_schedule": config.lr_schedule,
         "augment": config.augment,
         "objective": config.objective,
         "cwd": os.getcwd(),

@@ -70,6 +70,8 @@ def train_child(config: dict[str, Any]) -> None:
         tune.report({"reward": 0.0, "final": True, "invalid": True, "error": str(exc)})
         return
     trainer = get_trainer(family_trainer(setup["family"]) or task.kind)
+    if setup.get("lr_schedule", "constant") != "constant":
+        trainer.lr_schedule = setup["lr_schedule"]
     if setup.get("augment", "none") != "none":
         trainer.augment = parse_augmentations(setup["augment"])
     metric = _reward_metric(setup, trainer)

@@ -47,6 +47,10 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["search", "--keep", "all"], ["--keep", "invalid choice: 'all'"]),
         (["search", "--augment", "flip"], ["augment", "unknown augmentation 'flip'"]),
         (["search", "--augment", "shift"], ["augment", "sequence classification", "'digits'"]),
+        (
+            ["search", "--space", "gan", "--lr-schedule", "cosine"],
+            ["lr_schedule", "gan family's trainer keeps its learning rate constant"],
+        ),
         (["frobnicate"], ["invalid choice: 'frobnicate'"]),
         (["spaces", "show"], ["name a built-in space or a YAML file"]),
         (["search", "--gpus-per-trial", "0.5"], ["0.5 GPUs per child asked", "cluster has 0"]),
@@ -85,6 +89,10 @@ def test_bad_config_file_gives_one_line(tmp_path):
     config.write_text("keep: everything\n")
     assert_one_line_error(
         rlnas("search", "--config", str(config), cwd=tmp_path), "keep", "confirmed, best"
+    )
+    config.write_text("lr_schedule: warmup\n")
+    assert_one_line_error(
+        rlnas("search", "--config", str(config), cwd=tmp_path), "lr_schedule", "constant, cosine"
     )
 
 

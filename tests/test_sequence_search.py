@@ -44,6 +44,7 @@ def test_search_on_a_uea_archive_logs_every_metric(tmp_path) -> None:
         storage=str(tmp_path / "ray"),
         quiet=True,
         reward="val_uar",
+        lr_schedule="cosine",
     )
     result = run_search(config)
     client = MlflowClient(uri)
@@ -58,6 +59,9 @@ def test_search_on_a_uea_archive_logs_every_metric(tmp_path) -> None:
             assert 0.0 <= metrics[key] <= 1.0, key
         history = client.get_metric_history(child.info.run_id, "val_uar")
         assert [m.step for m in history] == [1, 2]
+        # cosine over 2 epochs: the full rate, then half of it
+        lrs = [m.value for m in client.get_metric_history(child.info.run_id, "lr")]
+        assert lrs == pytest.approx([config.lr, config.lr / 2])
         assert metrics["reward"] == pytest.approx(max(m.value for m in history))
     # 40 training series: cross-validated, so the best model is the refit with the fold models
     model = load_best("e2e-basicmotions", tracking_uri=uri)

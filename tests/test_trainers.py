@@ -28,6 +28,7 @@ from trainers.supervised import MIN_EPOCH_SAMPLES, epoch_plan
 
 EPOCH_KEYS = {
     "epoch",
+    "lr",
     "train_loss",
     "val_loss",
     "val_accuracy",
@@ -342,6 +343,22 @@ def test_divergence_after_good_epochs_keeps_best_weights(digits: Task) -> None:
     assert result.epochs == 3 and len(reports) == 2 and result.best_epoch in (1, 2)
     assert result.val_accuracy > 0.5  # recorded, but not the reward
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_cosine_schedule_decays_the_learning_rate_each_epoch(digits: Task) -> None:
+    cosine_trainer = ClassificationTrainer()
+    cosine_trainer.lr_schedule = "cosine"
+    cosine = cosine_trainer.fit(mlp(), digits, epochs=4, seed=0, lr=4e-3)
+    constant = ClassificationTrainer().fit(mlp(), digits, epochs=4, seed=0, lr=4e-3)
+    expected = [4e-3 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
+    assert [r["lr"] for r in cosine.history] == pytest.approx(expected)
+    assert [r["lr"] for r in constant.history] == [4e-3] * 4
+    # the optimiser follows it: the first epoch trains alike, the later ones do not
+    assert cosine.history[0]["train_loss"] == constant.history[0]["train_loss"]
+    assert cosine.history[2]["train_loss"] != constant.history[2]["train_loss"]
+    cosine_trainer.lr_schedule = "warmup"
+    with pytest.raises(ValueError, match=r"unknown lr_schedule 'warmup'; known: constant, cos"):
+        cosine_trainer.fit(mlp(), digits, epochs=1, seed=0)
 
 
 def test_same_init_and_seed_same_result(digits: Task) -> None:

@@ -61,6 +61,8 @@ MIN_EPOCH_SAMPLES = 1024
 """An epoch shows the model at least this many training samples (whole passes)."""
 MIN_BATCHES = 4
 """A pass over the training split makes at least this many optimiser steps."""
+LR_SCHEDULES = ("constant", "cosine")
+"""Values of `SupervisedTrainer.lr_schedule`."""
 REFIT_TOLERANCE = 0.02
 """A refit whose reward on its own training data (train + validation) is more than this below
 the cross-validated reward failed to fit; the best fold's model is kept instead."""
@@ -144,6 +146,9 @@ class SupervisedTrainer(Trainer):
         if metric not in self.reward_metrics:
             known = ", ".join(self.reward_metrics)
             raise ValueError(f"unknown metric {metric!r}; known: {known}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            known = ", ".join(LR_SCHEDULES)
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; known: {known}")
         if task.kind != self.kind:
             raise TrainerError(
                 f"{type(self).__name__} trains {self.kind!r} tasks, "
@@ -194,7 +199,8 @@ class SupervisedTrainer(Trainer):
                 if not (math.isfinite(train_losses[-1]) and math.isfinite(val["loss"])):
                     break
             train_loss, val = _pooled(members, train_losses, vals)
-            record = {"epoch": epoch, "train_loss": train_loss}
+            record = {"epoch": epoch, "lr": self.epoch_lr(lr, epoch, epochs)}
+            record["train_loss"] = train_loss
             record.update({f"val_{k}": v for k, v in val.items()})
             if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):
                 history.append(record)
@@ -280,12 +286,17 @@ class SupervisedTrainer(Trainer):
         or none: holdout validation. Subclasses that cross-validate small tasks override it."""
         return []
 
+    def epoch_lr(self, lr: float, epoch: int, epochs: int) -> float:
+        """The learning rate of epoch ``epoch`` (1-based) of ``epochs`` under `lr_schedule`."""
+        if self.lr_schedule == "cosine":
+            return lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
+        return lr
+
     def _member_epoch(
         self, member: _Member, task: Task, lr: float, epoch: int, epochs: int
     ) -> float:
-        if self.lr_schedule == "cosine":
-            for group in member.optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
+        for group in member.optimizer.param_groups:
+            group["lr"] = self.epoch_lr(lr, epoch, epochs)
         member.model.train()
         return self._train_epoch(
             member.model,
