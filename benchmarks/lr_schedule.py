@@ -7,8 +7,9 @@ schedule, from the same initial weights and seed, optionally with ``--augment``;
 and its fold models are scored on the archive's test split. The README's figures came from
 (2 cores)::
 
-    python benchmarks/lr_schedule.py --task ucr:GunPoint --children 8 --augment scale,jitter,shift
-    python benchmarks/lr_schedule.py --task ucr:ItalyPowerDemand --children 8
+    python benchmarks/lr_schedule.py --task ucr:GunPoint --children 8 --augment scale,jitter,shift \
+        --seed 1
+    python benchmarks/lr_schedule.py --task ucr:ItalyPowerDemand --children 8 --seed 1
 
 It prints one line per architecture, the medians, and how the cosine child compares with the
 constant one, child by child (kept model and the mean of its fold models).
