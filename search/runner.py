@@ -121,15 +121,21 @@ def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
     return validate
 
 
+def _check_supervised_children(key: str, space, task, refusal: str) -> None:
+    """Setting `key` needs children trained by a supervised trainer: a task (not an objective)
+    and a family without a trainer of its own; ``refusal`` ends the error about such a one."""
+    if task is None:
+        raise ConfigError(f"{key}: an objective scores architectures without training them")
+    if family_trainer(space.family):
+        raise ConfigError(f"{key}: the {space.family} family's trainer {refusal}")
+
+
 def _check_augment(config: SearchConfig, space, task) -> None:
     """`config.augment` is none, or the children are trained supervised on a sequence
     classification task."""
     if config.augment == "none":
         return
-    if task is None:
-        raise ConfigError("augment: an objective scores architectures without training them")
-    if family_trainer(space.family):
-        raise ConfigError(f"augment: the {space.family} family's trainer does not augment")
+    _check_supervised_children("augment", space, task, "does not augment")
     try:
         check_augmentable(task, config.augment.split(","))
     except ValueError as exc:
@@ -138,14 +144,8 @@ def _check_augment(config: SearchConfig, space, task) -> None:
 
 def _check_lr_schedule(config: SearchConfig, space, task) -> None:
     """`config.lr_schedule` is constant, or the children's trainer follows a schedule."""
-    if config.lr_schedule == "constant":
-        return
-    if task is None:
-        raise ConfigError("lr_schedule: an objective scores architectures without training them")
-    if family_trainer(space.family):
-        raise ConfigError(
-            f"lr_schedule: the {space.family} family's trainer keeps its learning rate constant"
-        )
+    if config.lr_schedule != "constant":
+        _check_supervised_children("lr_schedule", space, task, "keeps its learning rate constant")
 
 
 def _included(config: SearchConfig, space, validate) -> list[dict[str, Any]]:

@@ -78,22 +78,14 @@ def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path):
 
 def test_bad_config_file_gives_one_line(tmp_path):
     config = tmp_path / "search.yaml"
-    config.write_text("budget: 4\nepochz: 3\n")
-    assert_one_line_error(
-        rlnas("search", "--config", str(config), cwd=tmp_path), "epochz", "unknown setting"
-    )
-    config.write_text("budget: four\n")
-    assert_one_line_error(
-        rlnas("search", "--config", str(config), cwd=tmp_path), "budget", "expected an integer"
-    )
-    config.write_text("keep: everything\n")
-    assert_one_line_error(
-        rlnas("search", "--config", str(config), cwd=tmp_path), "keep", "confirmed, best"
-    )
-    config.write_text("lr_schedule: warmup\n")
-    assert_one_line_error(
-        rlnas("search", "--config", str(config), cwd=tmp_path), "lr_schedule", "constant, cosine"
-    )
+    for text, needles in [
+        ("budget: 4\nepochz: 3\n", ("epochz", "unknown setting")),
+        ("budget: four\n", ("budget", "expected an integer")),
+        ("keep: everything\n", ("keep", "confirmed, best")),
+        ("lr_schedule: warmup\n", ("lr_schedule", "constant, cosine")),
+    ]:
+        config.write_text(text)
+        assert_one_line_error(rlnas("search", "--config", str(config), cwd=tmp_path), *needles)
 
 
 def test_spaces_listing_show_and_validate(tmp_path):
