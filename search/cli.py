@@ -98,6 +98,17 @@ def _search_parser(sub) -> None:
         help="after --confirm, register every training of the confirmed architectures as one "
         "ensemble (confirmed, default) or of the best architecture only (best)",
     )
+    p.add_argument(
+        "--child-timeout",
+        type=float,
+        help="seconds a child may train before it is stopped as failed (default 0: no limit)",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        help="children failing in a row that stop the search, resumable after a fix "
+        "(default 5; 0: never)",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
     p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")

@@ -81,6 +81,11 @@ class SearchConfig:
     keep: str = "confirmed"
     """After confirmation, the model registered: ``confirmed``, every training of every
     confirmed architecture as one ensemble; ``best``, the best architecture's trainings only."""
+    child_timeout: float = 0.0
+    """Seconds a child may train before it is stopped and counted as failed; 0: no limit."""
+    max_failures: int = 5
+    """Children failing one after another that stop the search (it stays resumable); 0: never
+    stop for failures."""
     controller_options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword options of the controller (e.g. {lr: 0.01})."""
     include: Any = None
@@ -118,6 +123,8 @@ class SearchConfig:
             ("lr", self.lr > 0, "a number > 0"),
             ("confirm", self.confirm >= 0, "an integer >= 0"),
             ("confirm_runs", self.confirm_runs >= 1, "an integer >= 1"),
+            ("child_timeout", self.child_timeout >= 0, "a number of seconds >= 0"),
+            ("max_failures", self.max_failures >= 0, "an integer >= 0"),
             ("name", bool(self.name and self.name.strip()), "a non-empty name"),
         ]
         for key, ok, expected in checks:
