@@ -1,4 +1,10 @@
-"""`ControllerSearcher`: a Ray Tune `Searcher` that asks a controller and tells it rewards."""
+"""`ControllerSearcher`: the Ray Tune `Searcher` in front of the chain of stages.
+
+Tune asks for trials and hears how they end; the chain (`search.stages`) decides what to
+train and tells the controller. This adapter only maps Tune's trial ids to proposals, turns a
+trial's end into an `Outcome`, and trains proposals again as the same child when their worker
+died (once, without the controller hearing of it) or when a resumed search finds them cut off.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +18,28 @@ import torch
 from ray.tune.search import Searcher
 
 from controller import Candidate, Controller
+from search.stages import (
+    FINISHED,
+    Budget,
+    ChainSettings,
+    Confirmation,
+    ControllerStage,
+    Deduplication,
+    FailureStop,
+    IncludeQueue,
+    Outcome,
+    Proposal,
+    SearchError,
+    chain_stages,
+)
 
-__all__ = ["ControllerSearcher", "SearchError"]
-
-Validator = Callable[[dict[str, Any]], "str | None"]
-"""Returns why an architecture cannot be built, or None when it can."""
-
-
-class SearchError(RuntimeError):
-    """The search cannot go on (e.g. the controller proposes nothing buildable)."""
-
+__all__ = ["ControllerSearcher", "SearchError", "default_reward"]
 
 RewardFn = Callable[[dict[str, Any]], "float | None"]
 """The reward of a finished child from its final result."""
+
+ATTEMPTS = 2
+"""Trainings of one proposal whose worker died (a crashed process, a lost node)."""
 
 
 def default_reward(result: dict[str, Any]) -> float | None:
@@ -33,51 +48,26 @@ def default_reward(result: dict[str, Any]) -> float | None:
 
 
 class ControllerSearcher(Searcher):
-    """Thin adapter: suggest = ``controller.ask()``, on_trial_complete = ``controller.tell()``.
-
-    Proposals that need no training never reach a worker:
-
-    - an architecture that `validate` rejects is told `invalid_reward` at once;
-    - with ``duplicates="reuse"``, an architecture whose canonical key was already trained is
-      told the cached reward, and one that is training now is told the same reward when that
-      training ends (`on_reuse` hears of each);
-    - with ``duplicates="retrain"``, duplicates train again (new seed) and the controller is
-      told the mean reward over every training of that architecture.
-
-    The budget (Tune's ``num_samples``) therefore counts trainings. After `max_skipped_in_row`
-    proposals in a row that need no training, the search ends: with an error when they were
-    unbuildable, quietly when they were all known (the controller has converged).
-
-    With ``confirm`` > 0, once ``budget`` trainings have been suggested and all of them have
-    ended, the ``confirm`` architectures of highest mean reward train ``confirm_runs`` more
-    times each with new seeds (configs marked ``confirmation``; the controller is not told), so
-    that the best is chosen on several trainings rather than on its luckiest one. Until then
-    `suggest` returns None (Tune asks again later).
+    """Thin adapter: ``suggest`` = the chain's ``propose``, ``on_trial_complete`` = ``done``.
 
     Args:
         controller: Any registered controller.
         setup: Static settings copied into every trial's config (task, epochs, ...).
-        validate: Checks an architecture against the task's shapes.
+        validate: Why an architecture cannot be built for the task, or None.
         key_of: Canonical key of an architecture (``space.key``).
-        on_invalid: Called with (candidate, reason) for each rejected proposal.
+        on_invalid: Called with (candidate, reason) for each unbuildable proposal.
         on_reuse: Called with (candidate, key, reward) for each proposal answered from cache.
         reward_of: The reward of a finished child from its final result.
-        duplicates: ``"reuse"`` or ``"retrain"``.
-        invalid_reward: Reward told for an architecture that cannot be built.
-        max_skipped_in_row: See above.
-        seed: Child training seeds are ``seed * 100003 + candidate id``.
-        include: Architectures suggested first, before the controller is asked; their results
-            are cached like any child's but not told to the controller (it did not propose them).
-        budget: Trainings suggested before the confirmation (needed with ``confirm``).
-        confirm: Architectures confirmed after the budget (0: none).
-        confirm_runs: Extra trainings of each confirmed architecture.
+        duplicates, invalid_reward, max_skipped_in_row, seed, include, budget, confirm,
+        confirm_runs, max_failures: see `search.stages.ChainSettings`.
+        on_change: Called after every suggestion (the state changed: save it).
     """
 
     def __init__(
         self,
         controller: Controller,
         setup: dict[str, Any],
-        validate: Validator,
+        validate: Callable[[dict[str, Any]], str | None],
         key_of: Callable[[dict[str, Any]], str] | None = None,
         on_invalid: Callable[[Candidate, str], None] | None = None,
         on_reuse: Callable[[Candidate, str, float | None], None] | None = None,
@@ -90,163 +80,160 @@ class ControllerSearcher(Searcher):
         budget: int | None = None,
         confirm: int = 0,
         confirm_runs: int = 2,
+        max_failures: int = 0,
+        on_change: Callable[[], None] | None = None,
     ):
         super().__init__(metric="reward", mode="max")
-        if duplicates not in ("reuse", "retrain"):
-            raise ValueError(f"duplicates must be 'reuse' or 'retrain', got {duplicates!r}")
-        if confirm and budget is None:
-            raise ValueError("confirm needs the budget of trainings before it")
+        key_of = key_of or (lambda arch: json.dumps(arch, sort_keys=True))
+        invalid, reuse = on_invalid, on_reuse
+        self.chain = chain_stages(
+            controller,
+            ChainSettings(
+                validate=validate,
+                key_of=key_of,
+                seed=seed,
+                budget=budget,
+                duplicates=duplicates,
+                include=list(include or []),
+                confirm=confirm,
+                confirm_runs=confirm_runs,
+                invalid_reward=invalid_reward,
+                max_skipped_in_row=max_skipped_in_row,
+                max_failures=max_failures,
+                on_invalid=invalid and (lambda p, reason: invalid(_candidate(p), reason)),
+                on_reuse=reuse and (lambda p, reward: reuse(_candidate(p), p.key, reward)),
+            ),
+        )
         self.controller = controller
         self.setup = setup
-        self.validate = validate
-        self.key_of = key_of or (lambda arch: json.dumps(arch, sort_keys=True))
-        self.on_invalid = on_invalid or (lambda candidate, reason: None)
-        self.on_reuse = on_reuse or (lambda candidate, key, reward: None)
         self.reward_of = reward_of
-        self.duplicates = duplicates
-        self.invalid_reward = invalid_reward
-        self.max_skipped_in_row = max_skipped_in_row
-        self.seed = seed
-        # trial id -> (candidate, key); the candidate is None for an included architecture
-        self.live: dict[str, tuple[Candidate | None, str]] = {}
-        self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
-        self.waiting: dict[str, list[Candidate]] = {}  # key in training -> duplicates
-        self.exhausted = False  # ended early: the controller proposed nothing new
-        self.included = list(include or [])
-        self.included_count = 0
-        self.budget, self.confirm, self.confirm_runs = budget, confirm, confirm_runs
-        self.suggested = 0  # trainings suggested before the confirmation
-        self.architectures: dict[str, dict[str, Any]] = {}  # key -> architecture
-        self.confirmations: list[str] | None = None  # keys still to confirm, once planned
-        self.confirmed = 0  # confirmation trainings suggested
+        self.on_change = on_change or (lambda: None)
+        self.live: dict[str, Proposal] = {}  # trial id -> its proposal
+        self.rerun: list[tuple[str, Proposal]] = []  # (trial id it replaces, proposal)
+        self.reruns: dict[str, str] = {}  # trial id -> the trial id it trains again
+        self.timed_out: dict[str, float] = {}  # trial id -> the limit it exceeded (s)
+        self.finished = False  # the chain said FINISHED: nothing more to train
+
+    # -- views used by the runner and the tests ---------------------------------------------
 
     @property
     def planned(self) -> int:
-        """Trainings this searcher will suggest in all: the budget and the confirmations (as
-        many as planned, or at most ``confirm * confirm_runs`` before they are planned)."""
-        budget = self.budget if self.budget is not None else self.suggested
-        if not self.confirm:
-            return budget
-        if self.confirmations is None:
-            return budget + self.confirm * self.confirm_runs
-        return budget + self.confirmed + len(self.confirmations)
+        """Trainings this searcher will suggest in all (see `Stage.planned`)."""
+        return self.chain.planned() or 0
 
-    def _training(self, key: str) -> bool:
-        return any(k == key for _, k in self.live.values())
+    @property
+    def failure_stop(self) -> str:
+        """Why a run of failures stopped the search, or empty."""
+        return self.chain.find(FailureStop).stopped
 
-    def _suggest_included(self, trial_id: str) -> dict[str, Any]:
-        architecture = self.included.pop(0)
-        self.live[trial_id] = (None, self.key_of(architecture))
-        self.included_count += 1
-        candidate_id = -self.included_count  # never a controller's id (those count up from 0)
-        return {
-            "architecture": architecture,
-            "candidate_id": candidate_id,
-            "train_seed": self.seed * 100003 + 50000 - candidate_id,
-            "included": True,
-            "setup": self.setup,
-        }
+    @property
+    def exhausted(self) -> bool:
+        """The controller proposed nothing new before the budget was spent."""
+        return self.chain.find(Deduplication).exhausted
 
-    def _suggest_confirmation(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.confirmations is None:
-            if self.live:
-                return None  # the ranking is not final until every training has ended
-            self.budget = self.suggested  # the controller may have run out before the budget
-            means = {k: sum(r) / len(r) for k, r in self.rewards.items() if r}
-            best = sorted(means, key=means.get, reverse=True)[: self.confirm]
-            self.confirmations = [k for k in best for _ in range(self.confirm_runs)]
-        if not self.confirmations:
-            return Searcher.FINISHED
-        key = self.confirmations.pop(0)
-        self.live[trial_id] = (None, key)
-        self.confirmed += 1
-        return {
-            "architecture": self.architectures[key],
-            "candidate_id": -(100000 + self.confirmed),  # apart from controllers' and included
-            "train_seed": self.seed * 100003 + 70000 + self.confirmed,
-            "confirmation": True,
-            "setup": self.setup,
-        }
+    @property
+    def waiting(self) -> dict[str, list[Proposal]]:
+        return self.chain.find(Deduplication).waiting
+
+    @property
+    def included(self) -> list[dict[str, Any]]:
+        return self.chain.find(IncludeQueue).queue
+
+    def will_rerun(self, trial_id: str) -> bool:
+        """Whether this ended trial is trained again as the same child."""
+        return any(old == trial_id for old, _ in self.rerun) or trial_id in self.reruns.values()
+
+    # -- Tune's side -------------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.confirm and (self.exhausted or self.suggested >= self.budget):
-            return self._suggest_confirmation(trial_id)
-        config = self._suggest_trial(trial_id)
-        if isinstance(config, dict):
-            self.suggested += 1
-            self.architectures.setdefault(
-                self.key_of(config["architecture"]), config["architecture"]
-            )
-        elif config == Searcher.FINISHED and self.confirm:
-            return self._suggest_confirmation(trial_id)
-        return config
-
-    def _suggest_trial(self, trial_id: str) -> dict[str, Any] | str:
-        if self.included:
-            return self._suggest_included(trial_id)
-        reason = None
-        for _ in range(self.max_skipped_in_row):
-            candidate = self.controller.ask()
-            reason = self.validate(candidate.architecture)
-            if reason is not None:
-                self.controller.tell(candidate, self.invalid_reward)
-                self.on_invalid(candidate, reason)
-                continue
-            key = self.key_of(candidate.architecture)
-            if self.duplicates == "reuse" and key in self.rewards:
-                reward = self._told_reward(key, None)
-                self.controller.tell(candidate, reward)
-                self.on_reuse(candidate, key, reward)
-                continue
-            if self.duplicates == "reuse" and self._training(key):
-                self.waiting.setdefault(key, []).append(candidate)
-                continue
-            break
+        replaces = None
+        if self.rerun:
+            replaces, proposal = self.rerun.pop(0)
+            self.reruns[trial_id] = replaces
         else:
-            if reason is None:
-                self.exhausted = True
-                return Searcher.FINISHED  # only known architectures: nothing new to train
-            raise SearchError(
-                f"the controller proposed {self.max_skipped_in_row} architectures in a row that "
-                f"cannot be built for this task; last reason: {reason}"
-            )
-        self.live[trial_id] = (candidate, key)
-        return {
-            "architecture": candidate.architecture,
-            "candidate_id": candidate.id,
-            "train_seed": self.seed * 100003 + candidate.id,
+            proposal = self.chain.propose()
+        if not isinstance(proposal, Proposal):
+            self.finished = self.finished or proposal == FINISHED
+            return proposal
+        self.live[trial_id] = proposal
+        self.on_change()
+        config = {
+            "architecture": proposal.architecture,
+            "candidate_id": proposal.candidate_id,
+            "train_seed": proposal.train_seed,
             "setup": self.setup,
         }
+        if proposal.kind != "proposed":
+            config[proposal.kind] = True
+        if replaces is not None:
+            config["trains_again"] = replaces
+        return config
 
-    def _told_reward(self, key: str, reward: float | None) -> float | None:
-        """Reuse: the first training's reward; retrain: the mean of all of them."""
-        history = self.rewards.get(key, [])
-        if not history:
-            return reward
-        return history[0] if self.duplicates == "reuse" else sum(history) / len(history)
+    def outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> Outcome:
+        """How trial `trial_id` ended, from Tune's last result."""
+        if trial_id in self.timed_out:
+            return Outcome(None, f"exceeded the child timeout of {self.timed_out[trial_id]:g} s")
+        if error:
+            return Outcome(None, "its worker process died")
+        result = result or {}
+        if result.get("error"):
+            return Outcome(None, str(result["error"]))
+        reward = None if result.get("diverged") else self.reward_of(result)
+        if reward is None or not math.isfinite(float(reward)):
+            return Outcome(None)
+        return Outcome(float(reward))
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        entry = self.live.pop(trial_id, None)
-        if entry is None:
+        proposal = self.live.pop(trial_id, None)
+        if proposal is None:
             return
-        candidate, key = entry
-        reward = None if error or not result else self.reward_of(result)
-        if reward is not None and math.isfinite(float(reward)):
-            self.rewards.setdefault(key, []).append(float(reward))
+        self.reruns.pop(trial_id, None)
+        if error and trial_id not in self.timed_out and proposal.attempt < ATTEMPTS:
+            proposal.attempt += 1
+            self.rerun.append((trial_id, proposal))
         else:
-            reward = None
-        told = self._told_reward(key, reward)
-        if candidate is not None:
-            self.controller.tell(candidate, told)
-        for duplicate in self.waiting.pop(key, []):
-            self.controller.tell(duplicate, told)
-            self.on_reuse(duplicate, key, told)
+            self.chain.done(proposal, self.outcome(trial_id, result, error))
+
+    # -- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The chain's state and every training not yet ended (trained again on resume)."""
+        outstanding = [(old, p) for old, p in self.rerun] + list(self.live.items())
+        return {
+            "chain": self.chain.chain_state(),
+            "outstanding": [[trial_id, p.to_dict()] for trial_id, p in outstanding],
+            "finished": self.finished,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()`: trainings that were running are trained again first."""
+        self.chain.load_chain_state(state["chain"])
+        self.rerun = [(trial_id, Proposal.from_dict(p)) for trial_id, p in state["outstanding"]]
+        self.live, self.reruns, self.timed_out = {}, {}, {}
+        self.finished = False
+        self.chain.find(FailureStop).reset()
+
+    def grow_budget(self, budget: int) -> None:
+        """A resumed search may train more children than it first planned."""
+        stage = self.chain.find(Confirmation)
+        if stage is not None and stage.queue is not None:
+            raise SearchError("the confirmation runs have started: the budget can no longer grow")
+        self.chain.find(Budget).budget = budget
 
     def save(self, checkpoint_path: str) -> None:
-        torch.save({"controller": self.controller.state_dict()}, checkpoint_path)
+        torch.save(self.state_dict(), checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        state = torch.load(Path(checkpoint_path), weights_only=True)
-        self.controller.load_state_dict(state["controller"])
+        self.load_state_dict(torch.load(Path(checkpoint_path), weights_only=True))
+
+
+def _candidate(proposal: Proposal) -> Candidate:
+    """The controller's candidate, or one standing in for a training it did not propose."""
+    return proposal.candidate or Candidate(proposal.candidate_id, (), proposal.architecture)
+
+
+def controller_of(searcher: ControllerSearcher) -> Controller:
+    """The controller at the heart of `searcher`'s chain."""
+    return searcher.chain.find(ControllerStage).controller

@@ -131,7 +131,7 @@ def test_bad_config_files(tmp_path, text, message):
 TINY = {"family": "mlp", "decisions": [{"name": "width", "choices": [8, 16, 32]}]}
 
 
-def tiny_searcher(duplicates, reused, max_skipped_in_row=50, seed=0):
+def tiny_searcher(duplicates, reused, max_skipped_in_row=50, seed=0, include=None):
     from spaces import Space
 
     space = Space.from_dict(TINY)
@@ -143,6 +143,7 @@ def tiny_searcher(duplicates, reused, max_skipped_in_row=50, seed=0):
         on_reuse=lambda c, key, reward: reused.append((c.architecture["width"], reward)),
         duplicates=duplicates,
         max_skipped_in_row=max_skipped_in_row,
+        include=include,
     )
 
 
@@ -192,8 +193,8 @@ def test_retrain_tells_the_mean_of_every_training():
 
 def test_included_architectures_train_first_and_answer_the_controllers_duplicates():
     reused = []
-    searcher = tiny_searcher("reuse", reused, seed=1)  # random asks 16, 16, 32, ...
-    searcher.included = [{"width": 16}]
+    # random asks 16, 16, 32, ...
+    searcher = tiny_searcher("reuse", reused, seed=1, include=[{"width": 16}])
     told = []
     original_tell = searcher.controller.tell
     searcher.controller.tell = lambda c, r: (told.append(r), original_tell(c, r))

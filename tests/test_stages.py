@@ -1,0 +1,253 @@
+"""The searcher's stages: each one's state round-trips with work outstanding, and a saved
+searcher continues exactly as the one that was never interrupted."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from controller import make_controller
+from search.searcher import ControllerSearcher
+from search.stages import (
+    FINISHED,
+    Budget,
+    ChainSettings,
+    Confirmation,
+    ControllerStage,
+    Deduplication,
+    FailureStop,
+    IncludeQueue,
+    Outcome,
+    Proposal,
+    ValidityFilter,
+    chain_stages,
+)
+from spaces import Space
+
+SPACE = {
+    "family": "mlp",
+    "decisions": [
+        {"name": "width", "choices": [8, 16, 32, 64]},
+        {"name": "act", "choices": ["relu", "tanh", "gelu"]},
+    ],
+}
+
+
+def reward_of(architecture) -> float:
+    return architecture["width"] / 100 + {"relu": 0.3, "tanh": 0.1, "gelu": 0.2}[architecture["act"]]
+
+
+def invalid_when_wide(architecture):
+    return "too wide" if architecture["width"] == 64 and architecture["act"] == "tanh" else None
+
+
+SETTINGS = {  # one chain per stage worth testing, each with that stage's state in play
+    "plain": {},
+    "validity": {"validate": invalid_when_wide},
+    "include": {"include": [{"width": 8, "act": "relu"}, {"width": 32, "act": "gelu"}]},
+    "retrain": {"duplicates": "retrain"},
+    "budget": {"budget": 9},
+    "confirmation": {"budget": 6, "confirm": 2, "confirm_runs": 2},
+    "failures": {"max_failures": 3},
+}
+
+
+def chain(controller_name: str, **overrides):
+    space = Space.from_dict(SPACE)
+    settings = ChainSettings(
+        validate=overrides.pop("validate", lambda arch: None),
+        key_of=space.key,
+        seed=3,
+        max_skipped_in_row=30,
+        **overrides,
+    )
+    return chain_stages(make_controller(controller_name, space, seed=5), settings)
+
+
+def roundtrip(state):
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+class Driver:
+    """Runs a chain as Tune would: up to two trainings out, ended oldest first."""
+
+    def __init__(self, stage, fail_every: int = 0):
+        self.stage = stage
+        self.out: list[Proposal] = []
+        self.log: list[tuple] = []
+        self.fail_every = fail_every
+        self.ended = 0
+
+    def step(self) -> bool:
+        """One suggestion (while fewer than two are out) or one ending; False when done."""
+        if len(self.out) < 2:
+            proposal = self.stage.propose()
+            if isinstance(proposal, Proposal):
+                self.out.append(proposal)
+                self.log.append(("propose", proposal.key, proposal.kind, proposal.train_seed))
+                return True
+            if proposal == FINISHED and not self.out:
+                return False
+        if not self.out:
+            return True  # waiting
+        proposal = self.out.pop(0)
+        self.ended += 1
+        if self.fail_every and self.ended % self.fail_every == 0:
+            outcome = Outcome(None, "boom")
+        else:
+            outcome = Outcome(reward_of(proposal.architecture))
+        self.stage.done(proposal, outcome)
+        self.log.append(("done", proposal.key, outcome.reward))
+        return True
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            if not self.step():
+                break
+
+
+# the controllers' own round trips are the controller suite's; here the stages' matter
+CASES = [(case, "random") for case in sorted(SETTINGS)] + [("include", "evolution")]
+
+
+@pytest.mark.parametrize(("case", "controller_name"), CASES)
+def test_every_stage_state_round_trips_with_work_outstanding(case, controller_name):
+    fail_every = 2 if case == "failures" else 0
+    cut = Driver(chain(controller_name, **SETTINGS[case]), fail_every)
+    steps = 12
+    cut.run(steps)
+    while not cut.out and steps < 40:  # cut where trainings are outstanding
+        cut.step()
+        steps += 1
+    assert cut.out, "the state must be saved with trainings outstanding"
+    whole = Driver(chain(controller_name, **SETTINGS[case]), fail_every)
+    whole.run(steps)
+    resumed = Driver(chain(controller_name, **SETTINGS[case]), fail_every)
+    resumed.stage.load_chain_state(roundtrip(cut.stage.chain_state()))
+    resumed.out = [Proposal.from_dict(roundtrip(p.to_dict())) for p in cut.out]
+    resumed.ended = cut.ended
+    assert json.dumps(roundtrip(resumed.stage.chain_state()), default=str) == json.dumps(
+        roundtrip(cut.stage.chain_state()), default=str
+    )
+    whole.run(40)
+    resumed.run(40)
+    assert resumed.log == whole.log[len(cut.log) :]
+
+
+def test_chain_is_built_in_the_documented_order():
+    stage = chain("random", budget=4, confirm=1)
+    kinds = [type(s) for s in stage.stages()]
+    assert kinds == [
+        FailureStop,
+        Confirmation,
+        Budget,
+        Deduplication,
+        IncludeQueue,
+        ValidityFilter,
+        ControllerStage,
+    ]
+
+
+def test_a_state_of_other_stages_is_refused():
+    with pytest.raises(ValueError, match="do not match"):
+        chain("random").load_chain_state(chain("random", confirm=1, budget=3).chain_state())
+
+
+def test_failures_in_a_row_stop_the_chain_and_say_why():
+    stage = chain("random", max_failures=3)
+    proposals = [stage.propose() for _ in range(4)]
+    stage.done(proposals[0], Outcome(None, "ValueError: bad"))
+    stage.done(proposals[1], Outcome(0.5))  # a success starts the count again
+    for proposal in proposals[2:]:
+        stage.done(proposal, Outcome(None, "ObjectiveError: no reward"))
+    assert not stage.stopped
+    stage.done(stage.propose(), Outcome(None, "ObjectiveError: no reward"))
+    assert stage.stopped.startswith("3 children failed in a row; the last: ObjectiveError")
+    assert stage.propose() == FINISHED
+
+
+def test_divergences_do_not_count_as_errors():
+    stage = chain("random", max_failures=2)
+    for _ in range(5):
+        stage.done(stage.propose(), Outcome(None))  # failed without an error: diverged
+    assert not stage.stopped
+
+
+def searcher(**options) -> ControllerSearcher:
+    space = Space.from_dict(SPACE)
+    return ControllerSearcher(
+        make_controller("evolution", space, seed=2),
+        {"task": "toy"},
+        lambda arch: None,
+        key_of=space.key,
+        seed=4,
+        **options,
+    )
+
+
+def test_a_saved_searcher_trains_its_outstanding_children_again_first():
+    first = searcher(budget=10)
+    configs = {f"t{i}": first.suggest(f"t{i}") for i in range(3)}
+    first.on_trial_complete("t0", {"reward": 0.4})
+    state = roundtrip(first.state_dict())
+    second = searcher(budget=10)
+    second.load_state_dict(state)
+    again = [second.suggest("n1"), second.suggest("n2")]
+    assert [c["trains_again"] for c in again] == ["t1", "t2"]
+    assert [c["architecture"] for c in again] == [configs["t1"]["architecture"]] * 1 + [
+        configs["t2"]["architecture"]
+    ]
+    assert [c["train_seed"] for c in again] == [configs[t]["train_seed"] for t in ("t1", "t2")]
+    # the controller is told of them as of its own outstanding candidates
+    second.on_trial_complete("n1", {"reward": 0.6})
+    second.on_trial_complete("n2", {"reward": 0.2})
+    assert second.controller.stats()["told"] == 3
+    assert second.planned == 10
+
+
+def test_a_dead_worker_trains_the_child_again_once_without_the_controller_hearing():
+    s = searcher(budget=5)
+    config = s.suggest("a")
+    s.on_trial_complete("a", error=True)
+    assert s.will_rerun("a") and s.controller.stats()["told"] == 0
+    again = s.suggest("b")
+    assert again["trains_again"] == "a" and again["architecture"] == config["architecture"]
+    s.on_trial_complete("b", error=True)  # the second death is the child's failure
+    assert not s.will_rerun("b")
+    assert s.controller.stats()["told"] == 1
+
+
+def test_a_timed_out_child_fails_and_is_not_trained_again():
+    s = searcher(budget=5)
+    s.suggest("a")
+    s.timed_out["a"] = 2.0
+    assert s.outcome("a", None, True).error == "exceeded the child timeout of 2 s"
+    s.on_trial_complete("a", error=True)
+    assert not s.will_rerun("a") and s.controller.stats()["told"] == 1
+
+
+def test_an_error_result_is_a_failure_with_its_reason():
+    s = searcher(budget=5, max_failures=2)
+    for trial in ("a", "b"):
+        s.suggest(trial)
+        s.on_trial_complete(trial, {"reward": float("nan"), "error": "ValueError: bad input"})
+    assert s.failure_stop == "2 children failed in a row; the last: ValueError: bad input"
+    assert s.suggest("c") == FINISHED and s.finished
+
+
+def test_a_resumed_search_can_grow_its_budget():
+    s = searcher(budget=2)
+    for trial in ("a", "b"):
+        s.suggest(trial)
+        s.on_trial_complete(trial, {"reward": 0.5})
+    assert s.suggest("c") == FINISHED
+    resumed = searcher(budget=2)
+    resumed.load_state_dict(roundtrip(s.state_dict()))
+    resumed.grow_budget(4)
+    assert isinstance(resumed.suggest("d"), dict) and resumed.planned == 4
