@@ -65,15 +65,25 @@ class ProgressCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._child_ended()
         record = self.log.children.get(trial.trial_id)
-        if record is not None:
-            reward = "-" if record.reward is None else f"{record.reward:.4f}"
-            self._print(f"child {record.number:>3} reward {reward}   {self.status()}")
+        if record is None:
+            return
+        if record.status == "failed":
+            self._print(f"child {record.number:>3} FAILED: {record.error}   {self.status()}")
+            return
+        reward = "-" if record.reward is None else f"{record.reward:.4f}"
+        self._print(f"child {record.number:>3} reward {reward}   {self.status()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._child_ended()
         record = self.log.children.get(trial.trial_id)
-        if record is not None:
-            self._print(f"child {record.number:>3} FAILED: {record.error}   {self.status()}")
+        if record is None:
+            return
+        if record.status == "retried":
+            self._print(
+                f"child {record.number:>3} {record.failure or 'its worker died'}: training it again"
+            )
+            return
+        self._child_ended()
+        self._print(f"child {record.number:>3} FAILED: {record.error}   {self.status()}")
 
     def on_step_end(self, iteration, trials, **info):
         if time.monotonic() - self._last_line >= self.heartbeat:

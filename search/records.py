@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -66,7 +66,7 @@ class ChildRecord:
     candidate_id: int
     architecture: dict[str, Any]
     run_id: str | None = None
-    status: str = "running"  # running | finished | failed
+    status: str = "running"  # running | finished | failed | retried
     reward: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -74,8 +74,17 @@ class ChildRecord:
     included: bool = False  # given by the search's config, not proposed by the controller
     confirmation: bool = False  # an extra training of one of the best architectures
     test_metric: str = "test_accuracy"  # the test metric that sums the child up
-    failure: str = ""  # why training ended early with a penalised reward
+    failure: str = ""  # why training ended early with a penalised reward, or failed
     epoch_metrics: set[str] = field(default_factory=set)  # names logged once per epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["epoch_metrics"] = sorted(self.epoch_metrics)
+        return data
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> ChildRecord:
+        return cls(**{**data, "epoch_metrics": set(data["epoch_metrics"])})
 
 
 @dataclass
@@ -90,10 +99,44 @@ class SearchLog:
     started: float = field(default_factory=time.monotonic)
     first_done: float | None = None  # when the first child ended (after Ray's start-up)
 
-    def add(self, trial_id: str, candidate_id: int, architecture: dict[str, Any]) -> ChildRecord:
-        record = ChildRecord(len(self.children) + 1, trial_id, candidate_id, architecture)
+    def add(
+        self,
+        trial_id: str,
+        candidate_id: int,
+        architecture: dict[str, Any],
+        replaces: str | None = None,
+    ) -> ChildRecord:
+        """A new child; one that `replaces` an earlier trial's record takes its number."""
+        old = self.children.pop(replaces, None) if replaces else None
+        number = (
+            old.number if old else 1 + max((c.number for c in self.children.values()), default=0)
+        )
+        record = ChildRecord(number, trial_id, candidate_id, architecture)
         self.children[trial_id] = record
         return record
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything known of the children, to go on after a resume."""
+        return {
+            "budget": self.budget,
+            "children": [c.state_dict() for c in self.children.values()],
+            "invalid": list(self.invalid),
+            "reused": list(self.reused),
+            "by_key": {k: c.trial_id for k, c in self.by_key.items()},
+            "elapsed": self.elapsed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()`; the clock goes on from the time already spent."""
+        self.budget = int(state["budget"])
+        records = [ChildRecord.from_state(c) for c in state["children"]]
+        self.children = {c.trial_id: c for c in records}
+        self.invalid, self.reused = list(state["invalid"]), list(state["reused"])
+        self.by_key = {
+            k: self.children[t] for k, t in state["by_key"].items() if t in self.children
+        }
+        self.started = time.monotonic() - float(state["elapsed"])
+        self.first_done = None
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.children.values() if c.status == status)

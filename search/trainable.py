@@ -9,6 +9,7 @@ from typing import Any
 
 from ray import tune
 
+from search.failures import ChildFailure
 from search.model_files import ModelSpec, save_model_dir
 from spaces.families import InvalidArchitecture, build_model, family_trainer
 from trainers import configure_cpu_threads, get_trainer, load_task, pick_device
@@ -67,8 +68,7 @@ def train_child(config: dict[str, Any]) -> None:
     try:
         model = build_model(setup["family"], architecture, task.input_shape, task.num_outputs)
     except InvalidArchitecture as exc:  # the driver checks first; this guards custom setups
-        tune.report({"reward": 0.0, "final": True, "invalid": True, "error": str(exc)})
-        return
+        raise ChildFailure(f"cannot be built: {exc}") from exc
     trainer = get_trainer(family_trainer(setup["family"]) or task.kind)
     if setup.get("lr_schedule", "constant") != "constant":
         trainer.lr_schedule = setup["lr_schedule"]
@@ -111,6 +111,10 @@ def train_child(config: dict[str, Any]) -> None:
         "failure": result.failure,
         "final": True,
     }
+    if result.diverged and not result.failure:
+        final["failure"] = (
+            f"diverged: a loss became NaN or infinite at epoch {result.epochs}, training stopped"
+        )
     if trainer.kind == "classification":
         final["val_accuracy"] = result.val_accuracy
         final["test_accuracy"] = (
