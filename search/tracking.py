@@ -18,9 +18,9 @@ from urllib.parse import urlparse
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from ray import tune
 
+from search.mlflow_client import DEFAULT_OUTAGE_LIMIT, TrackingClient, check_tracking
 from search.records import ChildRecord, SearchLog, flatten_architecture
 
 __all__ = ["ChildRunCallback", "Tracker", "local_artifact_root"]
@@ -77,14 +77,29 @@ def _metrics(values: dict[str, Any], step: int = 0) -> list[Metric]:
 class Tracker:
     """The search's experiment and parent run."""
 
-    def __init__(self, tracking_uri: str, name: str):
+    def __init__(self, tracking_uri: str, name: str, outage_limit: float = DEFAULT_OUTAGE_LIMIT):
+        """`ConfigError` at once if `tracking_uri` is a server that does not answer; later
+        outages of up to `outage_limit` seconds are ridden out (see `TrackingClient`)."""
         self.tracking_uri = tracking_uri
         self.name = name
         if urlparse(tracking_uri).scheme == "sqlite":
             Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
-        self.experiment_id = self._experiment()
+        check_tracking(tracking_uri)
+        self.client = TrackingClient(tracking_uri, outage_limit=outage_limit, search_name=name)
+        try:
+            self.experiment_id = self._experiment()
+        except BaseException:
+            self.client.close()
+            raise
         self.parent_run_id: str | None = None
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the queued MLflow writes; False if `timeout` seconds passed first."""
+        return self.client.flush(timeout)
+
+    def close(self) -> None:
+        """Perform the queued MLflow writes, then stop the writer (later writes are direct)."""
+        self.client.close()
 
     def _experiment(self) -> str:
         experiment = self.client.get_experiment_by_name(self.name)
