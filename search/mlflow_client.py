@@ -191,14 +191,16 @@ def check_tracking(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
     )
 
 
-def _shorten_mlflow_retries() -> None:
+def _configure_mlflow_http() -> None:
     """One HTTP attempt per call, quickly over: `TrackingClient` does the retrying.
 
     MLflow's defaults (7 retries with exponential backoff, 120 s per request) hold a call to a
-    stopped server for minutes. Values the user set are kept.
+    stopped server for minutes. `set_terminated` would also fetch the run again to print its
+    address, from the writer thread, between the progress lines. Values the user set are kept.
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(ATTEMPT_TIMEOUT))
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 @dataclass
@@ -230,7 +232,7 @@ class TrackingClient:
         search_name: str | None = None,
     ):
         if _is_http(tracking_uri):
-            _shorten_mlflow_retries()
+            _configure_mlflow_http()
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         self.outage_limit = outage_limit
         self.search_name = search_name
@@ -284,6 +286,8 @@ class TrackingClient:
 
         Raises the `TrackingError` that stopped the writes, if one did.
         """
+        if threading.current_thread() is self._worker:
+            return True  # from an `after_writes` function: the writes before it are done
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while (self._ordered or self._urgent or self._busy) and self._failure is None:

@@ -22,7 +22,7 @@ family: custom
 decisions:
 """ + "".join(f"  - {{name: {d}, choices: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}}\n" for d in "abcd")
 # Each child checks in, waits for all of them, then all return at the same wall-clock time:
-# one second after the last check-in (the same files give every child the same deadline).
+# two seconds after the last check-in (the same files give every child the same deadline).
 OBJECTIVE = """\
 import json, time, uuid
 from pathlib import Path
@@ -35,7 +35,7 @@ def score(architecture):
     give_up = time.time() + 120
     while len(list(ROOM.iterdir())) < {children} and time.time() < give_up:
         time.sleep(0.05)
-    deadline = max(p.stat().st_mtime for p in ROOM.iterdir()) + 1.0
+    deadline = max(p.stat().st_mtime for p in ROOM.iterdir()) + 2.0
     time.sleep(max(0.0, deadline - time.time()))
     return {{"reward": sum(architecture.values()) / 36, "finished_at": time.time()}}
 """
@@ -73,7 +73,7 @@ def test_children_finishing_together_are_each_recorded_once(tmp_path):
     assert len(children) == CHILDREN
     assert len({c.info.run_name for c in children}) == CHILDREN
     finished_at = [c.data.metrics["finished_at"] for c in children]
-    assert max(finished_at) - min(finished_at) < 0.5  # they did finish together
+    assert max(finished_at) - min(finished_at) < 1.0  # they did finish together
 
     recorded = []
     for child in children:

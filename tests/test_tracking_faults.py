@@ -184,6 +184,7 @@ def test_http_5xx_is_an_outage_too():
         client.set_tag("0" * 32, "k", "v")
         with pytest.raises(TrackingUnavailable, match=r"\(HTTP 503\)"):
             client.flush(timeout=30)
+        client.close()
     finally:
         proxy.shutdown()
         proxy.server_close()
@@ -211,7 +212,7 @@ def test_writes_made_while_the_server_is_down_arrive_in_order(up, tmp_path):
     assert time.monotonic() - began < 1  # queued, not waited for
     assert client.pending > 0
 
-    time.sleep(2)
+    time.sleep(0.5)
     up.start()
     assert client.flush(timeout=60)
     client.close()
@@ -290,7 +291,8 @@ def test_search_goes_on_across_a_server_restart(up, tmp_path):
         out.seek(0)
         output = out.read()
     assert code == 0, output[-3000:]
-    assert "unreachable (connection" in output and "answers again" in output
+    assert "unreachable (" in output and "answers again" in output
+    assert "View run" not in output  # MLflow's own lines, printed by the writer thread
 
     trained = [json.loads(p.read_text()) for p in done.iterdir()]
     assert len(trained) == 8
