@@ -31,9 +31,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _search_parser(sub) -> None:
-    from search.config import SearchConfig
-
-    defaults = SearchConfig()
     p = sub.add_parser(
         "search",
         help="run an architecture search",
@@ -41,6 +38,38 @@ def _search_parser(sub) -> None:
         "a --config YAML file (flags win).",
     )
     p.add_argument("--config", help="YAML file of settings (keys as the flags, '_' or '-')")
+    _search_flags(p)
+    p.add_argument("--name", help="search name (default <task>-<space>)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished search of this name instead (see rlnas resume)",
+    )
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="start a new search even when one of this name is unfinished",
+    )
+
+
+def _resume_parser(sub) -> None:
+    p = sub.add_parser(
+        "resume",
+        help="continue a search that ended early (a crash, a kill, Ctrl-C, failures)",
+        description="Continue a search where it stopped: finished children are kept, children "
+        "that were running train again, the controller goes on from its saved state. Flags may "
+        "change where and how it runs (and raise --budget); changing what it searches is "
+        "refused.",
+    )
+    p.add_argument("name", help="search name, e.g. digits-cnn")
+    p.add_argument("--run-id", help="resume this parent run (default: the latest search)")
+    _search_flags(p)
+
+
+def _search_flags(p) -> None:
+    from search.config import SearchConfig
+
+    defaults = SearchConfig()
     p.add_argument("--task", help=f"task name or data file (default {defaults.task})")
     p.add_argument("--space", help=f"built-in space name or YAML path (default {defaults.space})")
     p.add_argument("--controller", help=f"controller name (default {defaults.controller})")
@@ -52,7 +81,6 @@ def _search_parser(sub) -> None:
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per child (default 1)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per child, fractions allowed (0)")
     p.add_argument("--seed", type=int, help="seed of everything random (default 0)")
-    p.add_argument("--name", help="search name (default <task>-<space>)")
     p.add_argument("--lr", type=float, help=f"children's learning rate (default {defaults.lr})")
     p.add_argument("--batch-size", type=int, help="children's batch size (default 64)")
     p.add_argument(
@@ -139,6 +167,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rlnas", description="Neural architecture search with RL controllers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
+    _resume_parser(sub)
 
     p = sub.add_parser("spaces", help="list, show or validate search spaces")
     p.add_argument("action", nargs="?", choices=["list", "show", "validate"], default="list")
@@ -169,31 +198,69 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
-    from search.config import ConfigError, SearchConfig
-    from search.formatting import format_leaderboard
-    from search.progress import format_seconds
-    from search.runner import run_search
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    from search.config import SearchConfig
 
-    flags = {
+    return {
         key: value
         for key, value in vars(args).items()
         if key in SearchConfig.field_names() and value is not None
     }
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from search.config import ConfigError, SearchConfig
+
+    flags = _flags(args)
     try:
         config = (
             SearchConfig.from_file(args.config, **flags) if args.config else SearchConfig(**flags)
         )
     except ConfigError as exc:
         raise UsageError(f"rlnas search: {exc}") from None
-    result = run_search(config)
+    if args.resume:
+        return _resume(config.name, None, flags, config.resolved_tracking_uri, args.top)
+    return _run(config, args.top, new=args.new)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from search.config import default_tracking_uri
+
+    flags = _flags(args)
+    uri = args.tracking_uri or default_tracking_uri()
+    return _resume(args.name, args.run_id, flags, uri, args.top)
+
+
+def _resume(name: str, run_id: str | None, flags: dict[str, Any], uri: str, top: int) -> int:
+    from search.config import SearchConfig
+    from search.results import open_store
+    from search.resume import check_not_running, find_search, load_resume, merged_config
+
+    storage = SearchConfig(storage=flags.get("storage")).resolved_storage
+    _, client = open_store(uri)
+    resume = load_resume(client, find_search(client, name, run_id), storage)
+    check_not_running(resume, name)
+    if resume.status == "FINISHED" and flags.get("budget", 0) <= resume.config["budget"]:
+        raise UsageError(
+            f"rlnas resume: search {name!r} (run {resume.run_id}) finished all its "
+            f"{resume.config['budget']} children; pass a larger --budget to train more"
+        )
+    return _run(merged_config(resume, flags), top, resume=resume)
+
+
+def _run(config, top: int, resume=None, new: bool = False) -> int:
+    from search.formatting import format_leaderboard
+    from search.progress import format_seconds
+    from search.runner import run_search
+
+    result = run_search(config, resume=resume, new=new)
     print()
     print(
         f"rlnas: {config.name}: {len(result.leaderboard)} children trained in "
         f"{format_seconds(result.seconds)} ({result.failed} failed; skipped without training: "
         f"{result.invalid} invalid, {result.reused} already known)"
     )
-    print(format_leaderboard(result.leaderboard, top=args.top))
+    print(format_leaderboard(result.leaderboard, top=top))
     print()
     if result.best is not None:
         test = result.best.get("test")
@@ -221,10 +288,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
         f"{result.parent_run_id})"
     )
     print("browse:   rlnas ui")
+    if result.failure_stop:
+        print(
+            f"rlnas: search stopped: {result.failure_stop} (each child's error.txt in MLflow "
+            f"has the traceback); fix the cause, then `rlnas resume {config.name}`",
+            file=sys.stderr,
+        )
+        return 1
     if result.interrupted:
         print(
-            f"rlnas: interrupted after {len(result.leaderboard)} of {config.budget} children; "
-            "the finished ones are kept in MLflow",
+            f"rlnas: interrupted after {len(result.leaderboard)} of {result.planned} children; "
+            f"the finished ones are kept: `rlnas resume {config.name}` continues the search",
             file=sys.stderr,
         )
         return 130
@@ -363,6 +437,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "search": _cmd_search,
+    "resume": _cmd_resume,
     "bench": _cmd_bench,
     "spaces": _cmd_spaces,
     "tasks": _cmd_tasks,
@@ -404,8 +479,22 @@ def main(argv: list[str] | None = None) -> int:
         print(_one_line(exc, args), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("rlnas: interrupted; finished children are kept in MLflow", file=sys.stderr)
+        print(
+            "rlnas: interrupted; finished children are kept (`rlnas resume NAME` continues)",
+            file=sys.stderr,
+        )
         return 130
+    except _stopped_searches() as exc:
+        print(_one_line(exc, args), file=sys.stderr)
+        return 1
+
+
+def _stopped_searches() -> tuple[type[BaseException], ...]:
+    """A search that lost its cluster or its tracking store: stopped, resumable."""
+    from search.cluster import ClusterLost
+    from search.mlflow_client import TrackingError
+
+    return (ClusterLost, TrackingError)
 
 
 def _one_line(exc: BaseException, args: Any) -> str:

@@ -31,6 +31,7 @@ class ProgressCallback(tune.Callback):
         self.stream = stream or sys.stdout
         self.heartbeat = heartbeat
         self._last_line = 0.0
+        self._ended_at_first = 0  # children ended when the first of this run ended
 
     def status(self) -> str:
         log = self.log
@@ -42,8 +43,9 @@ class ProgressCallback(tune.Callback):
         remaining = log.budget - ended
         if remaining == 0:
             eta = "finishing"
-        elif ended >= 3:  # the rate after the first child leaves out Ray's start-up
-            per_child = (time.monotonic() - log.first_done) / (ended - 1)
+        elif log.first_done is not None and ended - self._ended_at_first >= 2:
+            # the rate after the first child (of this run) leaves out Ray's start-up
+            per_child = (time.monotonic() - log.first_done) / (ended - self._ended_at_first)
             eta = f"~{format_seconds(per_child * remaining)} left"
         else:
             eta = "estimating time left"
@@ -61,6 +63,7 @@ class ProgressCallback(tune.Callback):
     def _child_ended(self) -> None:
         if self.log.first_done is None:
             self.log.first_done = time.monotonic()
+            self._ended_at_first = self.log.count("finished") + self.log.count("failed")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._child_ended()

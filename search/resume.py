@@ -155,8 +155,9 @@ def merged_config(resume: Resume, overrides: dict[str, Any]) -> SearchConfig:
 
 
 def mark_cut_off(client, experiment_id: str, parent_run_id: str) -> list[str]:
-    """Child runs of the search left ``RUNNING`` by an interruption: marked ``KILLED`` and
-    tagged (their children train again). Returns their run ids."""
+    """Child runs of the search left ``RUNNING`` by an interruption (at its end, or found by
+    a resume after a kill): marked ``KILLED`` and tagged, since a resume trains their children
+    again. Returns their run ids."""
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
@@ -168,7 +169,7 @@ def mark_cut_off(client, experiment_id: str, parent_run_id: str) -> list[str]:
             run.info.run_id,
             tags=[
                 RunTag("rlnas.status", "killed"),
-                RunTag("rlnas.killed", "cut off by an interruption; trained again on resume"),
+                RunTag("rlnas.killed", "cut off by an interruption; a resume trains it again"),
             ],
         )
         client.set_terminated(run.info.run_id, "KILLED")

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -19,15 +20,23 @@ import pandas as pd
 import ray
 import torch
 from mlflow.artifacts import download_artifacts
+from ray import tune
 
 from controller import make_controller
+from search.child_timeout import ChildTimeout
+from search.cluster import ClusterLost, ClusterWatch, connect, disconnect
 from search.combined import combine_model_dirs, evaluate_on_test
 from search.config import ConfigError, SearchConfig
+from search.failures import reporting_failures
+from search.mlflow_client import check_tracking
 from search.objective import evaluate_child, load_objective
 from search.progress import ProgressCallback, format_seconds
 from search.records import SearchLog
+from search.results import ResultsError, open_store
+from search.resume import Resume, mark_cut_off, unfinished_search
 from search.rewards import RewardExpression
-from search.searcher import ControllerSearcher, default_reward
+from search.searcher import ATTEMPTS, ControllerSearcher, default_reward
+from search.state import ARTIFACT_DIR, StateFile, state_path
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
 from spaces import SpaceError, load_space
@@ -61,28 +70,14 @@ class SearchResult:
     ensemble (``trainings``, ``architectures``, ``networks``, ``metrics``: its ``test_*``;
     ``best_architecture_metrics``: the best architecture's trainings alone, when others joined
     them, else None)."""
+    failure_stop: str = ""
+    """Why a run of failures stopped the search (it can be resumed), or empty."""
+    planned: int = 0
+    """Trainings planned in all (the budget and any confirmation runs)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
         return None if self.leaderboard.empty else self.leaderboard.iloc[0].to_dict()
-
-
-def _ray_init(config: SearchConfig) -> bool:
-    """Start or join Ray; returns whether this call started it."""
-    if ray.is_initialized():
-        return False
-    address = config.address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {
-        "logging_level": logging.WARNING,
-        "log_to_driver": False,  # children report through Tune; errors come back as files
-        "configure_logging": True,
-    }
-    if address is None:
-        kwargs["include_dashboard"] = False
-        # Ray announces its default token authentication of a new local cluster on stderr.
-        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-    ray.init(address=address, **kwargs)
-    return True
 
 
 def _concurrency(config: SearchConfig) -> int:
@@ -168,13 +163,14 @@ def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, ru
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    trainable = evaluate_child if config.objective is not None else train_child
+    trainable = reporting_failures(evaluate_child if config.objective is not None else train_child)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
     return tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
-            num_samples=config.budget + config.confirm * config.confirm_runs,
+            # an upper bound: the searcher says when the search is done (reruns come on top)
+            num_samples=ATTEMPTS * (config.budget + config.confirm * config.confirm_runs),
             metric="reward",
             mode="max",
             reuse_actors=True,  # one worker process per slot: no torch import per child
@@ -191,25 +187,20 @@ def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, ru
     )
 
 
-def run_search(config: SearchConfig, stream=None) -> SearchResult:
-    """Run an architecture search end to end and register the best child's model.
+@dataclass
+class _Plan:
+    """What a search is made of, every part checked before anything runs."""
 
-    Args:
-        config: The search's settings.
-        stream: Where progress lines go (default stdout; nothing when ``config.quiet``).
+    space: Any
+    task: Any
+    reward_of: Callable[[dict[str, Any]], float | None]
+    validate: Callable[[dict[str, Any]], str | None]
+    include: list[dict[str, Any]]
+    controller: Any
 
-    Returns:
-        The leaderboard, the best child and where everything is tracked.
-    """
-    started = time.monotonic()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
-    logging.getLogger("ray.tune").setLevel(logging.ERROR)
-    # Our own progress lines and MLflow replace Tune's console tables and result files.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
-    # Everything a user can get wrong is checked before Ray starts or MLflow is written.
+def _plan(config: SearchConfig) -> _Plan:
+    """Everything a user can get wrong, checked before Ray starts or MLflow is written."""
     custom = config.objective is not None
     space = load_space(config.space, check_family=not custom)
     task = None if custom else load_task(config.task, seed=config.seed)
@@ -226,21 +217,12 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"controller: {exc}") from None
-    out = io.StringIO() if config.quiet else (stream or sys.stdout)
-    started_ray = _ray_init(config)
-    try:
-        concurrency = _concurrency(config)
-    except BaseException:
-        if started_ray:
-            ray.shutdown()
-        raise
+    return _Plan(space, task, reward_of, validate, include, controller)
 
-    log = SearchLog(budget=config.budget + config.confirm * config.confirm_runs)
-    tracker = Tracker(config.resolved_tracking_uri, config.name)
-    parent = tracker.start_parent(
-        config.to_dict(), space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    setup = {
+
+def _setup(config: SearchConfig, space) -> dict[str, Any]:
+    """The static settings every child's config carries."""
+    return {
         "task": config.task,
         "data_seed": config.seed,
         "family": space.family,
@@ -256,24 +238,29 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         "reward_expression": config.reward,
         "cache_dir": config.resolved_cache,
     }
-    children = ChildRunCallback(tracker, log, controller, reward_of=reward_of, key_of=space.key)
-    searcher = ControllerSearcher(
-        controller,
-        setup,
-        validate,
-        key_of=space.key,
-        on_invalid=lambda c, reason: log.invalid.append(
-            {"candidate_id": c.id, "architecture": c.architecture, "reason": reason}
-        ),
-        on_reuse=children.log_reused,
-        reward_of=reward_of,
-        duplicates=config.duplicates,
-        seed=config.seed,
-        include=include,
-        budget=config.budget,
-        confirm=config.confirm,
-        confirm_runs=config.confirm_runs,
-    )
+
+
+def _refuse_unfinished(config: SearchConfig) -> None:
+    """A new search never mixes with an unfinished one of the same name."""
+    try:
+        _, client = open_store(config.resolved_tracking_uri)
+    except ResultsError:
+        return  # no store yet: nothing to mix with
+    left = unfinished_search(client, config.name, config.resolved_storage)
+    if left is not None:
+        raise UnfinishedSearch(
+            f"search {config.name!r} is unfinished ({left.progress}, run {left.run_id}, "
+            f"{left.status}): resume it with `rlnas resume {config.name}`, or start a new one "
+            "with --new (or another --name)"
+        )
+
+
+class UnfinishedSearch(ConfigError):
+    """A new search was asked under the name of one that can still be resumed."""
+
+
+def _header(config: SearchConfig, plan: _Plan, concurrency: int, resume: Resume | None) -> str:
+    custom = config.objective is not None
     what = f"objective {config.to_dict()['objective']}" if custom else config.task
     each = "" if custom else f", {config.epochs} epochs each"
     then = (
@@ -281,37 +268,170 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         if config.confirm
         else ""
     )
-    print(
-        f"rlnas: searching {space.name} ({space.cardinality():,} architectures) on {what} with "
-        f"{config.controller}: {config.budget} children, {concurrency} at a time{each}{then}",
-        file=out,
-        flush=True,
+    verb = f"resuming {resume.run_id[:8]} ({resume.progress}): " if resume else ""
+    return (
+        f"rlnas: {verb}searching {plan.space.name} ({plan.space.cardinality():,} architectures) "
+        f"on {what} with {config.controller}: {config.budget} children, {concurrency} at a "
+        f"time{each}{then}"
     )
-    status, interrupted = "FAILED", False
+
+
+def _continue(resume: Resume, searcher: ControllerSearcher, log: SearchLog, tracker: Tracker):
+    """Load a saved search into fresh objects: children cut off are marked and trained again."""
+    searcher.load_state_dict(resume.state["searcher"])
+    log.load_state_dict(resume.state["log"])
+    outstanding = {trial_id for trial_id, _ in resume.state["searcher"]["outstanding"]}
+    for trial_id, record in list(log.children.items()):
+        if record.status in ("running", "retried") and trial_id not in outstanding:
+            del log.children[trial_id]  # ended after the state was saved: it trains again
+    mark_cut_off(tracker.client, tracker.experiment_id, resume.run_id)
+
+
+class _SaveState(tune.Callback):
+    """Saves the search's state once a child's end is recorded (after `ChildRunCallback`)."""
+
+    def __init__(self, state: StateFile):
+        self.state = state
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.state.save()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.state.save()
+
+
+def _fit(tuner) -> None:
+    """`tuner.fit()`, with SIGTERM ending the search as Ctrl-C does (the state is kept)."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def graceful(signum, frame):
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own graceful stop
+
     try:
-        tuner = _tuner(
-            config,
-            searcher,
-            concurrency,
-            [children, ProgressCallback(log, out)],
-            run_name=f"{config.name}-{parent[:8]}",
-        )
+        signal.signal(signal.SIGTERM, graceful)
+    except ValueError:  # not the main thread: no handlers there
+        previous = None
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
-        # Tune ends the run quietly on Ctrl-C: a budget left unspent means an interruption
-        ended = log.count("finished") + log.count("failed")
-        interrupted = ended < searcher.planned and not searcher.exhausted
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def run_search(
+    config: SearchConfig, stream=None, resume: Resume | None = None, new: bool = False
+) -> SearchResult:
+    """Run an architecture search end to end and register the best child's model.
+
+    Args:
+        config: The search's settings.
+        stream: Where progress lines go (default stdout; nothing when ``config.quiet``).
+        resume: A saved search to continue (see `search.resume.load_resume`).
+        new: Start a new search even when one of that name is unfinished.
+
+    Returns:
+        The leaderboard, the best child and where everything is tracked.
+    """
+    started = time.monotonic()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    # Our own progress lines and MLflow replace Tune's console tables and result files.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+    plan = _plan(config)
+    out = io.StringIO() if config.quiet else (stream or sys.stdout)
+    check_tracking(config.resolved_tracking_uri)  # an unreachable server: before Ray starts
+    if resume is None and not new:
+        _refuse_unfinished(config)
+    started_ray = connect(config.address)
+    try:
+        concurrency = _concurrency(config)
+        tracker = Tracker(config.resolved_tracking_uri, config.name)
+    except BaseException:
+        disconnect(started_ray)
+        raise
+
+    if resume is not None:
+        parent = tracker.resume_parent(resume.run_id)
+    else:
+        parent = tracker.start_parent(
+            config.to_dict(), plan.space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+    log = SearchLog(budget=config.budget + config.confirm * config.confirm_runs)
+    children = ChildRunCallback(
+        tracker, log, plan.controller, reward_of=plan.reward_of, key_of=plan.space.key
+    )
+    searcher = ControllerSearcher(
+        plan.controller,
+        _setup(config, plan.space),
+        plan.validate,
+        key_of=plan.space.key,
+        on_invalid=lambda c, reason: log.invalid.append(
+            {"candidate_id": c.id, "architecture": c.architecture, "reason": reason}
+        ),
+        on_reuse=children.log_reused,
+        reward_of=plan.reward_of,
+        duplicates=config.duplicates,
+        seed=config.seed,
+        include=plan.include,
+        budget=config.budget,
+        confirm=config.confirm,
+        confirm_runs=config.confirm_runs,
+        max_failures=config.max_failures,
+    )
+    children.searcher = searcher
+    state = StateFile(
+        state_path(config.resolved_storage, parent),
+        lambda: {
+            "config": config.to_dict(),
+            "parent_run_id": parent,
+            "searcher": searcher.state_dict(),
+            "log": log.state_dict(),
+        },
+        defer=tracker.after_writes,
+        upload=lambda path: tracker.client.log_artifact(parent, str(path), ARTIFACT_DIR),
+    )
+    if resume is not None:
+        _continue(resume, searcher, log, tracker)
+        if config.budget > int(resume.config["budget"]):
+            searcher.grow_budget(config.budget)
+    log.budget = searcher.planned
+    searcher.on_change = state.save
+    state.save(final=True)
+    print(_header(config, plan, concurrency, resume), file=out, flush=True)
+    # first: a child cut off by a lost cluster stays running (trained again on resume)
+    callbacks = [ClusterWatch(config.name), children, _SaveState(state), ProgressCallback(log, out)]
+    if config.child_timeout:
+        callbacks.append(ChildTimeout(searcher, config.child_timeout))
+    status = "FAILED"
+    try:
+        _fit(
+            _tuner(config, searcher, concurrency, callbacks, run_name=f"{config.name}-{parent[:8]}")
+        )
         log.budget = searcher.planned
-        status = "KILLED" if interrupted else "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+        if searcher.failure_stop:
+            status = "FAILED"
+        elif searcher.finished and not searcher.live and not searcher.rerun:
+            status = "FINISHED"
+        else:  # Tune ends the run quietly on Ctrl-C and SIGTERM
+            status = "KILLED"
+    except (KeyboardInterrupt, ClusterLost):
+        status = "KILLED"  # resumable: `rlnas resume NAME`
         raise
     finally:
-        board = log.leaderboard()
-        version, kept = _finish(tracker, log, board, controller, status, task, space, config.keep)
-        if started_ray:
-            ray.shutdown()
+        try:
+            board = log.leaderboard()
+            version, kept = _finish(
+                tracker, log, board, plan.controller, status, plan.task, plan.space, config.keep
+            )
+            state.save(final=True)
+            tracker.close()
+        finally:  # even when the tracking store is gone (TrackingError): Ray stops
+            disconnect(started_ray)
     best = log.best
     return SearchResult(
         name=config.name,
@@ -326,8 +446,10 @@ def run_search(config: SearchConfig, stream=None) -> SearchResult:
         failed=log.count("failed"),
         invalid=len(log.invalid),
         reused=len(log.reused),
-        interrupted=interrupted,
+        interrupted=status == "KILLED",
         kept=kept,
+        failure_stop=searcher.failure_stop,
+        planned=log.budget,
     )
 
 
@@ -343,9 +465,7 @@ def _finish(
 ) -> tuple[int | None, dict[str, Any] | None]:
     """Leaderboard, plots and controller state into the parent run; register the best (after
     confirmation, its trainings as one model, see `_combine_best`)."""
-    for record in log.children.values():  # children cut off by an interrupt
-        if record.status == "running" and record.run_id:
-            tracker.client.set_terminated(record.run_id, "KILLED")
+    mark_cut_off(tracker.client, tracker.experiment_id, tracker.parent_run_id)
 
     def save_controller(path: Path) -> None:
         torch.save(controller.state_dict(), path)

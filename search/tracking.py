@@ -128,6 +128,21 @@ class Tracker:
         self.client.log_dict(self.parent_run_id, config, "config.json")
         return self.parent_run_id
 
+    def resume_parent(self, run_id: str) -> str:
+        """Go on with an earlier search's parent run (``RUNNING`` again)."""
+        self.parent_run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, "rlnas.resumed", str(int(time.time())))
+        return run_id
+
+    def after_writes(self, fn) -> None:
+        """Run `fn` once every write queued so far is done (here: at once)."""
+        defer = getattr(self.client, "after_writes", None)
+        if defer is None:
+            fn()
+        else:
+            defer(fn)
+
     def log_parent(self, metrics: dict[str, Any], step: int) -> None:
         self.client.log_batch(self.parent_run_id, metrics=_metrics(metrics, step))
 
@@ -207,6 +222,7 @@ class ChildRunCallback(tune.Callback):
         self.controller = controller
         self.reward_of = reward_of or (lambda result: result.get("reward"))
         self.key_of = key_of or (lambda architecture: json.dumps(architecture, sort_keys=True))
+        self.searcher = None  # the ControllerSearcher, once built: why trials ended
 
     def log_reused(self, candidate, key: str, reward: float | None) -> None:
         """A proposal answered from an earlier child's result: a nested run marked as such."""
@@ -232,7 +248,12 @@ class ChildRunCallback(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         config = trial.config
-        record = self.log.add(trial.trial_id, config["candidate_id"], config["architecture"])
+        record = self.log.add(
+            trial.trial_id,
+            config["candidate_id"],
+            config["architecture"],
+            replaces=config.get("trains_again"),
+        )
         self.log.by_key.setdefault(self.key_of(config["architecture"]), record)
         run = self.client.create_run(
             self.tracker.experiment_id,
@@ -245,6 +266,11 @@ class ChildRunCallback(tune.Callback):
                 "rlnas.architecture": json.dumps(config["architecture"])[:7900],
                 **({"rlnas.included": "true"} if config.get("included") else {}),
                 **({"rlnas.confirmation": "true"} if config.get("confirmation") else {}),
+                **(
+                    {"rlnas.trains_again": config["trains_again"]}
+                    if "trains_again" in config
+                    else {}
+                ),
             },
         )
         record.run_id = run.info.run_id
@@ -269,6 +295,10 @@ class ChildRunCallback(tune.Callback):
         if record is None:
             return
         result = trial.last_result or {}
+        if result.get("error") or result.get("diverged"):
+            reason = str(result.get("error") or result.get("failure") or "diverged")
+            self._failed(record, reason, result.get("traceback"))
+            return
         record.metrics = reported_metrics(result)
         record.reward = self.reward_of(result)
         if record.reward is not None:
@@ -277,7 +307,7 @@ class ChildRunCallback(tune.Callback):
         record.test_metric = str(result.get("test_metric") or "test_accuracy")
         record.failure = str(result.get("failure") or "")
         tags = [
-            RunTag("rlnas.status", "invalid" if result.get("invalid") else "finished"),
+            RunTag("rlnas.status", "finished"),
             RunTag("rlnas.test_metric", record.test_metric),
         ]
         if record.failure:
@@ -309,12 +339,30 @@ class ChildRunCallback(tune.Callback):
         record = self.log.children.get(trial.trial_id)
         if record is None:
             return
+        searcher = self.searcher
+        reason = searcher.outcome(trial.trial_id, None, True).error if searcher else ""
+        traceback = _error_text(trial)
+        if searcher is not None and searcher.will_rerun(trial.trial_id):
+            record.status, record.failure = "retried", reason
+            self._end_failed_run(record, f"{reason}; trained again", traceback, "retried")
+            return
+        self._failed(record, reason or _last_line(traceback), traceback)
+
+    def _failed(self, record: ChildRecord, reason: str, traceback: str | None) -> None:
+        """The child failed: one line in ``rlnas.failure``, the traceback in ``error.txt``."""
         record.status = "failed"
-        record.error = _error_text(trial)
-        self.client.set_tag(record.run_id, "rlnas.status", "failed")
-        self.client.set_tag(record.run_id, "rlnas.error", record.error[-4000:])
-        self.client.set_terminated(record.run_id, "FAILED")
+        record.error = record.failure = reason
+        self._end_failed_run(record, reason, traceback, "failed")
         self._log_parent_progress(record)
+
+    def _end_failed_run(
+        self, record: ChildRecord, reason: str, traceback: str | None, status: str
+    ) -> None:
+        tags = [RunTag("rlnas.status", status), RunTag("rlnas.failure", reason[:4000])]
+        self.client.log_batch(record.run_id, tags=tags)
+        if traceback:
+            self.client.log_text(record.run_id, traceback, "error.txt")
+        self.client.set_terminated(record.run_id, "FAILED")
 
     def _log_parent_progress(self, record: ChildRecord) -> None:
         done = self.log.count("finished") + self.log.count("failed")
@@ -334,8 +382,13 @@ class ChildRunCallback(tune.Callback):
 
 
 def _error_text(trial) -> str:
+    """The whole error Tune recorded for a trial (a traceback), or empty."""
     path = getattr(trial, "error_file", None)
     if path and Path(path).exists():
-        text = Path(path).read_text().strip()
-        return text.splitlines()[-1] if text else "unknown error"
-    return "unknown error"
+        return Path(path).read_text().strip()
+    return ""
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "unknown error"
