@@ -37,7 +37,9 @@ SPACE = {
 
 
 def reward_of(architecture) -> float:
-    return architecture["width"] / 100 + {"relu": 0.3, "tanh": 0.1, "gelu": 0.2}[architecture["act"]]
+    return (
+        architecture["width"] / 100 + {"relu": 0.3, "tanh": 0.1, "gelu": 0.2}[architecture["act"]]
+    )
 
 
 def invalid_when_wide(architecture):
