@@ -153,7 +153,8 @@ def test_ctrl_c_keeps_finished_children_and_marks_the_search_killed(tmp_path):
     finally:
         search.kill()
     assert search.returncode == 130, err[-2000:]
-    assert "interrupted after" in err and "kept in MLflow" in err
+    assert "interrupted after" in err and "the finished ones are kept" in err
+    assert "`rlnas resume interrupted` continues the search" in err
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("interrupted")
     runs = client.search_runs([experiment.experiment_id], "")
