@@ -299,10 +299,13 @@ class ChildRunCallback(tune.Callback):
             reason = str(result.get("error") or result.get("failure") or "diverged")
             self._failed(record, reason, result.get("traceback"))
             return
+        reward = self.reward_of(result)
+        if reward is None or not math.isfinite(float(reward)):
+            self._failed(record, f"its reward is {reward}, not a finite number", None)
+            return
         record.metrics = reported_metrics(result)
-        record.reward = self.reward_of(result)
-        if record.reward is not None:
-            record.metrics["reward"] = record.reward
+        record.reward = reward
+        record.metrics["reward"] = reward
         record.status = "finished"
         record.test_metric = str(result.get("test_metric") or "test_accuracy")
         record.failure = str(result.get("failure") or "")

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from search import trainable
+from search.stages import Outcome
 from trainers import load_task
 from trainers.classification import TIE_BREAK
 
@@ -62,3 +63,31 @@ def test_train_child_augments_when_the_search_says_so(monkeypatch: pytest.Monkey
     plain = train_losses("none")
     assert train_losses("none") == plain  # seeded: only augmentation changes the losses
     assert train_losses("scale,jitter,shift") != plain
+
+
+def test_a_diverging_child_ends_failed_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller import make_controller
+    from search.searcher import ControllerSearcher
+    from spaces import load_space
+
+    final = train_child(monkeypatch, lr=float("inf"))[-1]
+    assert final["final"] and final["diverged"]
+    assert final["failure"].startswith("diverged: a loss became NaN or infinite at epoch")
+    searcher = ControllerSearcher(make_controller("random", load_space("tdnn")), {}, bool)
+    assert searcher.outcome("t", final, False) == Outcome(None)  # failed, not by an error
+
+
+def test_a_child_that_cannot_be_built_at_run_time_fails_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from search.failures import reporting_failures
+
+    reports: list[dict] = []
+    monkeypatch.setattr("ray.tune.report", lambda r, checkpoint=None: reports.append(r))
+    monkeypatch.setattr(trainable.tune, "report", lambda r, checkpoint=None: reports.append(r))
+    unbuildable = {"layers": [{"channels": 8, "kernel": 3}], "readout": "nosuch"}
+    config = {"setup": SETUP, "architecture": unbuildable, "train_seed": 0}
+    reporting_failures(trainable.train_child)(config)
+    [final] = reports
+    assert final["final"] and final["error"].startswith("cannot be built:")
+    assert "Traceback" in final["traceback"] and math.isnan(final["reward"])
