@@ -118,7 +118,7 @@ def test_search_from_config_file_prints_leaderboard_and_where_results_are(tmp_pa
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_finished_children_and_marks_the_search_killed(tmp_path):
+def test_ctrl_c_keeps_finished_children_and_a_resume_registers_the_best(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.pop("MLFLOW_TRACKING_URI", None)
     search = subprocess.Popen(
@@ -130,9 +130,9 @@ def test_ctrl_c_keeps_finished_children_and_marks_the_search_killed(tmp_path):
             "--space",
             "mlp",
             "--budget",
-            "30",
+            "5",
             "--epochs",
-            "3",
+            "2",
             "--concurrency",
             "1",
             "--name",
@@ -163,3 +163,17 @@ def test_ctrl_c_keeps_finished_children_and_marks_the_search_killed(tmp_path):
     assert [p.info.status for p in parent] == ["KILLED"]
     assert finished and all("reward" in r.data.metrics for r in finished)
     assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # none left RUNNING
+
+    resumed = rlnas("resume", "interrupted", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stdout and "[5/5] done 5" in resumed.stdout
+    runs = client.search_runs([experiment.experiment_id], "")
+    [parent] = [r for r in runs if r.data.tags.get("rlnas.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("rlnas.role") == "child"]
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert parent.info.status == "FINISHED" and len(finished) == 5
+    assert sorted(r.info.run_name for r in finished) == [f"child-00{i}" for i in range(1, 6)]
+    version = client.get_model_version_by_alias("interrupted", "best")
+    assert version.run_id == parent.data.tags["rlnas.best_run_id"]
+    best = client.get_run(version.run_id).data.metrics["reward"]
+    assert best == max(r.data.metrics["reward"] for r in finished)

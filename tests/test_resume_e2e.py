@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +181,8 @@ def test_failures_stop_the_search_with_one_line_and_it_resumes_after_the_fix(tmp
     (cwd / "toyobj.py").write_text(
         objective(cwd, 0).replace('{"accuracy": 0.5}', '{"reward": 0.5}')
     )
+    # another machine that shares only the tracking store: the state's copy in the parent run
+    shutil.rmtree(cwd / "runs" / "searches")
     resumed = cli(cwd, "resume", "toy")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     finished = [
