@@ -139,7 +139,7 @@ def test_a_killed_search_resumes_and_trains_what_an_uninterrupted_one_does(tmp_p
     process_env = cut / "evaluated.jsonl"
     before = len(evaluated(cut))
     start_and_kill(cut, ("resume", "score-space"), after=before + 3, sig=signal.SIGKILL)
-    resumed = cli(cut, "resume", "score-space")
+    resumed = cli(cut, *search_args(), "--resume")  # the same as `rlnas resume score-space`
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stdout + resumed.stderr
 
