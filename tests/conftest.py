@@ -9,6 +9,13 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+# The suite runs on two workers (pyproject's addopts): each keeps torch to one thread, so the
+# two never fight over the cores (small models gain nothing from a second thread).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
+
 # A depth decision that can be 0, a per-layer `when` and a top-level `when`; slots of 2, 3 and
 # 4 choices, so the padded action set needs masking.
 TOY = {
