@@ -112,58 +112,123 @@ class SearchConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise `ConfigError` on a value out of range."""
+        """Raise `ConfigError` on a value of the wrong type or out of range."""
+        import math
+        import numbers
+        import reprlib
+
+        show = reprlib.Repr()
+        show.maxlevel, show.maxstring, show.maxother = 2, 60, 60
+
+        def integer(value: Any, low: int, high: float = math.inf) -> bool:
+            return (
+                isinstance(value, numbers.Integral)
+                and not isinstance(value, bool)
+                and low <= value <= high
+            )
+
+        def number(value: Any, low: float, strict: bool = False) -> bool:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                return False
+            try:
+                value = float(value)
+            except OverflowError:  # an integer past any float
+                return False
+            return math.isfinite(value) and (value > low if strict else value >= low)
+
+        def plain(value: Any) -> bool:
+            """JSON-like data (string keys), holding no loop and at most 10,000 values in all
+            (YAML aliases can nest a few lines into billions)."""
+            budget, stack = 10_000, [(value, frozenset[int]())]
+            while stack:
+                node, above = stack.pop()
+                budget -= 1
+                if budget < 0 or id(node) in above:
+                    return False
+                if isinstance(node, dict):
+                    if not all(isinstance(k, str) for k in node):
+                        return False
+                    stack += [(v, above | {id(node)}) for v in node.values()]
+                elif isinstance(node, list):
+                    stack += [(v, above | {id(node)}) for v in node]
+                elif node is not None and not isinstance(node, (str, int, float)):
+                    return False
+            return True
+
         checks = [
-            ("budget", self.budget >= 1, "an integer >= 1"),
-            ("epochs", self.epochs >= 1, "an integer >= 1"),
-            ("concurrency", self.concurrency >= 0, "an integer >= 0"),
-            ("cpus_per_trial", self.cpus_per_trial > 0, "a number > 0"),
-            ("gpus_per_trial", self.gpus_per_trial >= 0, "a number >= 0"),
-            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
-            ("lr", self.lr > 0, "a number > 0"),
-            ("confirm", self.confirm >= 0, "an integer >= 0"),
-            ("confirm_runs", self.confirm_runs >= 1, "an integer >= 1"),
-            ("child_timeout", self.child_timeout >= 0, "a number of seconds >= 0"),
-            ("max_failures", self.max_failures >= 0, "an integer >= 0"),
-            ("name", bool(self.name and self.name.strip()), "a non-empty name"),
+            ("budget", integer(self.budget, 1), "an integer >= 1"),
+            ("epochs", integer(self.epochs, 1), "an integer >= 1"),
+            ("concurrency", integer(self.concurrency, 0), "an integer >= 0"),
+            ("cpus_per_trial", number(self.cpus_per_trial, 0, strict=True), "a finite number > 0"),
+            ("gpus_per_trial", number(self.gpus_per_trial, 0), "a finite number >= 0"),
+            ("seed", integer(self.seed, 0, 2**32 - 1), "an integer from 0 to 2**32 - 1"),
+            ("batch_size", integer(self.batch_size, 1), "an integer >= 1"),
+            ("lr", number(self.lr, 0, strict=True), "a finite number > 0"),
+            ("confirm", integer(self.confirm, 0), "an integer >= 0"),
+            ("confirm_runs", integer(self.confirm_runs, 1), "an integer >= 1"),
+            ("child_timeout", number(self.child_timeout, 0), "a finite number of seconds >= 0"),
+            ("max_failures", integer(self.max_failures, 0), "an integer >= 0"),
+            ("name", isinstance(self.name, str) and bool(self.name.strip()), "a non-empty name"),
         ]
         for key, ok, expected in checks:
             if not ok:
-                raise ConfigError(f"{key}: got {getattr(self, key)!r}, expected {expected}")
+                raise ConfigError(
+                    f"{key}: got {show.repr(getattr(self, key))}, expected {expected}"
+                )
         from trainers.augment import parse_augmentations
 
         try:
             names = parse_augmentations(self.augment)
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
         from trainers.supervised import LR_SCHEDULES
 
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
-                f"lr_schedule: got {self.lr_schedule!r}, expected one of {', '.join(LR_SCHEDULES)}"
+                f"lr_schedule: got {show.repr(self.lr_schedule)}, "
+                f"expected one of {', '.join(LR_SCHEDULES)}"
             )
         if self.keep not in KEEP:
-            raise ConfigError(f"keep: got {self.keep!r}, expected one of {', '.join(KEEP)}")
+            raise ConfigError(
+                f"keep: got {show.repr(self.keep)}, expected one of {', '.join(KEEP)}"
+            )
         if self.duplicates not in ("reuse", "retrain"):
-            raise ConfigError(f"duplicates: got {self.duplicates!r}, expected 'reuse' or 'retrain'")
+            raise ConfigError(
+                f"duplicates: got {show.repr(self.duplicates)}, expected 'reuse' or 'retrain'"
+            )
         if self.reward is not None:
             from search.rewards import RewardExpression, RewardExpressionError
 
+            unparsable = (
+                f"reward: got {show.repr(self.reward)}, expected an expression of metric "
+                "names, numbers, + - * / ** and functions"
+            )
             try:
                 RewardExpression(self.reward)
             except RewardExpressionError as exc:
-                raise ConfigError(f"reward: {exc}") from None
+                raise ConfigError(f"reward: {exc}" if len(str(exc)) < 400 else unparsable) from None
+            except (ValueError, TypeError, AttributeError, RecursionError, MemoryError):
+                # Python's own parser gives up on some texts (NUL bytes, deep nesting)
+                raise ConfigError(unparsable) from None
         if self.objective is not None and not (
             callable(self.objective)
             or (isinstance(self.objective, str) and self.objective.count(":") == 1)
         ):
             raise ConfigError(
-                f"objective: got {self.objective!r}, expected 'module:function' or a callable"
+                f"objective: got {show.repr(self.objective)}, "
+                "expected 'module:function' or a callable"
             )
-        if not isinstance(self.controller_options, dict):
-            raise ConfigError("controller_options: expected a mapping of option -> value")
-        self.included_architectures()
+        if not isinstance(self.controller_options, dict) or not plain(self.controller_options):
+            raise ConfigError(
+                "controller_options: expected a mapping of option -> value "
+                "(names, numbers, strings, lists)"
+            )
+        if not plain(self.included_architectures()):
+            raise ConfigError(
+                "include: expected architectures as JSON-like data (mappings with string "
+                "keys, lists, strings, numbers), at most 10,000 values"
+            )
 
     def included_architectures(self) -> list[dict[str, Any]]:
         """The architectures of `include`, read from its file when it is a path."""
@@ -171,12 +236,24 @@ class SearchConfig:
         if value is None:
             return []
         if isinstance(value, (str, Path)):
-            where = f"include: {value}"
+            import reprlib
+
+            show = reprlib.Repr()
+            show.maxstring = 200
+            where = f"include: {show.repr(str(value))[1:-1]}"
             try:
-                value = yaml.safe_load(Path(value).read_text())
-            except OSError as exc:
-                raise ConfigError(f"{where}: cannot read the file ({exc.strerror})") from None
-            except yaml.YAMLError:
+                text = Path(value).read_bytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{where}: not UTF-8 text (byte {exc.start}); expected a JSON or YAML file"
+                ) from None
+            except (OSError, ValueError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ConfigError(f"{where}: cannot read the file ({reason})") from None
+            try:
+                value = yaml.safe_load(text)
+            except Exception:  # noqa: BLE001
+                # YAMLError, or what PyYAML's constructors and its recursion raise on bad input
                 raise ConfigError(f"{where}: not valid JSON or YAML") from None
         if isinstance(value, dict):
             value = [value]
@@ -210,29 +287,95 @@ class SearchConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
         """Read a YAML config file; `overrides` (e.g. from flags) win over the file."""
+        import reprlib
+
+        show = reprlib.Repr()
+        show.maxstring = show.maxother = 60
+
+        class Loader(yaml.SafeLoader):
+            """The safe loader, refusing a setting given twice (PyYAML keeps the last)."""
+
+            def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and not key_node.tag.endswith(
+                        ":merge"
+                    ):
+                        key = self.construct_object(key_node)
+                        if key in seen:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"found {show.repr(key)} twice", key_node.start_mark
+                            )
+                        seen.add(key)
+                return super().construct_mapping(node, deep)
+
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-        except yaml.YAMLError:
-            raise ConfigError(f"{path}: not valid YAML") from None
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML file"
+            ) from None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"{path}: cannot read the config file ({reason})") from None
+        try:
+            data = yaml.load(text, Loader=Loader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark else ""
+            problem = " ".join(str(getattr(exc, "problem", None) or "").split())
+            raise ConfigError(
+                f"{path}: not valid YAML{line}" + (f": {problem}" if problem else "")
+            ) from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+        except Exception as exc:  # noqa: BLE001
+            # PyYAML's constructors raise assorted built-in errors on malformed tagged scalars
+            # (`2001-02-30`, `!!int abc`, `!!bool x`, `!!timestamp x`)
+            detail = str(exc) if isinstance(exc, ValueError) else "a malformed tagged value"
+            raise ConfigError(f"{path}: not valid YAML: {show.repr(detail)[1:-1]}") from None
+        if data is None:
+            data = {}  # an empty file: every setting at its default
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of setting -> value")
-        data = {str(k).replace("-", "_"): v for k, v in data.items()}
-        unknown = sorted(set(data) - set(cls.field_names()))
+            raise ConfigError(
+                f"{path}: expected a mapping of setting -> value, got {type(data).__name__}"
+            )
+        spelled: dict[str, str] = {}  # setting -> the key as the file spells it
+        for key in data:
+            setting = str(key).replace("-", "_")
+            plain = isinstance(key, str) and key.isprintable() and 0 < len(key) <= 60
+            shown = key if plain else show.repr(key)
+            if setting in spelled:
+                raise ConfigError(
+                    f"{path}: {shown}: set twice (also as {spelled[setting]}); "
+                    "expected each setting once"
+                )
+            spelled[setting] = shown
+        unknown = sorted(set(spelled) - set(cls.field_names()))
         if unknown:
             raise ConfigError(
-                f"{path}: {unknown[0]}: unknown setting (expected one of {cls.field_names()})"
+                f"{path}: {spelled[unknown[0]]}: unknown setting "
+                f"(expected one of {cls.field_names()})"
             )
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
         data.update(overrides)
         return cls.build(data, where=str(path))
 
     @classmethod
     def build(cls, data: dict[str, Any], where: str = "config") -> SearchConfig:
         """Make a config from a mapping, checking every value's type."""
+        import reprlib
+
+        show = reprlib.Repr()
+        show.maxlevel, show.maxstring, show.maxother = 2, 60, 60
         defaults = cls()
+        fields = cls.field_names()
         for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{where}: {show.repr(key)}: unknown setting (expected one of {fields})"
+                )
             expected = type(getattr(defaults, key))
             if key == "include":
                 ok = value is None or isinstance(value, (str, dict, list))
@@ -254,7 +397,9 @@ class SearchConfig:
                     dict: "a mapping",
                 }.get(expected, expected.__name__)
             if not ok:
-                raise ConfigError(f"{where}: {key}: got {value!r}, expected {expected_name}")
+                raise ConfigError(
+                    f"{where}: {key}: got {show.repr(value)}, expected {expected_name}"
+                )
         try:
             return cls(**data)
         except ConfigError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spaces.space import Space, SpaceError
+from spaces.space import Space, SpaceError, _show
 
 __all__ = ["BUILTIN_DIR", "list_spaces", "load_space"]
 
@@ -44,6 +44,8 @@ def load_space(name_or_path: str | Path, check_family: bool = True) -> Space:
     families = list_families()
     if check_family and space.family not in families:
         raise SpaceError(
-            space.source, "family", f"unknown family {space.family!r} (expected one of {families})"
+            space.source,
+            "family",
+            f"unknown family {_show(space.family)} (expected one of {families})",
         )
     return space

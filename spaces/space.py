@@ -20,13 +20,16 @@ A space file is YAML::
 
 `Space` unrolls every repeat block to its largest count into an ordered list of slots. An
 architecture is the sequence of actions (choice indices) taken at the slots that are active:
-a slot is active when its layer exists and its `when` holds for the earlier values.
+a slot is active when its layer exists and its `when` holds for the earlier values. A space
+has at most `MAX_CHOICES` choices per decision, `MAX_LAYERS` layers per block and `MAX_SLOTS`
+slots in all; keys appear once per mapping.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,45 @@ __all__ = ["Slot", "Space", "SpaceError"]
 _TOP_KEYS = {"name", "family", "description", "decisions"}
 _DECISION_KEYS = {"name", "choices", "when"}
 _REPEAT_KEYS = {"repeat", "count", "decisions", "when"}
+
+# Bounds that keep a space something a controller can learn over (and loading quick).
+MAX_CHOICES = 1000
+"""Choices of one decision."""
+MAX_LAYERS = 500
+"""Layers of one repeat block (its largest count)."""
+MAX_SLOTS = 2000
+"""Decisions of the whole space once every repeat block is unrolled to its largest count."""
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 1, 10, 4, 60, 60
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"found duplicate key {_show(key)}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _show(value: Any) -> str:
+    """A short one-line repr of any value from a file (nested, recursive or huge ones too)."""
+    return _SHOW.repr(value)
+
+
+def _key(key: Any) -> str:
+    """A mapping key as a key path spells it: plain text as it is, anything else as a repr."""
+    if isinstance(key, str) and key.isprintable() and 0 < len(key) <= 60:
+        return key
+    return _show(key)
 
 
 class SpaceError(ValueError):
@@ -122,15 +164,32 @@ class Space:
         path = Path(path)
         source = str(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SpaceError(source, "", f"cannot read the file ({exc.strerror})") from None
+            raw = path.read_bytes()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise SpaceError(source, "", f"cannot read the file ({reason})") from None
         try:
-            data = yaml.safe_load(text)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpaceError(
+                source, "", f"not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"
+            ) from None
+        try:
+            data = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f" at line {where.line + 1}" if where else ""
-            raise SpaceError(source, "", f"not valid YAML{line}") from None
+            problem = " ".join(str(getattr(exc, "problem", None) or "").split())
+            raise SpaceError(
+                source, "", f"not valid YAML{line}" + (f": {problem}" if problem else "")
+            ) from None
+        except RecursionError:
+            raise SpaceError(source, "", "not valid YAML: nested too deeply") from None
+        except Exception as exc:  # noqa: BLE001
+            # PyYAML's constructors raise assorted built-in errors on malformed tagged scalars
+            # (`2001-02-30`, `!!int abc`, `!!bool x`, `!!timestamp x`)
+            detail = str(exc) if isinstance(exc, ValueError) else "a malformed tagged value"
+            raise SpaceError(source, "", f"not valid YAML: {_show(detail)[1:-1]}") from None
         return cls.from_dict(data, source=source, text=text, default_name=path.stem)
 
     @classmethod
@@ -160,7 +219,10 @@ class Space:
         name = data.get("name", default_name)
         if not isinstance(name, str) or not name:
             raise SpaceError(source, "name", "expected a non-empty string")
-        return cls(name, family, slots, str(data.get("description", "")), source, text)
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise SpaceError(source, "description", "expected a string")
+        return cls(name, family, slots, description, source, text)
 
     # ------------------------------------------------------------------ walking
     def _walk(self, actions: Sequence[int]) -> tuple[dict[str, Any], Slot | None]:
@@ -292,32 +354,41 @@ class Space:
     # ------------------------------------------------------------------ counting
     def cardinality(self) -> int:
         """Exact number of distinct architectures."""
-        referenced = {c.slot for s in self.slots for c in s.conditions} | self._blocks
-        memo: dict[tuple, int] = {}
-
-        def count(i: int, assigned: dict[str, Any]) -> int:
-            if i == len(self.slots):
-                return 1
-            state = (i, tuple(sorted((k, repr(v)) for k, v in assigned.items())))
-            if state in memo:
-                return memo[state]
-            slot = self.slots[i]
-            if not slot.active(assigned):
-                total = count(i + 1, assigned)
-            elif slot.name not in referenced:
-                total = len(slot.choices) * count(i + 1, assigned)
-            else:
-                total = sum(count(i + 1, {**assigned, slot.name: c}) for c in slot.choices)
-            memo[state] = total
-            return total
-
-        return count(0, {})
+        # Slot by slot over the distinct values of the slots a later slot still looks at
+        # (a `when` or a layer's depth), each state with its number of action prefixes; a
+        # value is forgotten after its last use, so long spaces count in linear steps.
+        last_use: dict[str, int] = {}
+        for slot in self.slots:
+            for c in slot.conditions:
+                last_use[c.slot] = slot.index
+            if slot.layer is not None:
+                last_use[slot.block] = slot.index
+        states: dict[tuple, tuple[dict[str, Any], int]] = {(): ({}, 1)}
+        for slot in self.slots:
+            following: dict[tuple, tuple[dict[str, Any], int]] = {}
+            for assigned, n in states.values():
+                if not slot.active(assigned):
+                    branches = [(assigned, n)]
+                elif slot.name not in last_use:
+                    branches = [(assigned, n * len(slot.choices))]
+                else:
+                    branches = [({**assigned, slot.name: c}, n) for c in slot.choices]
+                for values, m in branches:
+                    values = {k: v for k, v in values.items() if last_use[k] > slot.index}
+                    state = tuple(sorted((k, repr(v)) for k, v in values.items()))
+                    following[state] = (values, following.get(state, (None, 0))[1] + m)
+            states = following
+        return sum(n for _, n in states.values())
 
     def sample(self, rng: np.random.Generator) -> list[int]:
         """A uniformly drawn action at every step."""
+        # one pass over the slots (the same draws as walking the prefix again at every step)
         actions: list[int] = []
-        while (slot := self.next_slot(actions)) is not None:
-            actions.append(int(rng.integers(len(slot.choices))))
+        assigned: dict[str, Any] = {}
+        for slot in self.slots:
+            if slot.active(assigned):
+                actions.append(int(rng.integers(len(slot.choices))))
+                assigned[slot.name] = slot.choices[actions[-1]]
         return actions
 
     def describe(self) -> str:
@@ -339,9 +410,12 @@ class Space:
             suffix = f"  (when {when})" if when else ""
             lines.append(f"  {label:<24} {kind:<6} {list(slot.choices)}{suffix}")
         size = self.cardinality()
-        lines.append(
-            f"  {len(seen)} decisions, {size:,} architectures (~10^{math.log10(size):.1f})"
+        exponent = f"~10^{math.log10(size):.1f}"
+        # past a few thousand digits Python refuses to print an int; the exponent says enough
+        counted = (
+            f"{size:,} architectures ({exponent})" if size < 10**60 else f"{exponent} architectures"
         )
+        lines.append(f"  {len(seen)} decisions, {counted}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -351,7 +425,7 @@ class Space:
 def _no_unknown_keys(data: Mapping, allowed: set[str], source: str, path: str) -> None:
     for key in data:
         if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{_key(key)}" if path else _key(key)
             raise SpaceError(source, where, f"unknown key (expected one of {sorted(allowed)})")
 
 
@@ -371,6 +445,8 @@ class _Compiler:
             path = f"decisions[{i}]"
             if not isinstance(item, Mapping):
                 raise self.fail(path, "expected a mapping with 'name' and 'choices' or 'repeat'")
+            if len(self.slots) >= MAX_SLOTS:
+                raise self.fail(path, f"too many decisions (expected at most {MAX_SLOTS})")
             if "repeat" in item:
                 self.repeat(item, path)
             else:
@@ -384,9 +460,11 @@ class _Compiler:
     def add(self, slot: Slot) -> None:
         self.slots.append(slot)
 
-    def claim(self, name: str, path: str) -> None:
+    def claim(self, name: str, path: str, key: str = "name") -> None:
         if name in self.top_choices:
-            raise self.fail(f"{path}.name", f"duplicate decision name {name!r}")
+            raise self.fail(
+                f"{path}.{key}", f"duplicate decision name {name!r} (expected a new name)"
+            )
 
     def decision(self, item: Mapping, path: str) -> tuple[str, tuple]:
         _no_unknown_keys(item, _DECISION_KEYS, self.source, path)
@@ -396,11 +474,23 @@ class _Compiler:
         choices = item.get("choices")
         if not isinstance(choices, list) or not choices:
             raise self.fail(f"{path}.choices", "expected a non-empty list of values")
+        if len(choices) > MAX_CHOICES:
+            raise self.fail(
+                f"{path}.choices",
+                f"{len(choices)} choices (expected at most {MAX_CHOICES})",
+            )
+        seen: set[tuple[bool, Any]] = set()
         for j, value in enumerate(choices):
             if not isinstance(value, (str, int, float, bool)) and value is not None:
                 raise self.fail(f"{path}.choices[{j}]", "expected a string, number or boolean")
-            if any(_same(value, other) for other in choices[:j]):
-                raise self.fail(f"{path}.choices[{j}]", f"duplicate choice {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                # NaN equals nothing (not even itself) and JSON has no infinities
+                raise self.fail(f"{path}.choices[{j}]", f"{value!r} (expected a finite number)")
+            if (isinstance(value, bool), value) in seen:
+                raise self.fail(
+                    f"{path}.choices[{j}]", f"duplicate choice {_show(value)} (expected distinct)"
+                )
+            seen.add((isinstance(value, bool), value))
         return name, tuple(choices)
 
     def repeat(self, item: Mapping, path: str) -> None:
@@ -408,7 +498,7 @@ class _Compiler:
         block = item["repeat"]
         if not isinstance(block, str) or not block.isidentifier():
             raise self.fail(f"{path}.repeat", "expected the block's name (an identifier)")
-        self.claim(block, path)
+        self.claim(block, path, "repeat")
         count = item.get("count")
         if (
             not isinstance(count, list)
@@ -417,6 +507,8 @@ class _Compiler:
             or len(set(count)) != len(count)
         ):
             raise self.fail(f"{path}.count", "expected a list of distinct layer counts (ints >= 0)")
+        if max(count) > MAX_LAYERS:
+            raise self.fail(f"{path}.count", f"{max(count)} layers (expected at most {MAX_LAYERS})")
         inner = item.get("decisions")
         if not isinstance(inner, list) or not inner:
             raise self.fail(f"{path}.decisions", "expected a non-empty list of per-layer decisions")
@@ -426,11 +518,24 @@ class _Compiler:
             if not isinstance(sub, Mapping):
                 raise self.fail(sub_path, "expected a mapping with 'name' and 'choices'")
             if "repeat" in sub:
-                raise self.fail(f"{sub_path}.repeat", "repeat blocks cannot be nested")
+                raise self.fail(
+                    f"{sub_path}.repeat",
+                    "repeat blocks cannot be nested (expected a decision with name and choices)",
+                )
             name, choices = self.decision(sub, sub_path)
             if any(name == p[0] for p in parsed):
-                raise self.fail(f"{sub_path}.name", f"duplicate decision name {name!r} in {block}")
+                raise self.fail(
+                    f"{sub_path}.name",
+                    f"duplicate decision name {name!r} in {block} (expected a new name)",
+                )
             parsed.append((name, choices, sub.get("when"), sub_path))
+        unrolled = len(self.slots) + 1 + len(parsed) * max(count)
+        if unrolled > MAX_SLOTS:
+            raise self.fail(
+                f"{path}.count",
+                f"{max(count)} layers of {len(parsed)} decisions unroll the space to "
+                f"{unrolled} decisions (expected at most {MAX_SLOTS})",
+            )
         when = self.conditions(item.get("when"), f"{path}.when", {}, None, 0)
         self.add(Slot(len(self.slots), block, tuple(count), block=block, conditions=when))
         self.top_choices[block] = tuple(count)
@@ -451,6 +556,7 @@ class _Compiler:
             raise self.fail(path, "expected a mapping of earlier decision -> value(s)")
         out = []
         for ref, spec in when.items():
+            where = f"{path}.{_key(ref)}"
             if ref in local:
                 slot_name, choices = f"{block}.{layer}.{ref}", local[ref]
             elif ref in self.top_choices:
@@ -458,22 +564,23 @@ class _Compiler:
             else:
                 known = sorted(set(local) | set(self.top_choices))
                 raise self.fail(
-                    f"{path}.{ref}", f"refers to no earlier decision (earlier ones: {known})"
+                    where, f"refers to no earlier decision (expected one of {_show(known)})"
                 )
             negate = False
             if isinstance(spec, Mapping):
                 if len(spec) != 1 or next(iter(spec)) not in ("not", "in"):
-                    raise self.fail(
-                        f"{path}.{ref}", "expected a value, a list, {not: ...} or {in: ...}"
-                    )
+                    raise self.fail(where, "expected a value, a list, {not: ...} or {in: ...}")
                 negate = "not" in spec
                 spec = next(iter(spec.values()))
             values = tuple(spec) if isinstance(spec, list) else (spec,)
+            if not values:
+                raise self.fail(where, "an empty list (expected at least one value)")
             for value in values:
                 if not any(_same(value, c) for c in choices):
                     raise self.fail(
-                        f"{path}.{ref}",
-                        f"{value!r} is not a choice of {ref} (expected one of {list(choices)})",
+                        where,
+                        f"{_show(value)} is not a choice of {ref} "
+                        f"(expected one of {_show(list(choices))})",
                     )
             out.append(_Condition(slot_name, values, negate))
         return tuple(out)

@@ -23,6 +23,9 @@ per channel) so that new series can be prepared the same way.
 from __future__ import annotations
 
 import functools
+import reprlib
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,31 @@ from trainers.tasks import (
 __all__ = ["AEON_DATA_DIR", "archive_names", "pad_series", "sequence_task"]
 
 VAL_FRACTION = 0.2
+
+# What numpy and zipfile raise on a damaged or foreign .npz file (MemoryError: a header that
+# claims an array larger than memory).
+_NPZ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    MemoryError,
+    OverflowError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+_LABEL_KINDS = "biufUS"  # bool, integer, float, text and bytes labels
+_NUMBER_KINDS = "biufUS"  # text and bytes inputs must parse as numbers
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlist, _SHOW.maxstring, _SHOW.maxother = 5, 40, 40
+
+
+def _show(value: Any) -> str:
+    """A short one-line repr of values from a user's file (labels may be long)."""
+    return _SHOW.repr(value)
 
 
 def _aeon_data_dir() -> Path:
@@ -275,15 +303,15 @@ def sequence_task(
         raise TaskError(f"{where}: training labels hold {len(classes)} class; need at least 2")
     index = {c: i for i, c in enumerate(classes)}
     for split, (_, ys) in parts.items():
-        unknown = sorted(set(ys) - set(classes))
+        unknown = sorted(str(u) for u in set(ys) - set(classes))
         if unknown:
-            raise TaskError(f"{where}: {split} labels {unknown[:5]} never occur in training")
+            raise TaskError(f"{where}: {split} labels {_show(unknown[:5])} never occur in training")
     if x_val is None:
         counts = {c: int((y_train == c).sum()) for c in classes}
         few = [c for c, n in counts.items() if n < 2]
         if few:
             raise TaskError(
-                f"{where}: class(es) {few[:5]} have fewer than 2 training samples; "
+                f"{where}: class(es) {_show(few[:5])} have fewer than 2 training samples; "
                 "cannot carve a stratified validation split (add samples or give x_val/y_val)"
             )
         from sklearn.model_selection import train_test_split
@@ -343,10 +371,15 @@ def sequence_task(
 
 
 def _as_series(x: Any, where: str, key: str) -> list[np.ndarray]:
+    kind = getattr(getattr(x, "dtype", None), "kind", "O")
+    if kind not in _NUMBER_KINDS:
+        raise TaskError(f"{where}: {key} has dtype {x.dtype}; expected numbers")
     try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise TaskError(f"{where}: {key} is not numeric ({exc})") from None
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, caught below
+            arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())[:100]
+        raise TaskError(f"{where}: {key} is not numeric ({reason})") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or 0 in arr.shape:
@@ -354,7 +387,9 @@ def _as_series(x: Any, where: str, key: str) -> list[np.ndarray]:
             f"{where}: {key} has shape {arr.shape}; expected (N, T) or (N, T, F) with N, T, F > 0"
         )
     if not np.isfinite(arr).all():
-        raise TaskError(f"{where}: {key} holds NaN or infinite values")
+        raise TaskError(
+            f"{where}: {key} holds NaN or infinite values (or values beyond float32's range)"
+        )
     return list(arr)
 
 
@@ -367,10 +402,33 @@ def load_npz(path: str, seed: int) -> Task:
     if file.stat().st_size == 0:
         raise TaskError(f"{where}: the file is empty")
     try:
+        with open(file, "rb") as fh:
+            head = fh.read(6)
+    except OSError as exc:
+        raise TaskError(f"{where}: cannot read the file ({exc.strerror})") from None
+    if not head.startswith((b"PK", b"\x93NUMPY")):  # numpy's own message speaks of pickles
+        raise TaskError(f"{where}: not an .npz archive; expected a zip file written by numpy.savez")
+    try:
         data = np.load(file, allow_pickle=False)
-        arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise TaskError(f"{where}: not a readable .npz file ({exc})") from None
+    except _NPZ_ERRORS as exc:
+        raise TaskError(f"{where}: not a readable .npz file ({_reason(exc)})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise TaskError(
+            f"{where}: holds one array (a .npy file); expected an .npz archive of x_train, "
+            "y_train, x_test, y_test (numpy.savez)"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    with data:
+        for key in data.files:
+            try:
+                value = data[key]
+            except _NPZ_ERRORS as exc:
+                raise TaskError(
+                    f"{where}: {key} is not a readable array ({_reason(exc)})"
+                ) from None
+            if not isinstance(value, np.ndarray):  # a member that is no .npy file
+                raise TaskError(f"{where}: {key} is not a NumPy array; expected numpy.savez arrays")
+            arrays[key] = value
     need = ["x_train", "y_train", "x_test", "y_test"]
     missing = [k for k in need if k not in arrays]
     if ("x_val" in arrays) != ("y_val" in arrays):
@@ -388,9 +446,20 @@ def load_npz(path: str, seed: int) -> Task:
         y = arrays[key]
         if y.ndim != 1:
             raise TaskError(f"{where}: {key} has shape {y.shape}; expected (N,)")
+        if y.dtype.kind not in _LABEL_KINDS:
+            raise TaskError(f"{where}: {key} has dtype {y.dtype}; expected integer or text labels")
+        if y.dtype.kind == "S":
+            try:
+                y = np.char.decode(y, "utf-8")
+            except UnicodeDecodeError:
+                raise TaskError(
+                    f"{where}: {key} holds bytes that are not UTF-8 text; expected integer or "
+                    "text labels"
+                ) from None
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise TaskError(f"{where}: {key} holds NaN or infinite labels")
-        if y.dtype.kind == "f" and np.all(y == np.round(y)):
+        # whole floats are integers, as long as int64 holds each of them exactly
+        if y.dtype.kind == "f" and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
             y = y.astype(np.int64)
         labels[key] = y
     return sequence_task(
@@ -415,12 +484,29 @@ def load_csv(path: str, seed: int) -> Task:
     file = Path(path)
     if not file.is_file():
         raise TaskError(f"{where}: no such file")
-    with open(file, newline="", encoding="utf-8") as fh:
-        rows = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
+    try:
+        # utf-8-sig: a spreadsheet's byte-order mark is no part of the first label
+        with open(file, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            try:
+                rows = [row for row in reader if any(cell.strip() for cell in row)]
+            except csv.Error as exc:
+                raise TaskError(
+                    f"{where}: line {reader.line_num} is not CSV ({exc}); expected a label, "
+                    "then comma-separated values"
+                ) from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(
+            f"{where}: not UTF-8 text (byte {exc.start}); expected a CSV file"
+        ) from None
+    except OSError as exc:
+        raise TaskError(f"{where}: cannot read the file ({exc.strerror})") from None
     if not rows:
         raise TaskError(f"{where}: the file is empty")
     if len(rows[0]) > 1 and not _is_number(rows[0][1]):
         rows = rows[1:]  # header
+    if not rows:
+        raise TaskError(f"{where}: a header row only; expected a series per row after it")
     labels, series = [], []
     for line, row in enumerate(rows, start=1):
         cells = [c.strip() for c in row]
@@ -441,14 +527,15 @@ def load_csv(path: str, seed: int) -> Task:
     few = sorted(c for c, n in counts.items() if n < 5)
     if few:
         raise TaskError(
-            f"{where}: class(es) {few[:5]} have fewer than 5 rows; a stratified 60/20/20 "
+            f"{where}: class(es) {_show(few[:5])} have fewer than 5 rows; a stratified 60/20/20 "
             "split needs at least 5 per class"
         )
     idx = np.arange(len(y))
     try:
         tr, _, va, _, te, _ = stratified_split(idx, y, seed)
     except ValueError as exc:
-        raise TaskError(f"{where}: cannot split the rows stratified ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise TaskError(f"{where}: cannot split the rows stratified ({reason})") from None
     return sequence_task(
         file.name,
         [series[i] for i in tr],
@@ -461,6 +548,12 @@ def load_csv(path: str, seed: int) -> Task:
         source=str(file),
         where=where,
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message on one short line, or its type when it has none."""
+    text = " ".join(str(exc).split())
+    return (text[:150] + "...") if len(text) > 150 else (text or type(exc).__name__)
 
 
 def _is_number(text: str) -> bool:
