@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from spaces.yaml_files import YamlFileError, parse_yaml, read_text, read_yaml, shorten
 
 __all__ = ["ConfigError", "SearchConfig", "default_tracking_uri"]
 
@@ -242,18 +242,12 @@ class SearchConfig:
             show.maxstring = 200
             where = f"include: {show.repr(str(value))[1:-1]}"
             try:
-                text = Path(value).read_bytes().decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ConfigError(
-                    f"{where}: not UTF-8 text (byte {exc.start}); expected a JSON or YAML file"
-                ) from None
-            except (OSError, ValueError) as exc:
-                reason = getattr(exc, "strerror", None) or exc
-                raise ConfigError(f"{where}: cannot read the file ({reason})") from None
+                text = read_text(value, "JSON or YAML")
+            except YamlFileError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
             try:
-                value = yaml.safe_load(text)
-            except Exception:  # noqa: BLE001
-                # YAMLError, or what PyYAML's constructors and its recursion raise on bad input
+                value = parse_yaml(text)
+            except YamlFileError:
                 raise ConfigError(f"{where}: not valid JSON or YAML") from None
         if isinstance(value, dict):
             value = [value]
@@ -287,54 +281,11 @@ class SearchConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
         """Read a YAML config file; `overrides` (e.g. from flags) win over the file."""
-        import reprlib
-
-        show = reprlib.Repr()
-        show.maxstring = show.maxother = 60
-
-        class Loader(yaml.SafeLoader):
-            """The safe loader, refusing a setting given twice (PyYAML keeps the last)."""
-
-            def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-                seen: set[Any] = set()
-                for key_node, _ in node.value:
-                    if isinstance(key_node, yaml.ScalarNode) and not key_node.tag.endswith(
-                        ":merge"
-                    ):
-                        key = self.construct_object(key_node)
-                        if key in seen:
-                            raise yaml.constructor.ConstructorError(
-                                None, None, f"found {show.repr(key)} twice", key_node.start_mark
-                            )
-                        seen.add(key)
-                return super().construct_mapping(node, deep)
-
         path = Path(path)
         try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML file"
-            ) from None
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise ConfigError(f"{path}: cannot read the config file ({reason})") from None
-        try:
-            data = yaml.load(text, Loader=Loader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" at line {mark.line + 1}" if mark else ""
-            problem = " ".join(str(getattr(exc, "problem", None) or "").split())
-            raise ConfigError(
-                f"{path}: not valid YAML{line}" + (f": {problem}" if problem else "")
-            ) from None
-        except RecursionError:
-            raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-        except Exception as exc:  # noqa: BLE001
-            # PyYAML's constructors raise assorted built-in errors on malformed tagged scalars
-            # (`2001-02-30`, `!!int abc`, `!!bool x`, `!!timestamp x`)
-            detail = str(exc) if isinstance(exc, ValueError) else "a malformed tagged value"
-            raise ConfigError(f"{path}: not valid YAML: {show.repr(detail)[1:-1]}") from None
+            data, _ = read_yaml(path)
+        except YamlFileError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         if data is None:
             data = {}  # an empty file: every setting at its default
         if not isinstance(data, dict):
@@ -345,7 +296,7 @@ class SearchConfig:
         for key in data:
             setting = str(key).replace("-", "_")
             plain = isinstance(key, str) and key.isprintable() and 0 < len(key) <= 60
-            shown = key if plain else show.repr(key)
+            shown = key if plain else shorten(key)
             if setting in spelled:
                 raise ConfigError(
                     f"{path}: {shown}: set twice (also as {spelled[setting]}); "

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from spaces.yaml_files import YamlFileError, read_yaml
+
 __all__ = ["Slot", "Space", "SpaceError"]
 
 _TOP_KEYS = {"name", "family", "description", "decisions"}
@@ -54,22 +56,6 @@ MAX_SLOTS = 2000
 
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 1, 10, 4, 60, 60
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"found duplicate key {_show(key)}", key_node.start_mark
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep)
 
 
 def _show(value: Any) -> str:
@@ -164,32 +150,9 @@ class Space:
         path = Path(path)
         source = str(path)
         try:
-            raw = path.read_bytes()
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise SpaceError(source, "", f"cannot read the file ({reason})") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SpaceError(
-                source, "", f"not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"
-            ) from None
-        try:
-            data = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where else ""
-            problem = " ".join(str(getattr(exc, "problem", None) or "").split())
-            raise SpaceError(
-                source, "", f"not valid YAML{line}" + (f": {problem}" if problem else "")
-            ) from None
-        except RecursionError:
-            raise SpaceError(source, "", "not valid YAML: nested too deeply") from None
-        except Exception as exc:  # noqa: BLE001
-            # PyYAML's constructors raise assorted built-in errors on malformed tagged scalars
-            # (`2001-02-30`, `!!int abc`, `!!bool x`, `!!timestamp x`)
-            detail = str(exc) if isinstance(exc, ValueError) else "a malformed tagged value"
-            raise SpaceError(source, "", f"not valid YAML: {_show(detail)[1:-1]}") from None
+            data, text = read_yaml(path, "UTF-8 YAML")
+        except YamlFileError as exc:
+            raise SpaceError(source, "", str(exc)) from None
         return cls.from_dict(data, source=source, text=text, default_name=path.stem)
 
     @classmethod

@@ -724,7 +724,7 @@ CONFIG_REGRESSIONS = [
         "repeated-key",
         b"budget: 1\nbudget: 2\n",
         INC,
-        "not valid YAML at line 2: found 'budget' twice",
+        "not valid YAML at line 2: found duplicate key 'budget'",
     ),
     ("dashed-unknown", b"my-setting: 1\n", INC, "my-setting: unknown setting"),
     ("list-key", b"? [budget]\n: 1\n", INC, "found unhashable key"),
