@@ -255,7 +255,8 @@ def _stop_watchdog() -> None:
 
 def _watch(driver: int, tag: str, every: float = 0.2, sweep_s: float = 10.0) -> None:
     """The watchdog: waits until the `driver` process is gone (or SIGTERM asks it to stop),
-    then kills every process whose environment holds `tag` (``NAME=value``), until none is left.
+    then kills every process whose environment holds `tag` (``NAME=value``) and every process
+    it saw descend from the driver, until none is left.
 
     Runs alone from its source in a small interpreter of its own (no Ray, no rlnas), hence
     self-contained.
@@ -274,26 +275,52 @@ def _watch(driver: int, tag: str, every: float = 0.2, sweep_s: float = 10.0) -> 
             return None
         return None if fields[0] in (b"Z", b"X") else fields[19]
 
-    def tagged():
-        wanted = tag.encode()
+    def processes():
+        """(pid, parent pid, start time, environment) of every process but this one."""
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) == os.getpid():
                 continue
             try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
                 with open(f"/proc/{name}/environ", "rb") as environ:
-                    if wanted in environ.read().split(b"\0"):
-                        yield int(name)
-            except OSError:  # ended, or another user's
+                    env = environ.read().split(b"\0")
+            except (OSError, IndexError):  # ended, or another user's
                 continue
+            if fields[0] not in (b"Z", b"X"):
+                yield int(name), int(fields[1]), fields[19], env
+
+    def descendants(known):
+        """`known` (pid -> start time) grown by the tagged processes alive now and their
+        descendants: a renamed process (Ray's agents) may have lost its environment, not its
+        ancestry."""
+        wanted = tag.encode()
+        table = list(processes())
+        for pid, _, start, env in table:
+            if wanted in env:
+                known.setdefault(pid, start)
+        for _ in range(4):  # a few generations: raylet -> agents -> workers
+            for pid, parent, start, _ in table:
+                if parent in known:
+                    known.setdefault(pid, start)
+
+    def doomed(known):
+        wanted = tag.encode()
+        return [
+            pid for pid, _, start, env in processes() if wanted in env or known.get(pid) == start
+        ]
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     born = started(driver)  # pid and start time: a reused pid is another process
+    family: dict[int, bytes] = {}
     while not stop and born is not None and started(driver) == born:
+        descendants(family)
         time.sleep(every)
     deadline = time.monotonic() + sweep_s
     while time.monotonic() < deadline:
-        pids = list(tagged())
+        descendants(family)  # children the dying ones start meanwhile
+        pids = doomed(family)
         if not pids:
             break
         for pid in pids:

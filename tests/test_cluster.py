@@ -330,7 +330,7 @@ def test_the_ray_of_a_killed_driver_ends_with_it_and_no_other(tmp_path):
         drivers[0].wait()
         # a few seconds; more on a machine loaded by the rest of the suite
         left = wait_for(lambda: not session_processes(roots[0]), timeout=30)
-        assert left, f"left running: {session_processes(roots[0])}"
+        assert left, f"left running: {[title(p) for p in session_processes(roots[0])]}"
         # the other Ray is untouched (but for idle workers, which Ray may end on its own)
         assert {pid for pid in other if not title(pid).startswith("ray::IDLE")} <= (
             session_processes(roots[1])
