@@ -84,6 +84,8 @@ class TPE(Controller):
                 seed=seed,
                 n_startup_trials=self.options.n_startup_trials,
                 n_ei_candidates=self.options.n_ei_candidates,
+                # outstanding asks count as losses: Optuna's default only from 5.0 on
+                constant_liar=True,
             )
 
     def ask(self) -> Candidate:
