@@ -386,6 +386,13 @@ class ClusterWatch(tune.Callback):
         raise ClusterLost(self._address, self.name)
 
     def _answers(self) -> bool:
+        # A plain TCP connection first: Ray's own client may wait out its reconnection
+        # timeout (60 s, then Ray ends the process) on a GCS that is gone.
+        host, _, port = str(self._address).rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=min(self.timeout, 3.0)).close()
+        except (OSError, ValueError):
+            return False
         gcs = ray._private.worker.global_worker.gcs_client
         try:
             return all(gcs.check_alive([self._node], timeout=self.timeout))
