@@ -145,6 +145,14 @@ def merged_config(resume: Resume, overrides: dict[str, Any]) -> SearchConfig:
         if key == "budget" and isinstance(value, int) and value >= saved["budget"]:
             continue
         changed.append(f"{key} ({saved.get(key)!r} -> {value!r})")
+    confirmation = resume.state["searcher"]["chain"].get("Confirmation") or {}
+    if overrides.get("budget", saved["budget"]) > saved["budget"] and (
+        confirmation.get("queue") is not None
+    ):
+        raise ConfigError(
+            f"cannot resume search {saved['name']!r} with a larger budget: its confirmation "
+            "runs have started (start a new search under another --name instead)"
+        )
     if changed:
         raise ConfigError(
             f"cannot resume search {saved['name']!r} with changed settings: "

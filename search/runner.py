@@ -283,7 +283,7 @@ def _continue(resume: Resume, searcher: ControllerSearcher, log: SearchLog, trac
     outstanding = {trial_id for trial_id, _ in resume.state["searcher"]["outstanding"]}
     for trial_id, record in list(log.children.items()):
         if record.status in ("running", "retried") and trial_id not in outstanding:
-            del log.children[trial_id]  # ended after the state was saved: it trains again
+            del log.children[trial_id]  # an attempt trained again under another trial id
     mark_cut_off(tracker.client, tracker.experiment_id, resume.run_id)
 
 

@@ -110,7 +110,6 @@ class ControllerSearcher(Searcher):
         self.on_change = on_change or (lambda: None)
         self.live: dict[str, Proposal] = {}  # trial id -> its proposal
         self.rerun: list[tuple[str, Proposal]] = []  # (trial id it replaces, proposal)
-        self.reruns: dict[str, str] = {}  # trial id -> the trial id it trains again
         self.timed_out: dict[str, float] = {}  # trial id -> the limit it exceeded (s)
         self.finished = False  # the chain said FINISHED: nothing more to train
 
@@ -141,7 +140,7 @@ class ControllerSearcher(Searcher):
 
     def will_rerun(self, trial_id: str) -> bool:
         """Whether this ended trial is trained again as the same child."""
-        return any(old == trial_id for old, _ in self.rerun) or trial_id in self.reruns.values()
+        return any(old == trial_id for old, _ in self.rerun)
 
     # -- Tune's side -------------------------------------------------------------------------
 
@@ -149,7 +148,6 @@ class ControllerSearcher(Searcher):
         replaces = None
         if self.rerun:
             replaces, proposal = self.rerun.pop(0)
-            self.reruns[trial_id] = replaces
         else:
             proposal = self.chain.propose()
         if not isinstance(proposal, Proposal):
@@ -189,7 +187,6 @@ class ControllerSearcher(Searcher):
         proposal = self.live.pop(trial_id, None)
         if proposal is None:
             return
-        self.reruns.pop(trial_id, None)
         if error and trial_id not in self.timed_out and proposal.attempt < ATTEMPTS:
             proposal.attempt += 1
             self.rerun.append((trial_id, proposal))
@@ -211,7 +208,7 @@ class ControllerSearcher(Searcher):
         """Continue from `state_dict()`: trainings that were running are trained again first."""
         self.chain.load_chain_state(state["chain"])
         self.rerun = [(trial_id, Proposal.from_dict(p)) for trial_id, p in state["outstanding"]]
-        self.live, self.reruns, self.timed_out = {}, {}, {}
+        self.live, self.timed_out = {}, {}
         self.finished = False
         self.chain.find(FailureStop).reset()
 

@@ -20,7 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from controller import Candidate, Controller
 
@@ -107,6 +107,9 @@ class Outcome:
         return self.reward is not None and math.isfinite(self.reward)
 
 
+StageT = TypeVar("StageT", bound="Stage")
+
+
 class Stage(abc.ABC):
     """One concern of the searcher, wrapping the stage inside it."""
 
@@ -152,9 +155,6 @@ class Stage(abc.ABC):
             raise ValueError(f"saved stages {sorted(state)} do not match this chain's {names}")
         for stage in self.stages():
             stage.load_state_dict(state[type(stage).__name__])
-
-
-StageT = Any
 
 
 class ControllerStage(Stage):

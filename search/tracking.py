@@ -136,12 +136,8 @@ class Tracker:
         return run_id
 
     def after_writes(self, fn) -> None:
-        """Run `fn` once every write queued so far is done (here: at once)."""
-        defer = getattr(self.client, "after_writes", None)
-        if defer is None:
-            fn()
-        else:
-            defer(fn)
+        """Run `fn` once every write queued so far is done (on the writer thread)."""
+        self.client.after_writes(fn)
 
     def log_parent(self, metrics: dict[str, Any], step: int) -> None:
         self.client.log_batch(self.parent_run_id, metrics=_metrics(metrics, step))
