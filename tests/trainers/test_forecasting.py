@@ -45,7 +45,7 @@ def test_splits_do_not_share_targets() -> None:
 
 @pytest.mark.parametrize("family", [f for f in list_families() if family_trainer(f) is None])
 def test_every_family_forecasts_and_the_reward_is_bounded(family: str) -> None:
-    from tests.test_families_sequence import SEQUENCE_EXAMPLES
+    from tests.spaces.test_families_sequence import SEQUENCE_EXAMPLES
 
     task = load_task("forecast:Lynx:3")
     torch.manual_seed(0)

@@ -29,7 +29,7 @@ from search.mlflow_client import (
     check_tracking,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPACE = """\
 family: custom
 decisions:

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 
 def rlnas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [sys.executable, "-m", "search.cli", *args],
@@ -119,7 +119,7 @@ def test_search_from_config_file_prints_leaderboard_and_where_results_are(tmp_pa
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_children_and_a_resume_registers_the_best(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("MLFLOW_TRACKING_URI", None)
     search = subprocess.Popen(
         [

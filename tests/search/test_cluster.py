@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from search.cluster import connect
 from search.config import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
 
 

@@ -45,7 +45,7 @@ def test_controller_imports_neither_ray_nor_mlflow():
         "import sys, controller; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow'}))"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )

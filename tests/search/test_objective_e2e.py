@@ -29,7 +29,7 @@ def test_cli_objective_with_reward_expression(tmp_path):
         "    return {'val_accuracy': width / 40, 'params': width * 1000}\n"
     )
     (tmp_path / "toy.yaml").write_text(SPACE)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     result = subprocess.run(
         [
             sys.executable,

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPACE = """\
 family: custom
 decisions:

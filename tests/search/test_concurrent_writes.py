@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from search import leaderboard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHILDREN = 8
 SPACE = """\
 family: custom
