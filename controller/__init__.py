@@ -6,6 +6,7 @@ from controller.base import Candidate, Controller
 from controller.dqn import DQN, DQNOptions
 from controller.env import ArchitectureEnv
 from controller.evolution import Evolution, EvolutionOptions
+from controller.local import LocalSearch, LocalSearchOptions
 from controller.qlearning import QLearning, QLearningOptions
 from controller.random_search import RandomSearch
 from controller.registry import (
@@ -26,6 +27,8 @@ __all__ = [
     "DQNOptions",
     "Evolution",
     "EvolutionOptions",
+    "LocalSearch",
+    "LocalSearchOptions",
     "QLearning",
     "QLearningOptions",
     "RandomSearch",

@@ -36,7 +36,8 @@ def run(controller: Controller, n: int, reward=lambda c: float(len(c.actions))) 
 
 
 def test_registry_lists_the_builtin_controllers():
-    assert {"dqn", "evolution", "qlearning", "random", "reinforce", "tpe"} <= set(CONTROLLERS)
+    builtin = {"dqn", "evolution", "local", "qlearning", "random", "reinforce", "tpe"}
+    assert builtin <= set(CONTROLLERS)
     assert sorted(CONTROLLERS) == CONTROLLERS
 
 

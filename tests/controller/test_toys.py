@@ -49,6 +49,7 @@ TOY = {
 BUDGETS = {
     "dqn": 150,  # 61 [82]
     "evolution": 350,  # 67 [217]
+    "local": 50,  # 20 [31]
     "qlearning": 650,  # 175.5 [413]; random search: 2,422 [12,988]
     "random": 20_000,  # misses a target with probability <= e**-5.1 = 0.006 per seed
     "reinforce": 150,  # 37 [95]
@@ -133,7 +134,7 @@ def test_every_controller_has_a_budget():
     assert set(BUDGETS) == set(list_controllers())
 
 
-FAST = {"evolution", "random"}  # the others take several seconds for 3 seeds on 2 busy cores
+FAST = {"evolution", "local", "random"}  # the others take seconds for 3 seeds on 2 busy cores
 
 
 @pytest.mark.parametrize(

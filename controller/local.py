@@ -1,0 +1,156 @@
+"""Local search (White, Nolen and Savani 2021, "Exploring the Loss Landscape in Neural
+Architecture Search"): the simple baseline that is hardest to beat on tabular NAS benchmarks.
+
+From a uniformly random architecture, try its one-decision neighbours in random order and move
+to the first one whose reward is higher; when every neighbour has been tried and none is
+higher, the incumbent is a local optimum and the search restarts from a new random
+architecture. A neighbour changes one decision to another of its choices; decisions that this
+makes active (a larger count, a `when` that now holds) are drawn uniformly, as evolution's
+mutation draws them.
+
+Every reward told is remembered, so a neighbour already evaluated is compared without being
+asked again: repeats cost no child. Children may be outstanding: while the incumbent's
+neighbours are being evaluated, any told reward above the incumbent's becomes the new
+incumbent (the first improvement to come back), and when no untried neighbour is left but some
+are still training, the next ask explores a random architecture instead of waiting.
+
+Failed children (reward None, NaN or +-inf) are remembered as tried and never become the
+incumbent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.base import Candidate, Controller, draw_unasked, failed
+from controller.registry import register_controller
+
+
+@dataclass
+class LocalSearchOptions:
+    """Options of the `local` controller."""
+
+    retries: int = 50
+    """Random draws per restart that avoid architectures already evaluated or outstanding."""
+
+    def __post_init__(self) -> None:
+        if int(self.retries) != self.retries or self.retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {self.retries}")
+        self.retries = int(self.retries)
+
+
+def one_decision_neighbours(space, actions: list[int], rng: np.random.Generator) -> list[list[int]]:
+    """Every architecture that differs from `actions` in one decision's choice, in random order.
+
+    Decisions that the change makes active are drawn uniformly from `rng`; those that stay
+    active keep their choice.
+    """
+    slots = [space.next_slot(actions[:t]) for t in range(len(actions))]
+    kept = {slot.index: a for slot, a in zip(slots, actions, strict=True)}
+    moves = [(t, c) for t, slot in enumerate(slots) for c in range(len(slot.choices))]
+    moves = [(t, c) for t, c in moves if c != actions[t]]
+    neighbours = []
+    for i in rng.permutation(len(moves)):
+        t, choice = moves[int(i)]
+        child = list(actions[:t]) + [choice]
+        while (slot := space.next_slot(child)) is not None:
+            if slot.index in kept:
+                child.append(kept[slot.index])
+            else:
+                child.append(int(rng.integers(len(slot.choices))))
+        neighbours.append(child)
+    return neighbours
+
+
+@register_controller("local")
+class LocalSearch(Controller):
+    """First-improvement local search over one-decision neighbours with random restarts."""
+
+    Options = LocalSearchOptions
+
+    def __init__(self, space, seed: int = 0, **options) -> None:
+        super().__init__(space, seed=seed, **options)
+        self._rng = np.random.default_rng(self.seed)
+        self._rewards: dict[tuple[int, ...], float] = {}  # every architecture told; -inf: failed
+        self._incumbent: tuple[int, ...] | None = None
+        self._queue: list[list[int]] = []  # the incumbent's untried neighbours, next last
+        self._restarts = 0
+        self._incumbents = 0
+
+    def ask(self) -> Candidate:
+        while self._queue:
+            neighbour = tuple(self._queue.pop())
+            if neighbour in self._rewards:
+                if self._rewards[neighbour] > self._best_reward():
+                    self._move(neighbour)
+                continue
+            if not self._outstanding(neighbour):
+                return self._candidate(neighbour, role="neighbour", of=self._incumbents)
+        if self._incumbent is not None and not self._neighbours_outstanding():
+            self._incumbent = None  # a local optimum: every neighbour tried, none better
+            self._restarts += 1
+        return self._candidate(self._random_unseen(), role="random")
+
+    def tell(self, candidate: Candidate, reward: float | None) -> None:
+        candidate = self._settle(candidate)
+        value = -math.inf if failed(reward) else float(reward)
+        self._rewards[candidate.actions] = max(value, self._rewards.get(candidate.actions, value))
+        if value > self._best_reward():
+            self._move(candidate.actions)
+
+    def _best_reward(self) -> float:
+        return -math.inf if self._incumbent is None else self._rewards[self._incumbent]
+
+    def _move(self, actions: tuple[int, ...]) -> None:
+        """Make `actions` the incumbent and queue its neighbours."""
+        self._incumbents += 1
+        self._incumbent = actions
+        self._queue = one_decision_neighbours(self.space, list(actions), self._rng)
+
+    def _neighbours_outstanding(self) -> bool:
+        """Whether a neighbour of the incumbent is still training."""
+        return any(
+            c.info.get("role") == "neighbour" and c.info.get("of") == self._incumbents
+            for c in self._pending.values()
+        )
+
+    def _outstanding(self, actions: tuple[int, ...]) -> bool:
+        return any(c.actions == actions for c in self._pending.values())
+
+    def _random_unseen(self) -> list[int]:
+        seen = set(self._rewards) | {c.actions for c in self._pending.values()}
+        return draw_unasked(
+            lambda _: self.space.sample(self._rng), lambda a: a, seen, self.options.retries
+        )
+
+    def _state_dict(self) -> dict:
+        return {
+            "rng": self._rng.bit_generator.state,
+            "rewards": [[list(a), r] for a, r in self._rewards.items()],
+            "incumbent": None if self._incumbent is None else list(self._incumbent),
+            "queue": [list(a) for a in self._queue],
+            "restarts": self._restarts,
+            "incumbents": self._incumbents,
+        }
+
+    def _load_state_dict(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        self._rewards = {tuple(int(x) for x in a): float(r) for a, r in state["rewards"]}
+        incumbent = state["incumbent"]
+        self._incumbent = None if incumbent is None else tuple(int(x) for x in incumbent)
+        self._queue = [[int(x) for x in a] for a in state["queue"]]
+        self._restarts = int(state["restarts"])
+        self._incumbents = int(state["incumbents"])
+
+    def stats(self) -> dict[str, float]:
+        """Counters plus the incumbent's reward, incumbents so far and restarts."""
+        best = self._best_reward()
+        return {
+            **super().stats(),
+            "incumbent_reward": best if math.isfinite(best) else 0.0,
+            "incumbents": float(self._incumbents),
+            "restarts": float(self._restarts),
+        }
