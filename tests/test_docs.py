@@ -18,7 +18,7 @@ FENCE = re.compile(r"^(`{3,}|~{3,}).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]+`")
 LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-COMMAND = re.compile(r"(?:^|[\s$(;&|])rlnas[ \t]+([a-z][\w-]*)", re.MULTILINE)
+COMMAND = re.compile(r"(?:^|[\s$(;&|`])rlnas[ \t]+([a-z][\w-]*)", re.MULTILINE)
 
 
 def _name(path: Path) -> str:
