@@ -4,7 +4,8 @@ with and without augmentation, side by side.
 Random architectures of a space are trained on a sequence archive exactly as a search's
 children are (`ClassificationTrainer`: cross-validation, refit, fold ensemble), once plainly and
 once with ``--augment``, from the same initial weights and seed; each kept model and its fold
-models are scored on the archive's test split. The README's figures came from (2 busy cores)::
+models are scored on the archive's test split. The figures in RESULTS.md#augmentation came
+from (2 busy cores)::
 
     python benchmarks/augment.py --task ucr:GunPoint --children 6 --seed 1
     python benchmarks/augment.py --task ucr:ItalyPowerDemand --children 6 --seed 1

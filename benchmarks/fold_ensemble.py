@@ -5,8 +5,8 @@ folds).
 Random architectures of a space are trained on a small archive exactly as a search's children
 are (`ClassificationTrainer`: 5-fold cross-validation, refit, ensemble); each kept ensemble is
 then taken apart and every part scored on the archive's test split, so the four figures of one
-architecture come from the same training run. The README's figures came from (about 6 and 3
-minutes on 2 busy cores)::
+architecture come from the same training run. The figures in RESULTS.md#fold-ensembles came
+from (about 6 and 3 minutes on 2 busy cores)::
 
     python benchmarks/fold_ensemble.py --task ucr:GunPoint --epochs 12 --children 16 --seed 1
     python benchmarks/fold_ensemble.py --task ucr:ItalyPowerDemand --epochs 12 --children 16 \

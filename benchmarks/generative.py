@@ -6,8 +6,8 @@ same epochs as every child) and then the controller's proposals. The search's be
 validation reward is compared with the default child on the Frechet distance of their samples
 to the TEST split, in the reference classifier's feature space (lower is better); the default
 child is left out when picking the searched best. A seed is a win when the searched best has
-the lower test FD. The README's results came from (25-35 minutes and about 15 minutes on 2
-busy cores)::
+the lower test FD. The results in RESULTS.md#generative-models-searched-against-hand-written
+came from (25-35 minutes and about 15 minutes on 2 busy cores)::
 
     python benchmarks/generative.py --families gan --epochs 30 --budget 40
     python benchmarks/generative.py --families vae --epochs 60 --budget 12

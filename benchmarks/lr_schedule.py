@@ -4,8 +4,8 @@ with a constant learning rate and with one decaying to 0 by the last epoch, side
 Random architectures of a space are trained on a sequence archive exactly as a search's
 children are (`ClassificationTrainer`: cross-validation, refit, fold ensemble), once with each
 schedule, from the same initial weights and seed, optionally with ``--augment``; each kept model
-and its fold models are scored on the archive's test split. The README's figures came from
-(2 cores)::
+and its fold models are scored on the archive's test split. The figures in
+RESULTS.md#learning-rate-schedule came from (2 cores)::
 
     python benchmarks/lr_schedule.py --task ucr:GunPoint --children 8 --augment scale,jitter,shift \
         --seed 1

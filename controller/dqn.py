@@ -25,11 +25,10 @@ Failed children (reward None, NaN or +-inf) get the worst reward seen so far, as
 
 Defaults: CleanRL's Atari/classic-control settings (buffer 10k, batch 128, lr 2.5e-4, target
 every 500 steps) are made for 10^5-10^6 environment steps; a search here has 50-500 episodes
-of 5-26 steps. So: a buffer of 10,000 transitions (every transition of such a search), batch
-64, Adam at 1e-3, 8 updates per reward, the target synced every 25 updates (about 3 rewards),
-and epsilon 1 -> 0.05 over the first 100 architectures. On the toy objective of
-tests/test_controller_toys.py (775 architectures, a hidden 3-layer target) these propose the
-target after a median of 61 asks [worst 82] over seeds 0-19 (random search: 2,422 [12,988]).
+of 5-26 steps. So the buffer holds every transition of such a search, the batch is smaller and
+the learning rate higher, several updates follow each reward, the target is synced every few
+rewards, and epsilon falls over the first hundred or so architectures (`DQNOptions`).
+Measured: benchmarks/RESULTS.md#dqn.
 Torch runs on one thread inside ask and tell (`one_thread`): for a network this small that
 is several times faster, and on a busy machine more threads mostly wait for each other.
 """

@@ -18,11 +18,9 @@ Failed children (reward None, NaN or +-inf) are skipped: they never join the pop
 they can neither be a parent nor push an older member out (counted in `skipped`).
 
 Defaults: Real et al. used population 100 and sample 25 for 20,000 children. Searches here
-train 50-500, so population 20 (the random phase is at most a few tens of children) and
-sample 5 (the same quarter of the population as theirs: selection pressure without always
-picking the single best). On the toy objective of tests/test_controller_toys.py (775
-architectures, a hidden 3-layer target) they propose the target after a median of 67 asks
-[worst 217] over seeds 0-19 (random search: 2,422 [12,988]).
+train 50-500, so a population of a few tens (the random phase is at most a few tens of
+children) and a sample of the same quarter of it as theirs (selection pressure without always
+picking the single best). Measured: benchmarks/RESULTS.md#evolution.
 """
 
 from __future__ import annotations

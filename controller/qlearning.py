@@ -28,79 +28,15 @@ Failed children (reward None, NaN or +-inf) get the worst reward seen so far, as
 
 The defaults, and why
 ---------------------
-MetaQNN trained 2,700 children on SVHN: epsilon 1.0 for 1,500 (56 %), then 0.9, 0.8, 0.7 for
-100 each and 0.6 ... 0.1 for 150 each. Searches here train 50-500 children, so the schedule
-is compressed to the budget: 1.0 for 15 architectures (random exploration fills the replay
-memory and corrects the initial 0.5 along many paths), then 0.1 for the rest. With repeats
-resampled, the greedy phase proposes the best path found so far with about one decision in
-ten redrawn: a local search around the incumbent that the Q-values keep moving. A different
-budget is one option away, e.g. `schedule=[[1.0, 150], [0.5, 100], [0.1, 250]]`. How the
-defaults were reached (the earlier default schedule was 1.0 for 30, then 0.9 ... 0.1 for 7 or
-8 each):
-
-Measured on the toy objective of tests/test_controller_toys.py (775 architectures, reward =
-fraction of decisions matching a hidden 3-layer target): asks until the target, median
-[worst] over seeds 0-19 (cap 3,000). With MetaQNN's constants (lr 0.01, no resampling) and
-this schedule: 393 [1,676]; random search 2,422 [12,988]; a longer random stage (1.0 for 100,
-then 10 per stage) 327 [1 seed missed]; ending the schedule at 0.3 (10 per stage) 474 [1
-missed]; before the new trajectory was learned from directly (replay only, as MetaQNN) 448
-[8,341], ending at 0.5 603 [1,113] and lr 0.1 518 [1,826]. Resampling repeats: 176 [1
-missed]; resampling and lr 0.1: 170 [651] (the defaults).
-
-On the tabular benchmark (benchmarks/digits-mlp, 1,884 MLPs; `search.bench`, controller seeds
-0-29, budget 200): median evaluations to the top 1% ("k miss": k seeds not there in 200) and
-mean regret after 25/50/100/200 evaluations. Same protocol: random search 63 (3 miss),
-regret@200 .0028.
-
-    options (unlisted: lr 0.01, no resampling, the schedule)  evals          regret@25/50/100/200
-    MetaQNN's constants                                       36 (5 miss)    .0071 .0049 .0035 .0030
-    1.0 for 10, then 0.9 ... 0.1 for 5 each ("short")         147 (12 miss)  .0069 .0057 .0056 .0043
-    1.0 for 15, 0.5 for 15, then 0.1                          - (16 miss)    .0080 .0079 .0069 .0060
-    initial Q 1.0                                             33.5           .0071 .0042 .0025 .0017
-    lr 0.1                                                    33             .0071 .0042 .0022 .0013
-    lr 0.1, short                                             32.5           .0062 .0036 .0018 .0013
-    resample 10                                               22             .0058 .0037 .0026 .0017
-    resample 10, lr 0.03                                      22             .0058 .0031 .0018 .0012
-    resample 10, lr 0.1 (the defaults)                        22             .0058 .0036 .0015 .0008
-    resample 10, lr 0.1, short                                31             .0066 .0031 .0018 .0009
-    resample 10, lr 0.1, 1.0 for 20, then 8 each              23             .0058 .0036 .0016 .0008
-    resample 10, epsilon 1.0 throughout                       22             .0058 .0035 .0024 .0015
-    seeds 30-59: resample 10                                  20.5 (1 miss)  .0053 .0031 .0019 .0014
-    seeds 30-59: the defaults                                 20.5           .0053 .0033 .0016 .0006
-    seeds 30-59: the defaults, 1.0 for 20, 8 each             20.5           .0048 .0028 .0013 .0006
-
-With MetaQNN's constants the greedy path soon repeats itself: each repeat is a wasted child and
-one more update towards the same path, so a shorter schedule locks in earlier and misses more
-(the "short" rows). Resampling repeats is what moved the median (36 -> 22); lr 0.1 then lets
-the Q-values follow the rewards within a few hundred children (regret@200 .0017 -> .0008, and
-no seed later than 65 evaluations). On this table the median itself is set by the random
-stage (epsilon 1.0 throughout, random search without repeats, reaches the top as fast); what
-the Q-learning adds shows in the regret after 100 and in the tail. Without resampling, a
-shorter random stage did not help.
-
-The second table, benchmarks/mackeyglass-tdnn (1,026 TDNNs, nrmse), showed that schedule as
-too slow: median 91 evaluations to the top 1%, random 114. The random stage and the slow
-decay spend half the median before the search exploits. Schedules compressed further, 60
-controller seeds (0-59), budget 400, medians (random: 113 on mackeyglass-tdnn, 41.5 on
-digits-mlp; evolution 52 and 27):
-
-    schedule                                   mackeyglass-tdnn        digits-mlp
-                                               evals   regret@200      evals  regret@200
-    1.0 for 30, 0.9 ... 0.1 for 7-8 (before)   89      .0032           21     .0007
-    1.0 for 15, 0.5/0.3 for 15 each, 0.1       57      .0029           26.5   .0009
-    1.0 for 15, 0.3 for 10, 0.1                54      .0025           27     .0010
-    1.0 for 15, 0.2                            65.5    .0025           25     .0009
-    1.0 for 20, 0.2                            62.5    .0038           21.5   .0007
-    1.0 for 10, 0.2                            54      .0038           25.5   .0009
-    1.0 for 20, 0.3 for 10, 0.15               62.5    .0024           22     .0008
-    1.0 for 15, 0.1 (the default)              56      .0028           23     .0012
-
-On seeds 0-29 alone the default measured 53.5 and 21.5 (random 114 and 63). The differences
-between these schedules are within the seed noise of a median (a few evaluations either way
-between seed sets); what the compression bought is clear (89 -> 53-66). Tried and dropped:
-initial Q 1.0 (93 on mackeyglass-tdnn), lr 0.3 (79.5), replaying 32 instead of 128 (117.5),
-and raising epsilon at each resample after a repeat (78.5-93): a Q-learner that redraws more
-decisions around the incumbent behaves like random search sooner.
+MetaQNN trained 2,700 children on SVHN with epsilon 1.0 for more than half of them; searches
+here train 50-500, so the schedule is compressed to the budget: a short random stage (random
+exploration fills the replay memory and corrects the initial Q-values along many paths), then a
+small epsilon for the rest. With repeats resampled, the greedy phase is a local search around
+the best path found so far that the Q-values keep moving, and a learning rate well above
+MetaQNN's lets them follow the rewards within a few hundred children. A different budget is one
+option away, e.g. `schedule=[[1.0, 150], [0.5, 100], [0.1, 250]]`. Chosen on the toy objective
+of tests/controller/test_toys.py, then on the tabular benchmarks; every schedule and option
+tried, with figures: benchmarks/RESULTS.md#q-learning.
 """
 
 from __future__ import annotations
@@ -123,7 +59,8 @@ class QLearningOptions:
     """Options of the `qlearning` controller."""
 
     lr: float = 0.1
-    """Q-learning rate alpha (MetaQNN: 0.01, too slow for 50-500 children; see above)."""
+    """Q-learning rate alpha (MetaQNN: 0.01, too slow for 50-500 children; see
+    benchmarks/RESULTS.md#q-learning)."""
     discount: float = 1.0
     """Discount gamma between decisions (MetaQNN: 1; the only reward is the last)."""
     initial_q: float = 0.5

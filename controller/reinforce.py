@@ -29,152 +29,16 @@ since: slightly off-policy, as in any asynchronous REINFORCE).
 Failed children (reward None, NaN or +-inf) get the worst reward seen so far, so the policy
 learns to avoid what fails; a failure before any finite reward is skipped.
 
-Defaults, chosen by measurement
--------------------------------
-First on the toy objective (the table below, measured with the earlier defaults lr 1.5e-3,
-temperature 1, one step per update, no resampling), then on the tabular benchmark (the second
-table, which set the current defaults). ENAS's settings (lr 3.5e-4, baseline decay 0.99)
-are tuned for thousands of cheap children; a search here trains 20-500. Protocol: the
-objective of tests/test_reinforce_learns.py (reward = fraction of decisions that match a
-hidden target, here of 3-4 layers); count the asks until the target itself is proposed (cap
-1,500); seeds 0-9 (controller and target). Spaces: "toy" = the test's space (1-4 layers x 24
-+ head: 1.0e6 architectures, <= 14 decisions); "cnn" = the built-in cnn space (2.1e10, <= 26
-decisions); "noisy" = toy with an accuracy-like reward 0.9 + 0.05 * match + N(0, 0.005) and
-4 children outstanding, told in random order.
-Median asks [worst of 10]; "k miss" = k seeds not there in 1,500; unlisted options at the
-earlier defaults (lr 1.5e-3, batch 1, baseline decay 0.9, normalize, tanh 2.5, entropy 1e-4,
-64 units, temperature 1, one step per update, no resampling):
-
-    options                                toy            cnn             noisy
-    ENAS: lr 3.5e-4, decay .99, raw adv.   367 [456]      726 [927]       426 [556]
-    lr 3.5e-4, decay .99                   365 [455]      709 [919]       394 [564]
-    lr 1e-3                                150 [247]      311 [590]       196 [312]
-    lr 1.5e-3 (the defaults)               127 [305]      298 [441]       217 [425]
-    lr 2e-3                                112 [212]      314 [657]       144 [1 miss]
-    lr 3e-3                                115 [183]      473 [786]       114 [286]
-    lr 3e-3, batch 5                       210 [574]      353 [436]       252 [693]
-    lr 1e-2, batch 10                      193 [814]      619 [2 miss]    203 [1 miss]
-    lr 2e-3, decay .99                     285 [463]      716 [906]       313 [705]
-    lr 2e-3, normalize False               166 [520]      350 [511]       149 [553]
-    lr 2e-3, tanh_constant None            153 [1 miss]   1048 [4 miss]   171 [2 miss]
-    random search                          10 miss        -               -
-
-Over 30 seeds per cell (seeds 0-29, all three columns), the share of runs that reach the
-target within 500 asks is 86/90 at lr 1e-3, 89/90 at 1.5e-3 and 79/90 at 2e-3: larger steps
-are faster in the median but sometimes lock onto a near miss. Hence lr 1.5e-3 with an update
-per reward (batch 1: more, smaller steps beat fewer averaged ones at these budgets). A
-baseline decay of 0.9 tracks the improving policy; 0.99 lags (and 0.8 measured like 0.9).
-Without the tanh clipping the policy saturates early and misses. Normalising the advantage
-helps less than one might expect, since Adam already makes the step size nearly independent
-of the reward's scale, but it helps, and it keeps `entropy_weight` meaningful for any reward
-scale. Entropy weight 1e-2 and 100 LSTM units measured like 1e-4 and 64 (at lr 3e-3, batch
-5). Cost on a busy 2-core machine: ask ~1 ms for the cnn space's ~17 decisions, tell with
-its update ~3 ms.
-
-The tabular benchmark (benchmarks/digits-mlp: 1,884 MLPs on digits, every one trained; the
-top 1% is 26 rows within 0.004 accuracy of the best) asks for much faster learning: a search
-of 20-50 children must move the policy in its first ten. Protocol: `search.bench`'s
-`run_controller`/`summarize`, controller seeds 0-29, budget 200 (the last row also 400, via
-`python -m search.bench digits-mlp --controllers reinforce --seeds 30 --budget 400`);
-"evals" = median evaluations to the top 1% (all 30 seeds got there in every row); regret =
-mean over seeds after 25/50/100/200 evaluations; seconds for the 30 seeds on a busy 2-core
-machine. For comparison, same protocol: random 63 evals (regret@200 0.0028), evolution 33.5
-(0.0010), tpe 16 (0.0014).
-
-    options (unlisted: earlier defaults)         evals  regret@25/50/100/200            s
-    earlier defaults (lr 1.5e-3, temp. 1)         37.5   .0066 .0040 .0022 .0012        27
-    resample 10                                   31     .0065 .0040 .0015 .0005        37
-    resample 10, queue 10 (weight .1)             32     .0065 .0036 .0013 .0004        43
-    resample 10, lr 5e-3                          29     .0061 .0023 .0010 .0006        30
-      + queue 5 (weight .5)                       26.5   .0052 .0023 .0010 .0006        47
-      + temperature 2                             29.5   .0062 .0029 .0010 .0002        33
-      + rank advantage                            29     .0058 .0019 .0011 .0002        39
-      + 4 steps, clip .2                          17     .0034 .0022 .0014 .0009        90
-      + 4 steps, clip .2, temperature 2           19     .0038 .0025 .0012 .0006        77
-        ("the defaults" below)
-      + 4 steps, clip .2, temp. 2, queue 5 (.2)   20.5   .0045 .0019 .0009 .0007       103
-      + 4 steps, clip .2, entropy 1e-2            18.5   .0041 .0026 .0013 .0010        78
-    resample 10, lr 1e-2                          22.5   .0043 .0016 .0011 .0007        35
-      + temperature 2                             28.5   .0050 .0021 .0008 .0007        43
-      + rank advantage                            22     .0050 .0021 .0012 .0006        41
-      + rank advantage, temperature 2             27.5   .0058 .0021 .0010 .0004        31
-      + 2 steps, clip .2, temperature 2           21.5   .0042 .0023 .0012 .0006        50
-    resample 10, lr 2e-2, temperature 2           21.5   .0046 .0018 .0013 .0009        43
-    resample 10, lr 1e-2, 4 steps, clip .2,       15.5   .0051 .0025 .0013 .0009        78
-      temperature 2
-    seeds 30-59: the defaults                     16     .0040 .0022 .0012 .0009        88
-    seeds 30-59: the defaults at temperature 1    17.5   .0035 .0022 .0015 .0012        82
-    seeds 30-59: the lr 1e-2 row above            23     .0040 .0021 .0015 .0013        71
-    the defaults, budget 400 (regret@400 .0006)   19     .0038 .0025 .0012 .0006       165
-
-"queue k (weight w)" = PQT (Abolafia et al. 2018): the best k distinct architectures so far
-imitated in every update, loss - w * mean(log p(queue)); "rank advantage" = 2 * (share of
-the earlier rewards below this one, ties half) - 1 instead of the normalised deviation. Both
-were options during these measurements and were removed, since they did not help.
-
-What helped: resampling repeats (the policy soon proposes the same few architectures; this
-alone halves regret@200) and bigger policy steps early (lr 1e-2 and 4 PPO-clipped steps per
-reward: the median to the top 1% from 37.5 to 15.5-19). lr 1e-2 measured best on seeds
-0-29 but regressed on seeds 30-59, where lr 5e-3 held: over the 60 seeds lr 5e-3 is faster
-and has the lower regret, hence the default. Temperature 2 kept later exploration with 4 steps
-(regret@200 .0009 -> .0006 at lr 5e-3) but not with one step at lr 1e-2. What
-did not: the priority queue and rank-based advantages moved the median by less than its seed
-noise (several evaluations at 30 seeds) and cost time; an entropy weight of 1e-2 changed
-nothing. Late regret is the price of the fast start: lr 5e-3 with one step (temperature 2)
-reached regret@200 .0002, the defaults .0006. The toy test (tests/test_reinforce_learns.py) passes
-with these defaults. Cost: 4 steps per reward; the bench's 30 x 400 asks took 165 s instead
-of 67 s (~14 ms per ask and tell on the busy machine).
-
-A later round added replaying the best. Same protocol at budget 50 (regret@25/50; "k miss":
-k seeds not in the top 1% within 50), changes from the defaults above:
-
-    options                                      evals        regret@25/50
-    clip .5                                      19.5 (3 miss) .0039 .0024
-    clip 1                                       17.5 (3 miss) .0044 .0024
-    8 steps                                      18.5 (4 miss) .0044 .0021
-    8 steps, clip .5                             17.5 (2 miss) .0040 .0020
-    lr 1e-2, clip .5                             19   (3 miss) .0036 .0022
-    baseline decay .8                            20.5 (2 miss) .0038 .0019
-    replay the 8 most recent                     16.5          .0031 .0016
-    replay the 16 most recent                    19.5 (2 miss) .0043 .0022
-    replay best 2                                16.5 (1 miss) .0038 .0023
-    replay best 4 (the current defaults)         15.5          .0045 .0017
-    replay best 8                                16.5 (1 miss) .0035 .0016
-    seeds 30-59: the defaults above              16   (2 miss) .0040 .0022
-    seeds 30-59: replay best 4                   17.5 (1 miss) .0032 .0018
-
-"replay best k" (`replay_best`) = every update also takes the k best distinct architectures
-told before into its PPO-clipped steps, with their advantage against the current baseline
-(unlike the queue above, which added an unclipped imitation term); "replay the k most
-recent" the same with the last k told. With the whole bench (30 seeds, budget 400, all five
-controllers in one run) replay best 4 measured 15.5 evaluations to the top 1% (tpe 16,
-evolution 33.5) and regret@25/50/100/200/400 .0045 .0017 .0013 .0010 .0009 (493 s), against
-19 and .0038 .0025 .0012 .0006 .0006 without it: faster to the top and no seed later than 45
-evaluations, but it narrows the later search: regret@200 .0010 is level with evolution's
-(.00102 against .00097) and below tpe's (.0014). Replaying only during the first 50 rewards
-made it worse (regret@200 .0013), not better; the "most recent" variant was an option during
-these measurements and was removed. Clip, step count, learning rate and baseline
-decay moved the median only within its seed noise (15.5-20.5 on one set of 30 seeds).
-
-A third round used the second table, benchmarks/mackeyglass-tdnn (1,026 TDNNs, validation
-nrmse, lower is better). With the defaults so far 2 of 30 seeds never reached the top 1% in
-400 asks and the mean regret@200 was .0026 against evolution's .0004: those policies had
-converged on one architecture, and their resamples drew it again and again. `resample_heat`
-multiplies the temperature by a factor once more at each resample after a repeat, so a
-converged policy proposes its mode's neighbours (the least certain decisions flip first)
-instead of paying for a repeat. Controller seeds 0-29:
-
-    table, budget          resample_heat   evals         regret@25/50/100/200(/400)
-    mackeyglass-tdnn, 200  1 (before)      30 (2 miss)   .0141 .0067 .0032 .0026
-                           1.3             34.5          .0142 .0054 .0009 .0003
-                           1.6             39            .0137 .0056 .0008 .0002
-    digits-mlp, 400        1 (before)      15.5          .0045 .0017 .0013 .0010 .0009
-                           1.3 (default)   15.5          .0037 .0016 .0013 .0005 .0000
-                           1.6             17.5          .0040 .0020 .0010 .0006 .0001
-                           2               17.5          .0037 .0016 .0011 .0007 .0001
-
-In the digits run evolution measured 33.5 and regret@200 .0010, tpe 16 and .0014. Heat 1.3
-keeps the fast start and removes the stalls: every seed reached the top 1% on both tables.
+Defaults
+--------
+ENAS's settings (lr 3.5e-4, baseline decay 0.99) are tuned for thousands of cheap children; a
+search here trains 20-500, and one of 20-50 children must move the policy within its first
+ten. So the defaults take larger steps (a higher learning rate, several PPO-clipped steps per
+update), resample repeats, keep exploring with a temperature above 1 (heated further at each
+resample after a repeat) and replay the best architectures told so far. They were chosen on a
+toy objective (tests/controller/test_reinforce_learns.py), then on the tabular benchmarks
+(`rlnas bench`); every option tried, what won and what did not, with figures:
+benchmarks/RESULTS.md#reinforce.
 """
 
 from __future__ import annotations
@@ -196,14 +60,15 @@ class ReinforceOptions:
     """Options of the `reinforce` controller."""
 
     lr: float = 5e-3
-    """Adam learning rate (ENAS: 3.5e-4, about 3x slower to a target; see the tables)."""
+    """Adam learning rate (ENAS: 3.5e-4, about 3x slower to a target; see
+    benchmarks/RESULTS.md#reinforce)."""
     batch: int = 1
     """Rewards per policy-gradient update (ENAS: 1)."""
     hidden: int = 64
     """LSTM units, also the size of the action embeddings."""
     temperature: float = 2.0
     """Logits are divided by this before the tanh; > 1 explores more (2: the policy still
-    explores after fast early steps; see the tables)."""
+    explores after fast early steps; see benchmarks/RESULTS.md#reinforce)."""
     tanh_constant: float | None = 2.5
     """C in C * tanh(logits / C): bounds every logit to (-C, C); None turns it off."""
     entropy_weight: float = 1e-4

@@ -5,8 +5,8 @@ Each ask is an Optuna trial, suggested define-by-run: the space is walked with
 `trial.suggest_categorical(slot.name, [0, 1, ..., n - 1])` (its action indices), so decisions
 switched off by a count or a `when` are simply never suggested, as TPE's conditional spaces
 expect. Each tell completes its trial (`study.tell`); outstanding trials are RUNNING, and
-Optuna's TPE treats them with its constant liar (on by default in Optuna 5), so parallel
-children are not all drawn from the same spot.
+Optuna's TPE treats them with its constant liar (set explicitly: Optuna's default only from
+5.0), so parallel children are not all drawn from the same spot.
 
 Determinism and state: the sampler is rebuilt before every ask, seeded with
 (seed, ask number). Its proposal then depends only on the seed, the ask number and the trials
@@ -17,11 +17,9 @@ exactly as the saved one would have, outstanding (RUNNING) trials included.
 Failed children (reward None, NaN or +-inf) are told to Optuna as FAIL trials, which TPE
 leaves out of its model (so they are skipped; counted in `failed`).
 
-Defaults are Optuna's (10 random startup trials, 24 expected-improvement candidates): they
-are meant for budgets of tens to hundreds of trials, which is what a search here has. On the
-toy objective of tests/test_controller_toys.py (775 architectures, a hidden 3-layer target)
-they propose the target after a median of 111 asks [worst 312] over seeds 0-19 (random
-search: 2,422 [12,988]).
+Defaults are Optuna's (random startup trials, then expected-improvement candidates): they are
+meant for budgets of tens to hundreds of trials, which is what a search here has. Measured:
+benchmarks/RESULTS.md#tpe.
 """
 
 from __future__ import annotations
