@@ -51,9 +51,7 @@ def _search_parser(sub) -> None:
         help="start a new search even when one of this name is unfinished",
     )
     _top_flag(p)
-    add_config_flags(
-        p, "settings", "Each is also a key of the --config file; a flag given wins over the file."
-    )
+    add_config_flags(p, "Each is also a key of the --config file; a flag given wins over the file.")
 
 
 def _resume_parser(sub) -> None:
@@ -72,7 +70,6 @@ def _resume_parser(sub) -> None:
     _top_flag(p)
     add_config_flags(
         p,
-        "settings",
         "Those given replace the search's own; only where and how it runs may change, and a "
         "larger --budget.",
         skip={"name"},

@@ -13,15 +13,20 @@ import sys
 from pathlib import Path
 
 from search.cli import build_parser
-from search.config_flags import describe, file_only_fields, flag_fields, flag_name, shown_default
+from search.config_flags import (
+    SETTINGS,
+    describe,
+    file_only_fields,
+    flag_fields,
+    flag_name,
+    shown_default,
+)
 
-__all__ = ["DOCS_FILE", "render_markdown"]
+__all__ = ["DOCS_FILE", "REGENERATE", "main", "render_markdown"]
 
 DOCS_FILE = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 REGENERATE = "python -m search.cli_reference --write"
 """The command that rewrites `DOCS_FILE`."""
-SETTINGS = "settings"
-"""Title of the argument group of `SearchConfig`'s flags (`search.config_flags`)."""
 
 
 def render_markdown() -> str:
@@ -52,13 +57,11 @@ def render_markdown() -> str:
         for group in settings:
             lines += ["", f"**{SETTINGS.capitalize()}.** {_text(group.description or '')}", ""]
             if described is None:
-                lines += _settings_table(group._group_actions)
+                lines += _settings_table(group._group_actions) + _file_only_table()
                 described = name
             else:
                 flags = ", ".join(f"`{a.option_strings[0]}`" for a in group._group_actions)
                 lines.append(f"{flags}; each as described under `rlnas {described}`.")
-        if name == "search":
-            lines += _file_only_table()
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from search.config import SearchConfig
 
 __all__ = [
     "FLAG_TYPES",
+    "SETTINGS",
     "add_config_flags",
     "describe",
     "file_only_fields",
@@ -37,6 +38,8 @@ FLAG_TYPES: dict[str, type] = {
 }
 """Flag value types by field annotation (``bool`` fields are switches). A field typed ``Any``
 (`objective`, `include`) takes a string on the command line: a ``module:function``, a file."""
+SETTINGS = "settings"
+"""Title of the argument group of these flags in ``--help`` (and docs/cli.md)."""
 _CODE = re.compile(r"``(.+?)``|`([^`]+)`")
 
 
@@ -95,15 +98,14 @@ def describe(
 
 def add_config_flags(
     parser: argparse.ArgumentParser,
-    title: str,
     description: str,
     skip: Collection[str] = (),
     show_defaults: bool = True,
 ) -> None:
-    """Add a group of one flag per flag field of `SearchConfig` (less `skip`) to `parser`;
-    `show_defaults` False where a flag not given keeps something else (a resumed search's own
-    setting)."""
-    group = parser.add_argument_group(title, description)
+    """Add the group `SETTINGS` of one flag per flag field of `SearchConfig` (less `skip`) to
+    `parser`; `show_defaults` False where a flag not given keeps something else (a resumed
+    search's own setting)."""
+    group = parser.add_argument_group(SETTINGS, description)
     for field in flag_fields(skip):
         help_text = _help_case(describe(field.name).rstrip(".")).replace("%", "%%")
         default = shown_default(field) if show_defaults else None
