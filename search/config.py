@@ -48,9 +48,11 @@ def default_tracking_uri() -> str:
 
 @dataclass
 class SearchConfig:
-    """Settings of one architecture search. Every field can be set from a `--config` file;
-    each is also a flag of `rlnas search` (`search.config_flags`) unless its metadata says
-    ``flag: False``. The docstring under a field is its documentation (`field_docs`): a first
+    """Settings of one architecture search.
+
+    Every field can be set from a `--config` file and, unless its metadata says ``flag: False``,
+    is a flag of `rlnas search` (`search.config_flags`); a field whose metadata has ``choices``
+    takes only those values. The docstring under a field documents it (`field_docs`): a first
     paragraph short enough for ``--help``, then any details."""
 
     task: str = "digits"
