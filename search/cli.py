@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 EXIT_USAGE = 2
 
@@ -31,15 +31,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _search_parser(sub) -> None:
+    from search.config_flags import add_config_flags
+
     p = sub.add_parser(
         "search",
         help="run an architecture search",
-        description="Search a space of architectures for a task; every flag can also be set in "
-        "a --config YAML file (flags win).",
+        description="Search a space of architectures for a task; every setting can also be set "
+        "in a --config YAML file (flags win).",
     )
     p.add_argument("--config", help="YAML file of settings (keys as the flags, '_' or '-')")
-    _search_flags(p)
-    p.add_argument("--name", help="search name (default <task>-<space>)")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -50,9 +50,13 @@ def _search_parser(sub) -> None:
         action="store_true",
         help="start a new search even when one of this name is unfinished",
     )
+    _top_flag(p)
+    add_config_flags(p, "Each is also a key of the --config file; a flag given wins over the file.")
 
 
 def _resume_parser(sub) -> None:
+    from search.config_flags import add_config_flags
+
     p = sub.add_parser(
         "resume",
         help="continue a search that ended early (a crash, a kill, Ctrl-C, failures)",
@@ -63,85 +67,23 @@ def _resume_parser(sub) -> None:
     )
     p.add_argument("name", help="search name, e.g. digits-cnn")
     p.add_argument("--run-id", help="resume this parent run (default: the latest search)")
-    _search_flags(p)
+    _top_flag(p)
+    add_config_flags(
+        p,
+        "Those given replace the search's own; only where and how it runs may change, and a "
+        "larger --budget.",
+        skip={"name"},
+        show_defaults=False,
+    )
 
 
-def _search_flags(p) -> None:
-    from search.config import SearchConfig
-
-    defaults = SearchConfig()
-    p.add_argument("--task", help=f"task name or data file (default {defaults.task})")
-    p.add_argument("--space", help=f"built-in space name or YAML path (default {defaults.space})")
-    p.add_argument("--controller", help=f"controller name (default {defaults.controller})")
-    p.add_argument("--budget", type=int, help=f"children to train (default {defaults.budget})")
-    p.add_argument("--epochs", type=int, help=f"epochs per child (default {defaults.epochs})")
+def _top_flag(p) -> None:
     p.add_argument(
-        "--concurrency", type=int, help="children trained at once (default: as resources allow)"
-    )
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs per child (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per child, fractions allowed (0)")
-    p.add_argument("--seed", type=int, help="seed of everything random (default 0)")
-    p.add_argument("--lr", type=float, help=f"children's learning rate (default {defaults.lr})")
-    p.add_argument("--batch-size", type=int, help="children's batch size (default 64)")
-    p.add_argument(
-        "--lr-schedule",
-        choices=["constant", "cosine"],
-        help="children's learning rate over their epochs: constant (default), or cosine decay "
-        "towards 0 by the last epoch",
-    )
-    p.add_argument(
-        "--augment",
-        help="augment children's training batches of a sequence classification task: any of "
-        "scale, jitter, shift, comma-separated (default none)",
-    )
-    p.add_argument(
-        "--objective", help="score architectures with module:function instead of training them"
-    )
-    p.add_argument(
-        "--reward",
-        help="reward expression over reported metrics, e.g. 'val_accuracy * (params / 1e5) ** "
-        "-0.07' (default: the trainer's reward)",
-    )
-    p.add_argument(
-        "--duplicates",
-        choices=["reuse", "retrain"],
-        help="an architecture proposed again: reuse its result (default) or retrain and average",
-    )
-    p.add_argument(
-        "--include",
-        help="JSON/YAML file of architectures to train first (e.g. a hand-written baseline)",
-    )
-    p.add_argument(
-        "--confirm",
+        "--top",
         type=int,
-        help="after the budget, retrain this many of the best architectures and pick the best "
-        "by mean reward (default 0: none)",
+        default=5,
+        help="leaderboard rows printed at the end (default %(default)s)",
     )
-    p.add_argument(
-        "--confirm-runs", type=int, help="extra trainings of each confirmed architecture (2)"
-    )
-    p.add_argument(
-        "--keep",
-        choices=["confirmed", "best"],
-        help="after --confirm, register every training of the confirmed architectures as one "
-        "ensemble (confirmed, default) or of the best architecture only (best)",
-    )
-    p.add_argument(
-        "--child-timeout",
-        type=float,
-        help="seconds a child may train before it is stopped as failed (default 0: no limit)",
-    )
-    p.add_argument(
-        "--max-failures",
-        type=int,
-        help="children failing in a row that stop the search, resumable after a fix "
-        "(default 5; 0: never)",
-    )
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
-    p.add_argument("--address", help="Ray cluster address (default RAY_ADDRESS or a local Ray)")
-    p.add_argument("--storage", help="Ray Tune storage folder (default runs/ray)")
-    p.add_argument("--top", type=int, default=5, help="leaderboard rows printed at the end")
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress lines")
 
 
 def _kept_text(kept: dict[str, Any], metric: str, single: float | None) -> str:
@@ -163,14 +105,21 @@ def _kept_text(kept: dict[str, Any], metric: str, single: float | None) -> str:
     return text + ")"
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `rlnas` and its subcommands."""
     parser = _Parser(prog="rlnas", description="Neural architecture search with RL controllers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
     _resume_parser(sub)
 
     p = sub.add_parser("spaces", help="list, show or validate search spaces")
-    p.add_argument("action", nargs="?", choices=["list", "show", "validate"], default="list")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "show", "validate"],
+        default="list",
+        help="list the built-in spaces, show one, or validate a space file (default %(default)s)",
+    )
     p.add_argument("space", nargs="?", help="built-in name or YAML path (show, validate)")
 
     sub.add_parser("tasks", help="list the built-in tasks and shipped UCR/UEA archives")
@@ -187,31 +136,22 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="best children of a search")
     p.add_argument("name", help="search name, e.g. digits-cnn")
-    p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
+    p.add_argument("--top", type=int, default=10, help="rows to show (default %(default)s)")
     p.add_argument("--all", action="store_true", help="every search of that name, not the latest")
     p.add_argument("--tracking-uri", help="MLflow tracking URI")
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
-    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument("--port", type=int, default=5000, help="port (default %(default)s)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/mlflow.db)")
     p.add_argument("--name", help="print only this search's address")
     return parser
 
 
-def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    from search.config import SearchConfig
-
-    return {
-        key: value
-        for key, value in vars(args).items()
-        if key in SearchConfig.field_names() and value is not None
-    }
-
-
 def _cmd_search(args: argparse.Namespace) -> int:
     from search.config import ConfigError, SearchConfig
+    from search.config_flags import given_settings
 
-    flags = _flags(args)
+    flags = given_settings(args)
     try:
         config = (
             SearchConfig.from_file(args.config, **flags) if args.config else SearchConfig(**flags)
@@ -219,14 +159,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(f"rlnas search: {exc}") from None
     if args.resume:
+        assert config.name is not None  # set by SearchConfig.__post_init__
         return _resume(config.name, None, flags, config.resolved_tracking_uri, args.top)
     return _run(config, args.top, new=args.new)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from search.config import default_tracking_uri
+    from search.config_flags import given_settings
 
-    flags = _flags(args)
+    flags = given_settings(args)
     uri = args.tracking_uri or default_tracking_uri()
     return _resume(args.name, args.run_id, flags, uri, args.top)
 
@@ -469,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rlnas` console script."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
-        args = _build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import os
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spaces.yaml_files import YamlFileError, parse_yaml, read_text, read_yaml, shorten
 
-__all__ = ["ConfigError", "SearchConfig", "default_tracking_uri"]
+__all__ = [
+    "DUPLICATES",
+    "KEEP",
+    "LR_SCHEDULES",
+    "ConfigError",
+    "SearchConfig",
+    "default_tracking_uri",
+]
 
 RUNS_DIR = Path("runs")
+LR_SCHEDULES = ("constant", "cosine")
+"""Learning rate schedules of the children (`SearchConfig.lr_schedule`); the supervised
+trainers implement them (`trainers.supervised.LR_SCHEDULES`)."""
+DUPLICATES = ("reuse", "retrain")
+"""What an architecture proposed again gets (`SearchConfig.duplicates`)."""
 KEEP = ("confirmed", "best")
 """What a search with confirmation runs keeps (`SearchConfig.keep`)."""
 
@@ -32,7 +48,12 @@ def default_tracking_uri() -> str:
 
 @dataclass
 class SearchConfig:
-    """Settings of one architecture search. Every field can be set from a `--config` file."""
+    """Settings of one architecture search.
+
+    Every field can be set from a `--config` file and, unless its metadata says ``flag: False``,
+    is a flag of `rlnas search` (`search.config_flags`); a field whose metadata has ``choices``
+    takes only those values. The docstring under a field documents it (`field_docs`): a first
+    paragraph short enough for ``--help``, then any details."""
 
     task: str = "digits"
     """Task name (see `rlnas tasks`) or data file."""
@@ -53,32 +74,38 @@ class SearchConfig:
     seed: int = 0
     """Seed of the controller, the data split and every child's training."""
     name: str | None = None
-    """Search name: MLflow experiment and registered model. Default `<task>-<space>`."""
+    """Search name: MLflow experiment and registered model; default `<task>-<space>`."""
     batch_size: int = 64
     """Training batch size of each child."""
     lr: float = 3e-3
     """Learning rate of each child's Adam optimiser."""
-    lr_schedule: str = "constant"
-    """Learning rate of each child over its epochs: ``constant``, or ``cosine`` (decays from
-    `lr` towards 0 by the last epoch; supervised trainers only)."""
+    lr_schedule: str = field(default="constant", metadata={"choices": LR_SCHEDULES})
+    """Learning rate of each child over its epochs: ``constant``, or ``cosine``, decaying from
+    `lr` towards 0 by the last epoch (supervised trainers only)."""
     augment: str = "none"
-    """Augmentations of each child's training batches, e.g. ``scale,jitter,shift``
-    (sequence classification only; see `trainers.augment`); ``none`` by default."""
+    """Augmentations of each child's training batches, comma-separated, e.g.
+    ``scale,jitter,shift`` (sequence classification only).
+
+    `trainers.augment` describes each."""
     objective: Any = None
-    """Instead of training: ``module:function`` (or, from Python, a callable) scoring each
-    architecture with a number or a dict of metrics."""
+    """Score each architecture with ``module:function`` instead of training it.
+
+    The function returns a number or a dict of metrics; from Python, a callable may be given."""
     reward: str | None = None
     """Reward expression over the child's metrics, e.g. ``val_accuracy * (params / 1e5) **
     -0.07``; default: the trainer's (or objective's) own reward."""
-    duplicates: str = "reuse"
+    duplicates: str = field(default="reuse", metadata={"choices": DUPLICATES})
     """An architecture proposed again: ``reuse`` its result, or ``retrain`` it (new seed) and
     tell the controller the mean reward."""
     confirm: int = 0
-    """After the budget, this many of the best architectures train `confirm_runs` more times
-    (new seeds) and the best is the one of highest mean reward over its trainings; 0: none."""
+    """After the budget, retrain this many of the best architectures and pick the best by mean
+    reward; 0: none.
+
+    Each trains `confirm_runs` more times (new seeds); the best is the one of highest mean
+    reward over all its trainings."""
     confirm_runs: int = 2
     """Extra trainings of each confirmed architecture."""
-    keep: str = "confirmed"
+    keep: str = field(default="confirmed", metadata={"choices": KEEP})
     """After confirmation, the model registered: ``confirmed``, every training of every
     confirmed architecture as one ensemble; ``best``, the best architecture's trainings only."""
     child_timeout: float = 0.0
@@ -86,17 +113,23 @@ class SearchConfig:
     max_failures: int = 5
     """Children failing one after another that stop the search (it stays resumable); 0: never
     stop for failures."""
-    controller_options: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword options of the controller (e.g. {lr: 0.01})."""
+    controller_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": False})
+    """Extra keyword options of the controller, e.g. ``{lr: 0.01}``."""
     include: Any = None
-    """Architectures trained first, before the controller's proposals (a list of them, or a
-    JSON/YAML file holding one or a list), e.g. a hand-written baseline; they count toward the
-    budget, their results answer the controller's duplicates of them, and their runs are tagged
-    ``rlnas.included``."""
+    """Architectures trained first, e.g. a hand-written baseline: a JSON/YAML file holding one
+    or a list.
+
+    They count toward the budget, their results answer the controller's duplicates of them,
+    and their runs are tagged ``rlnas.included``. A config file (or Python) may also give the
+    architectures themselves: a mapping or a list of them."""
     tracking_uri: str | None = None
     """MLflow tracking URI; default MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db."""
+    tracking_outage: float = 600.0
+    """Seconds an unreachable tracking server is waited for before the search stops.
+
+    Meanwhile its writes are kept and retried; the stopped search can be resumed."""
     address: str | None = None
-    """Ray cluster address; default RAY_ADDRESS, else a local Ray started for the search."""
+    """Address of a Ray cluster; default RAY_ADDRESS, else a local Ray started for the search."""
     storage: str | None = None
     """Where Ray Tune keeps trial results and checkpoints; default runs/ray."""
     quiet: bool = False
@@ -124,7 +157,7 @@ class SearchConfig:
             return (
                 isinstance(value, numbers.Integral)
                 and not isinstance(value, bool)
-                and low <= value <= high
+                and low <= int(value) <= high
             )
 
         def number(value: Any, low: float, strict: bool = False) -> bool:
@@ -168,6 +201,11 @@ class SearchConfig:
             ("confirm_runs", integer(self.confirm_runs, 1), "an integer >= 1"),
             ("child_timeout", number(self.child_timeout, 0), "a finite number of seconds >= 0"),
             ("max_failures", integer(self.max_failures, 0), "an integer >= 0"),
+            (
+                "tracking_outage",
+                number(self.tracking_outage, 0, strict=True),
+                "a finite number of seconds > 0",
+            ),
             ("name", isinstance(self.name, str) and bool(self.name.strip()), "a non-empty name"),
         ]
         for key, ok, expected in checks:
@@ -182,21 +220,13 @@ class SearchConfig:
         except (ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
-        from trainers.supervised import LR_SCHEDULES
-
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"lr_schedule: got {show.repr(self.lr_schedule)}, "
-                f"expected one of {', '.join(LR_SCHEDULES)}"
-            )
-        if self.keep not in KEEP:
-            raise ConfigError(
-                f"keep: got {show.repr(self.keep)}, expected one of {', '.join(KEEP)}"
-            )
-        if self.duplicates not in ("reuse", "retrain"):
-            raise ConfigError(
-                f"duplicates: got {show.repr(self.duplicates)}, expected 'reuse' or 'retrain'"
-            )
+        for choice in dataclasses.fields(self):
+            allowed = choice.metadata.get("choices")
+            if allowed is not None and getattr(self, choice.name) not in allowed:
+                raise ConfigError(
+                    f"{choice.name}: got {show.repr(getattr(self, choice.name))}, "
+                    f"expected one of {', '.join(allowed)}"
+                )
         if self.reward is not None:
             from search.rewards import RewardExpression, RewardExpressionError
 
@@ -279,6 +309,11 @@ class SearchConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        """Each field's docstring (the string under it in the source), dedented."""
+        return _field_docs()
+
+    @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
         """Read a YAML config file; `overrides` (e.g. from flags) win over the file."""
         path = Path(path)
@@ -355,3 +390,23 @@ class SearchConfig:
             return cls(**data)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+
+
+@functools.cache
+def _field_docs() -> dict[str, str]:
+    (tree,) = ast.parse(textwrap.dedent(inspect.getsource(SearchConfig))).body
+    assert isinstance(tree, ast.ClassDef)
+    docs = {}
+    for node, below in zip(tree.body, tree.body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(below, ast.Expr)
+            and isinstance(below.value, ast.Constant)
+            and isinstance(below.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(below.value.value)
+    undocumented = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in docs]
+    if undocumented:
+        raise TypeError(f"SearchConfig: fields without a docstring: {undocumented}")
+    return docs

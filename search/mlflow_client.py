@@ -37,7 +37,7 @@ import urllib3.exceptions
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from search.config import ConfigError
+from search.config import ConfigError, SearchConfig
 
 __all__ = [
     "DEFAULT_OUTAGE_LIMIT",
@@ -48,8 +48,9 @@ __all__ = [
     "is_transient",
 ]
 
-DEFAULT_OUTAGE_LIMIT = 600.0
-"""Seconds of unbroken failures a `TrackingClient` rides out before it gives up."""
+DEFAULT_OUTAGE_LIMIT = SearchConfig.tracking_outage
+"""Seconds of unbroken failures a `TrackingClient` rides out before it gives up (a search's
+`SearchConfig.tracking_outage`)."""
 ATTEMPT_TIMEOUT = 10
 """Seconds one HTTP request may wait on the server (MLFLOW_HTTP_REQUEST_TIMEOUT)."""
 CHECK_TIMEOUT = 5

@@ -350,7 +350,9 @@ def run_search(
     started_ray = connect(config.address)
     try:
         concurrency = _concurrency(config)
-        tracker = Tracker(config.resolved_tracking_uri, config.name)
+        tracker = Tracker(
+            config.resolved_tracking_uri, config.name, outage_limit=config.tracking_outage
+        )
     except BaseException:
         disconnect(started_ray)
         raise
