@@ -288,7 +288,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             f"{name:<28} {info['kind']:<15} input {tuple(info['input_shape'])}  "
             f"{outputs}  train/val/test {sizes}{notes}"
         )
-    print("also: a path to a .npz or .csv file (see the README, 'Tasks and your own data')")
+    print("also: a path to a .npz or .csv file (formats in docs/tasks.md)")
     return 0
 
 

@@ -72,11 +72,11 @@ def test_relative_links_lead_somewhere(document: Path):
 
 @pytest.fixture(scope="module")
 def commands() -> set[str]:
-    from search.cli import _build_parser
+    from search.cli import build_parser
 
     (subparsers,) = (
         action
-        for action in _build_parser()._actions
+        for action in build_parser()._actions
         if isinstance(action, argparse._SubParsersAction)
     )
     return set(subparsers.choices)
