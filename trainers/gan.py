@@ -13,7 +13,7 @@ the architecture:
   penalty ``(|grad D(x_hat)| - 1)^2`` on random interpolates, the generator ``-D(G(z))``.
 
 Two Adam optimizers at the architecture's learning rates, with betas ``(0.5, 0.999)`` (DCGAN)
-or ``(0, 0.9)`` for WGAN-GP (Gulrajani et al.); the ``lr`` given to ``fit`` is unused. On CUDA
+or ``(0, 0.9)`` for WGAN-GP (Gulrajani et al.); ``TrainOptions.lr`` is unused. On CUDA
 the forward passes run under mixed precision with one gradient scaler for both optimizers;
 the scores are cast to fp32 before the losses, and the gradient penalty's double backward runs
 in fp32 (with cuDNN off for a recurrent critic, whose cuDNN kernels have no double backward).
