@@ -182,7 +182,7 @@ class SearchConfig:
         except (ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
-        from trainers.supervised import LR_SCHEDULES
+        from trainers.options import LR_SCHEDULES
 
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(

@@ -31,15 +31,14 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from spaces.families.gan import GAN
-from spaces.families.generative import GenerativeModel
-from trainers.base import TrainerError, register_trainer
+from trainers.base import register_trainer
 from trainers.device import autocast, grad_scaler
 from trainers.generative import GenerativeTrainer
 from trainers.tasks import Task
@@ -82,23 +81,21 @@ class _State:
     scaler: torch.amp.GradScaler
     device: torch.device
     step: int = 0
-    g_loss: torch.Tensor | None = None
+    g_loss: torch.Tensor = field(default_factory=lambda: torch.tensor(math.nan))
+    """The latest generator step's loss (the first batch takes one, so NaN is never reported)."""
 
 
 @register_trainer("gan")
-class GANTrainer(GenerativeTrainer):
+class GANTrainer(GenerativeTrainer[GAN]):
     """Trains a `spaces.families.gan.GAN` with its architecture's loss, learning rates and
     critic steps."""
 
+    model_class = GAN
     losses = ("d_loss", "g_loss")
     reward_metrics = ("quality", "coverage", "confidence")
 
-    def prepare(
-        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
-    ) -> _State:
+    def prepare(self, model: GAN, task: Task, *, lr: float, device: torch.device) -> _State:
         """Adam for each network at the architecture's rates, and a gradient scaler."""
-        if not isinstance(model, GAN):
-            raise TrainerError(f"the gan trainer trains GAN models, got {type(model).__name__}")
         options = model.options
         betas = adam_betas(options.loss)
         return _State(

@@ -18,7 +18,7 @@ import abc
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 from torch import nn
@@ -41,31 +41,40 @@ QUALITY_METRICS = ("fd", "confidence", "coverage", "quality")
 """What every evaluation reports (see `trainers.quality.sample_quality`)."""
 
 
+ModelT = TypeVar("ModelT", bound=GenerativeModel)
+"""The models a generative trainer trains (its `GenerativeTrainer.model_class`)."""
+
+
 def evaluation_epochs(epochs: int, evaluations: int = EVALUATIONS) -> list[int]:
     """The 1-based epochs at which samples are scored: evenly spaced, ending at ``epochs``."""
     count = max(1, min(evaluations, epochs))
     return sorted({round(epochs * (i + 1) / count) for i in range(count)})
 
 
-class GenerativeTrainer(Trainer):
+class GenerativeTrainer(Trainer, Generic[ModelT]):
     """Trains a `GenerativeModel` on a classification task's inputs (labels train only the
     reference classifier that scores samples).
 
-    Subclasses set `losses` and `reward_metrics` and implement `prepare`, `train_step` and
-    `reward`; they may add validation metrics through `evaluate_extra`.
+    Subclasses set `model_class`, `losses` and `reward_metrics` and implement `prepare`,
+    `train_step` and `reward`; they may add validation metrics through `evaluate_extra`.
     """
 
     uses_reference = True
+    model_class: ClassVar[type[GenerativeModel]]
+    """The class of the models it trains (its type argument ``ModelT``)."""
     losses: ClassVar[tuple[str, ...]]
     """Names of the losses `train_step` returns; reported per epoch as ``train_<name>``."""
     extra_metrics: ClassVar[tuple[str, ...]] = ()
     """Names `evaluate_extra` returns; reported as ``val_<name>`` and ``test_<name>``."""
 
     def check_task(self, model: nn.Module, task: Task) -> None:
-        """A `GenerativeModel` and a classification task (its classes train the reference
+        """A `model_class` model and a classification task (its classes train the reference
         classifier)."""
-        if not isinstance(model, GenerativeModel):
-            raise TrainerError(f"{type(self).__name__} trains generative models, got {model!r}")
+        if not isinstance(model, self.model_class):
+            raise TrainerError(
+                f"{type(self).__name__} trains {self.model_class.__name__} models, "
+                f"got {type(model).__name__}"
+            )
         if task.kind != "classification":
             raise TrainerError(
                 f"generative families need a classification task (its classes train the "
@@ -89,28 +98,28 @@ class GenerativeTrainer(Trainer):
         ``epoch``, ``train_<loss>`` and, at evaluation epochs, ``val_<metric>`` values and
         ``reward`` (best so far).
         """
-        assert isinstance(model, GenerativeModel)  # `check_task` made sure
+        generative = cast(ModelT, model)  # `check_task` made sure
         start = time.perf_counter()
         seed_everything(options.seed)
         dev = pick_device(options.device)
-        model.to(dev)
+        generative.to(dev)
         x_train, x_val = task.x_train.to(dev), task.x_val.to(dev)
         reference = reference_classifier(task, cache_dir=options.reference_dir, device=dev)
         progress = self._train_epochs(
-            model, task, options, metric, x_train, x_val, reference, report
+            generative, task, options, metric, x_train, x_val, reference, report
         )
         metrics = {f"val_{k}": v for k, v in progress.val.items()}
         if progress.state is not None and not progress.failure:
-            model.load_state_dict(progress.state)
-            test, _ = self._evaluate(model, task.x_test.to(dev), reference, options.seed + 1)
+            generative.load_state_dict(progress.state)
+            test, _ = self._evaluate(generative, task.x_test.to(dev), reference, options.seed + 1)
             test.pop("failure_reason", None)
             metrics.update({f"test_{k}": v for k, v in test.items()})
-        model.eval()
+        generative.eval()
         return progress.result(model, metrics, metric, time.perf_counter() - start)
 
     def _train_epochs(
         self,
-        model: GenerativeModel,
+        model: ModelT,
         task: Task,
         options: TrainOptions,
         metric: str,
@@ -148,7 +157,7 @@ class GenerativeTrainer(Trainer):
 
     def _evaluation(
         self,
-        model: GenerativeModel,
+        model: ModelT,
         task: Task,
         x_val: torch.Tensor,
         reference: ReferenceClassifier,
@@ -178,28 +187,24 @@ class GenerativeTrainer(Trainer):
         return {f"val_{k}": v for k, v in val.items()}, collapse if failing else ""
 
     @abc.abstractmethod
-    def prepare(
-        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
-    ) -> Any:
+    def prepare(self, model: ModelT, task: Task, *, lr: float, device: torch.device) -> Any:
         """Whatever `train_step` needs across steps (optimizers, step counters, a scaler)."""
 
     @abc.abstractmethod
-    def train_step(
-        self, model: GenerativeModel, state: Any, batch: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def train_step(self, model: ModelT, state: Any, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step on ``batch``; each of `losses` as a detached scalar tensor."""
 
     @abc.abstractmethod
     def reward(self, val: dict[str, float], metric: str) -> float:
         """The reward (larger is better, bounded) of one evaluation's validation metrics."""
 
-    def evaluate_extra(self, model: GenerativeModel, x: torch.Tensor) -> dict[str, float]:
+    def evaluate_extra(self, model: ModelT, x: torch.Tensor) -> dict[str, float]:
         """Family-specific metrics of ``model`` on data ``x`` (e.g. the VAE's bits per dim)."""
         return {}
 
     def _train_epoch(
         self,
-        model: GenerativeModel,
+        model: ModelT,
         state: Any,
         x: torch.Tensor,
         batch_size: int,
@@ -218,7 +223,7 @@ class GenerativeTrainer(Trainer):
     @torch.no_grad()
     def _evaluate(
         self,
-        model: GenerativeModel,
+        model: ModelT,
         x: torch.Tensor,
         reference: ReferenceClassifier,
         seed: int,

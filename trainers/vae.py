@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from spaces.families.generative import GenerativeModel
+from spaces.families.vae import VAE
 from trainers.base import ReportFn, TrainResult, count_parameters, register_trainer
 from trainers.device import autocast, grad_scaler
 from trainers.generative import GenerativeTrainer
@@ -67,9 +67,10 @@ class _State:
 
 
 @register_trainer("vae")
-class VAETrainer(GenerativeTrainer):
+class VAETrainer(GenerativeTrainer[VAE]):
     """Trains a `spaces.families.vae.VAE` on the negative ELBO (KL weighted by its beta)."""
 
+    model_class = VAE
     losses = ("loss", "recon", "kl")
     extra_metrics = ("bpd", "recon", "kl")
     reward_metrics = ("bpd", "quality")
@@ -98,9 +99,7 @@ class VAETrainer(GenerativeTrainer):
             )
         return super().train(model, task, options, metric, report)
 
-    def prepare(
-        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
-    ) -> _State:
+    def prepare(self, model: VAE, task: Task, *, lr: float, device: torch.device) -> _State:
         """Adam at ``lr`` and a gradient scaler (enabled for fp16 on CUDA only)."""
         return _State(
             optimizer=torch.optim.Adam(model.parameters(), lr=lr),
@@ -109,9 +108,7 @@ class VAETrainer(GenerativeTrainer):
             dims=math.prod(model.data_shape),
         )
 
-    def train_step(
-        self, model: GenerativeModel, state: _State, batch: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def train_step(self, model: VAE, state: _State, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """One Adam step on ``recon + beta * KL``; the three terms in bits per dimension."""
         to_bits = 1.0 / (state.dims * math.log(2))
         with autocast(state.device):
@@ -125,7 +122,7 @@ class VAETrainer(GenerativeTrainer):
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
     @torch.no_grad()
-    def evaluate_extra(self, model: GenerativeModel, x: torch.Tensor) -> dict[str, float]:
+    def evaluate_extra(self, model: VAE, x: torch.Tensor) -> dict[str, float]:
         """Validation negative ELBO (beta = 1) in bits per dimension, and its two parts."""
         generator = torch.Generator().manual_seed(EVAL_SEED)
         nll_sum = kl_sum = 0.0
@@ -134,8 +131,8 @@ class VAETrainer(GenerativeTrainer):
             nll_sum += float(nll.double().sum())
             kl_sum += float(kl.double().sum())
         to_bits = 1.0 / (len(x) * math.prod(model.data_shape) * math.log(2))
-        recon, kl = nll_sum * to_bits, kl_sum * to_bits
-        return {"bpd": recon + kl, "recon": recon, "kl": kl}
+        recon, divergence = nll_sum * to_bits, kl_sum * to_bits
+        return {"bpd": recon + divergence, "recon": recon, "kl": divergence}
 
     def reward(self, val: dict[str, float], metric: str) -> float:
         """``bpd``: `bpd_reward` of ``val["bpd"]``; ``quality``: the samples' ``quality``."""

@@ -138,11 +138,13 @@ def fresh_model(kind: str, task: Task) -> nn.Module:
     return build_model(case.family, case.architecture, task.input_shape, task.num_outputs)
 
 
-def options(kind: str, reference_dir: str, **changes: Any) -> TrainOptions:
-    """The case's options: `EPOCHS` epochs, seed 0, the reference cache where it is used."""
-    trainer = get_trainer(kind)
-    cache = {"reference_dir": reference_dir} if trainer.uses_reference else {}
-    return TrainOptions(**{"epochs": EPOCHS, "seed": 0, **cache, **CASES[kind].options, **changes})
+def options(kind: str, cache: str, **changes: Any) -> TrainOptions:
+    """The case's options: `EPOCHS` epochs, seed 0, the reference cache ``cache`` where it is
+    used."""
+    reference = {"reference_dir": cache} if get_trainer(kind).uses_reference else {}
+    return TrainOptions(
+        **{"epochs": EPOCHS, "seed": 0, **reference, **CASES[kind].options, **changes}
+    )
 
 
 @pytest.fixture(scope="module")
