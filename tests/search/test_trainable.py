@@ -93,3 +93,27 @@ def test_a_child_that_cannot_be_built_at_run_time_fails_with_its_reason(
     [final] = reports
     assert final["final"] and final["error"].startswith("cannot be built:")
     assert "Traceback" in final["traceback"] and math.isnan(final["reward"])
+
+
+def test_the_setup_pickles_as_tune_sends_it_and_resolves_paths(tmp_path, monkeypatch) -> None:
+    import pickle
+
+    import torch
+
+    from trainers import get_trainer
+
+    setup = dataclasses.replace(SETUP, augment=("jitter",), reward_expression="val_uar")
+    assert pickle.loads(pickle.dumps({"setup": setup}))["setup"] == setup
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setup.epochs = 3  # type: ignore[misc]
+    options = setup.train_options(get_trainer("classification"), 7, torch.device("cpu"))
+    assert (options.seed, options.metric, options.augment) == (7, "uar", ("jitter",))
+    assert options.reference_dir is None  # a supervised trainer has no reference classifier
+    gan = dataclasses.replace(SETUP, cwd=str(tmp_path), reward_expression="val_uar")
+    options = gan.train_options(get_trainer("gan"), 0, torch.device("cpu"))
+    assert options.metric is None  # uar is not a gan reward: the trainer's default
+    assert options.reference_dir == str(tmp_path / "runs" / "cache" / "reference")
+    (tmp_path / "data.csv").write_text("")
+    monkeypatch.chdir(tmp_path.parent)
+    assert dataclasses.replace(gan, task="data.csv").task_path() == str(tmp_path / "data.csv")
+    assert gan.task_path() == "uea:BasicMotions"
