@@ -75,12 +75,12 @@ FAST = {
 }
 
 
-def _fit(name: str, reference_dir: str, **options):
+def _fit(name: str, reference_dir: str, report=None, **options):
     task = _small(name)
     model = build_model("vae", FAST[name], task.input_shape, task.num_outputs)
     options = {"epochs": 2, "seed": 0, "lr": 3e-3, "batch_size": 16, **options}
     return model, VAETrainer().fit(
-        model, task, TrainOptions(reference_dir=reference_dir, **options)
+        model, task, TrainOptions(reference_dir=reference_dir, **options), report
     )
 
 
