@@ -28,12 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     names = parse_augmentations(args.augment)
 
-    def augmented(trainer) -> None:
-        trainer.augment = names
-
     compare(
         args,
-        {"plain": lambda trainer: None, "augmented": augmented},
+        {"plain": {}, "augmented": {"augment": names}},
         f"augment.py --augment {','.join(names)}",
     )
 

@@ -29,7 +29,7 @@ from torch import nn
 from spaces.ensemble import Ensemble
 from spaces.families import build_model
 from spaces.loading import load_space
-from trainers import configure_cpu_threads, get_trainer, load_task
+from trainers import TrainOptions, configure_cpu_threads, get_trainer, load_task
 from trainers.tasks import Task
 
 COLUMNS = ("refit", "one fold", "folds", "kept")
@@ -82,7 +82,9 @@ def main() -> None:
         architecture = space.decode(space.sample(rng))
         model = build_model(space.family, architecture, task.input_shape, task.num_outputs)
         start = time.perf_counter()
-        result = trainer.fit(model, task, epochs=args.epochs, seed=args.seed + i, lr=args.lr)
+        result = trainer.fit(
+            model, task, TrainOptions(epochs=args.epochs, seed=args.seed + i, lr=args.lr)
+        )
         if not result.ensemble:
             raise SystemExit(f"{args.task} is not cross-validated: nothing to take apart")
         row = parts(task, space.family, architecture, result)

@@ -29,16 +29,12 @@ def main() -> None:
     args = parser.parse_args()
     names = parse_augmentations(args.augment)
 
-    def schedule(name: str):
-        def setup(trainer) -> None:
-            trainer.augment = names
-            trainer.lr_schedule = name
-
-        return setup
-
     compare(
         args,
-        {"constant": schedule("constant"), "cosine": schedule("cosine")},
+        {
+            "constant": {"augment": names, "lr_schedule": "constant"},
+            "cosine": {"augment": names, "lr_schedule": "cosine"},
+        },
         f"lr_schedule.py --augment {','.join(names) or 'none'}",
     )
 

@@ -36,7 +36,7 @@ import torch
 
 from spaces import Space, load_space
 from spaces.families import build_model
-from trainers import Task, TrainResult, get_trainer, load_task, seed_everything
+from trainers import Task, TrainOptions, TrainResult, get_trainer, load_task, seed_everything
 
 DEFAULTS = {"task": "digits", "data_seed": 0, "seeds": 2, "epochs": 10, "batch_size": 128}
 DEFAULT_LR = 3e-3
@@ -207,11 +207,13 @@ def main(argv: list[str] | None = None) -> int:
                 result = trainer.fit(
                     model,
                     task,
-                    epochs=args.epochs,
-                    seed=s,
-                    device="cpu",
-                    batch_size=args.batch_size,
-                    lr=args.lr,
+                    TrainOptions(
+                        epochs=args.epochs,
+                        seed=s,
+                        device="cpu",
+                        batch_size=args.batch_size,
+                        lr=args.lr,
+                    ),
                 )
                 val, test = metric.values(result, task)
                 row[f"val_{metric.name}_seed{s}"] = f"{val:.6f}"

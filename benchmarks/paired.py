@@ -12,23 +12,21 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from fold_ensemble import parts
 
 from spaces.families import build_model
 from spaces.loading import load_space
-from trainers import configure_cpu_threads, get_trainer, load_task
-
-Setup = Callable[[object], None]
-"""Sets one training option on a fresh `ClassificationTrainer`."""
+from trainers import TrainOptions, configure_cpu_threads, get_trainer, load_task
 
 
-def compare(args: argparse.Namespace, variants: dict[str, Setup], command: str) -> None:
-    """Train ``args.children`` random architectures once per variant (two) and print the
-    per-child lines, the medians and the child-by-child comparison, then ``command``."""
-    (base, base_setup), (other, other_setup) = variants.items()
+def compare(args: argparse.Namespace, variants: dict[str, dict[str, Any]], command: str) -> None:
+    """Train ``args.children`` random architectures once per variant (two: `TrainOptions`
+    fields each sets) and print the per-child lines, the medians and the child-by-child
+    comparison, then ``command``."""
+    (base, base_options), (other, other_options) = variants.items()
     configure_cpu_threads(2)
     space = load_space(args.space)
     task = load_task(args.task, seed=args.seed)
@@ -38,12 +36,9 @@ def compare(args: argparse.Namespace, variants: dict[str, Setup], command: str) 
         architecture = space.decode(space.sample(rng))
         initial = build_model(space.family, architecture, task.input_shape, task.num_outputs)
         row, start = {}, time.perf_counter()
-        for label, setup in ((base, base_setup), (other, other_setup)):
-            trainer = get_trainer("classification")
-            setup(trainer)
-            result = trainer.fit(
-                copy.deepcopy(initial), task, epochs=args.epochs, seed=args.seed + i, lr=args.lr
-            )
+        for label, variant in ((base, base_options), (other, other_options)):
+            options = TrainOptions(epochs=args.epochs, seed=args.seed + i, lr=args.lr, **variant)
+            result = get_trainer("classification").fit(copy.deepcopy(initial), task, options)
             scored = parts(task, space.family, architecture, result)
             row[label] = (result.reward, scored["kept"], scored["one fold"])
         rows.append(row)

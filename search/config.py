@@ -27,7 +27,8 @@ __all__ = [
 RUNS_DIR = Path("runs")
 LR_SCHEDULES = ("constant", "cosine")
 """Learning rate schedules of the children (`SearchConfig.lr_schedule`); the supervised
-trainers implement them (`trainers.supervised.LR_SCHEDULES`)."""
+trainers implement them (`trainers.options.LR_SCHEDULES`, kept equal by a test; importing
+trainers here would load torch for `--help`)."""
 DUPLICATES = ("reuse", "retrain")
 """What an architecture proposed again gets (`SearchConfig.duplicates`)."""
 KEEP = ("confirmed", "best")

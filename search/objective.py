@@ -59,8 +59,8 @@ def as_metrics(value: Any) -> dict[str, Any]:
 
 def evaluate_child(config: dict[str, Any]) -> None:
     """Tune trainable for custom objectives: score one architecture, report once."""
-    setup = config["setup"]
-    objective = load_objective(setup["objective"], setup.get("cwd"))
+    setup = config["setup"]  # a `search.child_setup.ChildSetup`
+    objective = load_objective(setup.objective, setup.cwd)
     started = time.perf_counter()
     metrics = as_metrics(objective(config["architecture"]))
     numbers = {
@@ -69,7 +69,7 @@ def evaluate_child(config: dict[str, Any]) -> None:
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     if "reward" not in numbers:
-        if not setup.get("reward_expression"):
+        if not setup.reward_expression:
             raise ObjectiveError(
                 f"the objective returned {sorted(metrics)} without 'reward': return a number, "
                 "add a 'reward' entry, or give a reward expression (--reward)"

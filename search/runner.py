@@ -23,6 +23,7 @@ from mlflow.artifacts import download_artifacts
 from ray import tune
 
 from controller import make_controller
+from search.child_setup import ChildSetup
 from search.child_timeout import ChildTimeout
 from search.cluster import ClusterLost, ClusterWatch, connect, disconnect
 from search.combined import combine_model_dirs, evaluate_on_test
@@ -43,7 +44,7 @@ from spaces import SpaceError, load_space
 from spaces.ensemble import Ensemble
 from spaces.families import InvalidArchitecture, build_model, family_trainer
 from trainers import get_trainer, load_task
-from trainers.augment import check_augmentable
+from trainers.augment import check_augmentable, parse_augmentations
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -220,24 +221,24 @@ def _plan(config: SearchConfig) -> _Plan:
     return _Plan(space, task, reward_of, validate, include, controller)
 
 
-def _setup(config: SearchConfig, space) -> dict[str, Any]:
+def _setup(config: SearchConfig, space) -> ChildSetup:
     """The static settings every child's config carries."""
-    return {
-        "task": config.task,
-        "data_seed": config.seed,
-        "family": space.family,
-        "space": space.name,
-        "space_text": space.text,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "lr": config.lr,
-        "lr_schedule": config.lr_schedule,
-        "augment": config.augment,
-        "objective": config.objective,
-        "cwd": os.getcwd(),
-        "reward_expression": config.reward,
-        "cache_dir": config.resolved_cache,
-    }
+    return ChildSetup(
+        task=config.task,
+        family=space.family,
+        space=space.name,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        data_seed=config.seed,
+        space_text=space.text,
+        lr_schedule=config.lr_schedule,
+        augment=parse_augmentations(config.augment),
+        objective=config.objective,
+        reward_expression=config.reward or "",
+        cwd=os.getcwd(),
+        cache_dir=config.resolved_cache,
+    )
 
 
 def _refuse_unfinished(config: SearchConfig) -> None:

@@ -18,6 +18,7 @@ import torch
 from ray.tune.search import Searcher
 
 from controller import Candidate, Controller
+from search.child_setup import ChildSetup
 from search.stages import (
     FINISHED,
     Budget,
@@ -66,7 +67,7 @@ class ControllerSearcher(Searcher):
     def __init__(
         self,
         controller: Controller,
-        setup: dict[str, Any],
+        setup: ChildSetup,
         validate: Callable[[dict[str, Any]], str | None],
         key_of: Callable[[dict[str, Any]], str] | None = None,
         on_invalid: Callable[[Candidate, str], None] | None = None,

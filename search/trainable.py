@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from ray import tune
 
+from search.child_setup import ChildSetup
 from search.failures import ChildFailure
 from search.model_files import ModelSpec, save_model_dir
 from spaces.families import InvalidArchitecture, build_model, family_trainer
-from trainers import configure_cpu_threads, get_trainer, load_task, pick_device
-from trainers.augment import parse_augmentations
+from trainers import (
+    ReportFn,
+    Task,
+    Trainer,
+    TrainResult,
+    configure_cpu_threads,
+    get_trainer,
+    load_task,
+    pick_device,
+)
 
 __all__ = ["train_child"]
 
@@ -26,80 +35,51 @@ def _trial_cpus() -> float:
         return 1.0
 
 
-def _task_name(setup: dict[str, Any]) -> str:
-    """The task; a relative data-file path is taken from the driver's working directory
-    (Tune runs each trial in its own directory)."""
-    name = str(setup["task"])
-    cwd = setup.get("cwd")
-    if cwd and not os.path.isabs(name) and os.path.isfile(os.path.join(cwd, name)):
-        return os.path.join(cwd, name)
-    return name
-
-
-def _reward_metric(setup: dict[str, Any], trainer) -> str | None:
-    """The trainer's ``metric``: ``setup["metric"]``, or X when the reward expression is just
-    ``val_X`` and X is a metric the trainer can reward (``--reward val_uar`` keeps the best-UAR
-    epoch), else None (the trainer's default)."""
-    if setup.get("metric"):
-        return str(setup["metric"])
-    expression = str(setup.get("reward_expression") or "").strip()
-    choices = getattr(trainer, "reward_metrics", ())
-    if expression.startswith("val_") and expression[4:] in choices:
-        return expression[4:]
-    return None
-
-
 def train_child(config: dict[str, Any]) -> None:
     """Train one child.
 
-    `config` holds ``architecture`` (from the controller) and ``setup`` (task, family, epochs,
-    seeds, optimiser settings, space text, optionally ``metric``: the validation metric that is
-    the reward, accuracy by default). Reports every epoch's metrics with ``reward`` = best
-    validation metric so far, then a final result with ``final: True``, the trainer's final
-    ``metrics`` (``val_*``, ``test_*``) as flat keys, and a checkpoint holding the model
-    directory.
+    `config` holds ``architecture`` (from the controller), ``train_seed`` and ``setup`` (a
+    `ChildSetup`). Reports every epoch's metrics with ``reward`` = best validation metric so
+    far, then a final result with ``final: True``, the trainer's final ``metrics`` (``val_*``,
+    ``test_*``) as flat keys, and a checkpoint holding the model directory.
     """
-    setup = config["setup"]
+    setup: ChildSetup = config["setup"]
     architecture = config["architecture"]
     device = pick_device()
     if device.type == "cpu":
         configure_cpu_threads(_trial_cpus())
-    task = load_task(_task_name(setup), seed=setup["data_seed"])
+    task = load_task(setup.task_path(), seed=setup.data_seed)
     try:
-        model = build_model(setup["family"], architecture, task.input_shape, task.num_outputs)
+        model = build_model(setup.family, architecture, task.input_shape, task.num_outputs)
     except InvalidArchitecture as exc:  # the driver checks first; this guards custom setups
         raise ChildFailure(f"cannot be built: {exc}") from exc
-    trainer = get_trainer(family_trainer(setup["family"]) or task.kind)
-    if setup.get("lr_schedule", "constant") != "constant":
-        trainer.lr_schedule = setup["lr_schedule"]
-    if setup.get("augment", "none") != "none":
-        trainer.augment = parse_augmentations(setup["augment"])
-    metric = _reward_metric(setup, trainer)
-    best = {"value": 0.0}
+    trainer = get_trainer(family_trainer(setup.family) or task.kind)
+    options = setup.train_options(trainer, config["train_seed"], device)
+    result = trainer.fit(model, task, options, _best_so_far())
+    final = _final_metrics(result, trainer, device)
+    if not result.state_dict and not result.artifacts:  # nothing worth keeping
+        tune.report(final)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        _save_child(Path(tmp), result, setup, task, architecture)
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _best_so_far() -> ReportFn:
+    """Reports each epoch to Tune with ``reward`` = the best reward so far."""
+    best = 0.0
 
     def report(metrics: dict[str, Any]) -> None:
-        value = metrics.get("reward", 0.0)
-        best["value"] = max(best["value"], float(value))
-        tune.report({**metrics, "reward": best["value"], "final": False})
+        nonlocal best
+        best = max(best, float(metrics.get("reward", 0.0)))
+        tune.report({**metrics, "reward": best, "final": False})
 
-    options: dict[str, Any] = {"metric": metric} if metric else {}
-    if getattr(trainer, "uses_reference", False):
-        options["reference_dir"] = os.path.join(
-            setup.get("cache_dir") or os.path.join(setup.get("cwd") or ".", "runs", "cache"),
-            "reference",
-        )
-    result = trainer.fit(
-        model,
-        task,
-        epochs=setup["epochs"],
-        seed=config["train_seed"],
-        device=device,
-        batch_size=setup["batch_size"],
-        lr=setup["lr"],
-        report=report,
-        **options,
-    )
-    final = {
+    return report
+
+
+def _final_metrics(result: TrainResult, trainer: Trainer, device: torch.device) -> dict[str, Any]:
+    """The child's final report: its metrics, reward, size, time and why it failed (if so)."""
+    final: dict[str, Any] = {
         **result.metrics,
         "reward": result.reward,
         "params": result.params,
@@ -120,30 +100,26 @@ def train_child(config: dict[str, Any]) -> None:
         final["test_accuracy"] = (
             result.test_accuracy if result.test_accuracy is not None else float("nan")
         )
-    if not result.state_dict and not result.artifacts:  # nothing worth keeping
-        tune.report(final)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        # model/ is the model directory; anything else (samples/...) is logged beside it
-        if result.state_dict:
-            spec = ModelSpec(
-                setup["family"],
-                task.input_shape,
-                task.num_outputs,
-                task.name,
-                setup["space"],
-                ensemble=result.ensemble,
-                combine=result.ensemble_combine,
-            )
-            save_model_dir(
-                Path(tmp, "model"),
-                architecture,
-                spec,
-                result.state_dict,
-                setup.get("space_text", ""),
-            )
-        for name, content in result.artifacts.items():
-            path = Path(tmp, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
+    return final
+
+
+def _save_child(
+    folder: Path, result: TrainResult, setup: ChildSetup, task: Task, architecture: dict[str, Any]
+) -> None:
+    """``folder/model`` as the model directory of the kept weights (if any), and the result's
+    other artifacts (``samples/...``) beside it."""
+    if result.state_dict:
+        spec = ModelSpec(
+            setup.family,
+            task.input_shape,
+            task.num_outputs,
+            task.name,
+            setup.space,
+            ensemble=result.ensemble,
+            combine=result.ensemble_combine,
+        )
+        save_model_dir(folder / "model", architecture, spec, result.state_dict, setup.space_text)
+    for name, content in result.artifacts.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)

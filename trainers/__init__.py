@@ -3,7 +3,7 @@
 Typical use::
 
     task = load_task("digits", seed=0)
-    result = get_trainer(task.kind).fit(model, task, epochs=10, seed=0, report=print)
+    result = get_trainer(task.kind).fit(model, task, TrainOptions(epochs=10, seed=0), print)
     result.reward  # best validation accuracy; test accuracy is reported, never rewarded
 
 Generative families name their own trainer (``gan``, ``vae``; see
@@ -33,6 +33,7 @@ from trainers.device import (
     seed_everything,
 )
 from trainers.forecasting import ForecastingTrainer
+from trainers.options import LR_SCHEDULES, TrainOptions
 from trainers.tasks import (
     Task,
     TaskError,
@@ -46,9 +47,11 @@ from trainers.tasks import (
 __all__ = [
     "ClassificationTrainer",
     "ForecastingTrainer",
+    "LR_SCHEDULES",
     "ReportFn",
     "Task",
     "TaskError",
+    "TrainOptions",
     "TrainResult",
     "Trainer",
     "TrainerError",

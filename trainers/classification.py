@@ -2,7 +2,7 @@
 
 Metrics (`METRICS`): ``accuracy``, ``macro_f1`` (mean F1 over the classes) and ``uar``
 (unweighted average recall: mean recall over the classes, the speech challenges' measure).
-Any of them is the reward through ``fit(metric=...)``; accuracy by default. The training loop
+Any of them is the reward through ``TrainOptions.metric``; accuracy by default. The training loop
 is `SupervisedTrainer`'s.
 
 Small validation splits make accuracy coarse (ten series score in steps of 0.1, and many epochs
@@ -72,7 +72,7 @@ def classification_metrics(
 class ClassificationTrainer(SupervisedTrainer):
     """Trains a classifier whose forward maps ``(B, *input_shape)`` to logits ``(B, C)``.
 
-    Adam on cross-entropy. ``fit(metric=...)`` picks the reward, one of `METRICS` (accuracy by
+    Adam on cross-entropy. ``TrainOptions.metric`` picks the reward, one of `METRICS` (accuracy by
     default) with the validation-loss tie-breaker; ``report`` gets ``val_loss``,
     ``val_accuracy``, ``val_macro_f1`` and ``val_uar``.
     """
@@ -81,6 +81,7 @@ class ClassificationTrainer(SupervisedTrainer):
     reward_metrics = METRICS
     skipped_metrics = METRICS
     ensemble_combine = "probabilities"
+    supports_augment = True
 
     def loss(self, output: torch.Tensor, target: torch.Tensor, task: Task) -> torch.Tensor:
         """Cross-entropy of logits ``(B, C)``."""

@@ -59,7 +59,7 @@ def _read_shipped(name: str) -> np.ndarray:
 
     path = AEON_DATA_DIR / name / f"{name}.csv"
     try:
-        values = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=1)
+        values = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=(1,))
     except OSError as exc:
         raise TaskError(f"task forecast:{name}: cannot read {path} ({exc})") from None
     return values.astype(np.float64)

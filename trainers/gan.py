@@ -13,7 +13,7 @@ the architecture:
   penalty ``(|grad D(x_hat)| - 1)^2`` on random interpolates, the generator ``-D(G(z))``.
 
 Two Adam optimizers at the architecture's learning rates, with betas ``(0.5, 0.999)`` (DCGAN)
-or ``(0, 0.9)`` for WGAN-GP (Gulrajani et al.); the ``lr`` given to ``fit`` is unused. On CUDA
+or ``(0, 0.9)`` for WGAN-GP (Gulrajani et al.); ``TrainOptions.lr`` is unused. On CUDA
 the forward passes run under mixed precision with one gradient scaler for both optimizers;
 the scores are cast to fp32 before the losses, and the gradient penalty's double backward runs
 in fp32 (with cuDNN off for a recurrent critic, whose cuDNN kernels have no double backward).
@@ -31,15 +31,14 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from spaces.families.gan import GAN
-from spaces.families.generative import GenerativeModel
-from trainers.base import TrainerError, register_trainer
+from trainers.base import register_trainer
 from trainers.device import autocast, grad_scaler
 from trainers.generative import GenerativeTrainer
 from trainers.tasks import Task
@@ -82,23 +81,21 @@ class _State:
     scaler: torch.amp.GradScaler
     device: torch.device
     step: int = 0
-    g_loss: torch.Tensor | None = None
+    g_loss: torch.Tensor = field(default_factory=lambda: torch.tensor(math.nan))
+    """The latest generator step's loss (the first batch takes one, so NaN is never reported)."""
 
 
 @register_trainer("gan")
-class GANTrainer(GenerativeTrainer):
+class GANTrainer(GenerativeTrainer[GAN]):
     """Trains a `spaces.families.gan.GAN` with its architecture's loss, learning rates and
     critic steps."""
 
+    model_class = GAN
     losses = ("d_loss", "g_loss")
     reward_metrics = ("quality", "coverage", "confidence")
 
-    def prepare(
-        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
-    ) -> _State:
+    def prepare(self, model: GAN, task: Task, *, lr: float, device: torch.device) -> _State:
         """Adam for each network at the architecture's rates, and a gradient scaler."""
-        if not isinstance(model, GAN):
-            raise TrainerError(f"the gan trainer trains GAN models, got {type(model).__name__}")
         options = model.options
         betas = adam_betas(options.loss)
         return _State(

@@ -17,13 +17,16 @@ from __future__ import annotations
 import abc
 import math
 import time
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
+from torch import nn
 
 from spaces.families.generative import GenerativeModel
 from trainers.base import ReportFn, Trainer, TrainerError, TrainResult, count_parameters
 from trainers.device import pick_device, seed_everything
+from trainers.options import TrainOptions
 from trainers.quality import ReferenceClassifier, reference_classifier, sample_quality
 from trainers.sample_plots import sample_grid_png
 from trainers.tasks import Task
@@ -38,167 +41,170 @@ QUALITY_METRICS = ("fd", "confidence", "coverage", "quality")
 """What every evaluation reports (see `trainers.quality.sample_quality`)."""
 
 
+ModelT = TypeVar("ModelT", bound=GenerativeModel)
+"""The models a generative trainer trains (its `GenerativeTrainer.model_class`)."""
+
+
 def evaluation_epochs(epochs: int, evaluations: int = EVALUATIONS) -> list[int]:
     """The 1-based epochs at which samples are scored: evenly spaced, ending at ``epochs``."""
     count = max(1, min(evaluations, epochs))
     return sorted({round(epochs * (i + 1) / count) for i in range(count)})
 
 
-class GenerativeTrainer(Trainer):
+class GenerativeTrainer(Trainer, Generic[ModelT]):
     """Trains a `GenerativeModel` on a classification task's inputs (labels train only the
     reference classifier that scores samples).
 
-    Subclasses set `losses` and `reward_metrics` and implement `prepare`, `train_step` and
-    `reward`; they may add validation metrics through `evaluate_extra`.
+    Subclasses set `model_class`, `losses` and `reward_metrics` and implement `prepare`,
+    `train_step` and `reward`; they may add validation metrics through `evaluate_extra`.
     """
 
-    uses_reference: ClassVar[bool] = True
+    uses_reference = True
+    model_class: ClassVar[type[GenerativeModel]]
+    """The class of the models it trains (its type argument ``ModelT``)."""
     losses: ClassVar[tuple[str, ...]]
     """Names of the losses `train_step` returns; reported per epoch as ``train_<name>``."""
     extra_metrics: ClassVar[tuple[str, ...]] = ()
     """Names `evaluate_extra` returns; reported as ``val_<name>`` and ``test_<name>``."""
-    reward_metrics: ClassVar[tuple[str, ...]]
-    """Values ``fit(metric=...)`` accepts; the first is the default."""
 
-    def fit(
-        self,
-        model: GenerativeModel,
-        task: Task,
-        *,
-        epochs: int,
-        seed: int,
-        device: str | torch.device | None = None,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        metric: str | None = None,
-        reference_dir: str | None = None,
-        report: ReportFn | None = None,
-    ) -> TrainResult:
-        """Train ``model`` in place and return its best evaluation's result.
-
-        Args:
-            model: A built generative model; left holding the kept weights, in eval mode.
-            task: A classification task; its inputs are the data to generate.
-            epochs: Passes over the training split.
-            seed: Seeds the weights, the batch order and the latents of every evaluation.
-            device: Where to train; default `pick_device()`.
-            batch_size: Training batch size.
-            lr: Learning rate, for trainers whose models do not choose their own.
-            metric: The validation metric the reward is made of: one of `reward_metrics`.
-            reference_dir: Folder caching the task's reference classifier (default
-                ``runs/cache/reference``).
-            report: Called after every epoch with ``epoch``, ``train_<loss>`` and, at
-                evaluation epochs, ``val_<metric>`` values and ``reward`` (best so far).
-        """
-        metric = self.reward_metrics[0] if metric is None else metric
-        if metric not in self.reward_metrics:
-            known = ", ".join(self.reward_metrics)
-            raise ValueError(f"unknown metric {metric!r}; known: {known}")
-        if not isinstance(model, GenerativeModel):
-            raise TrainerError(f"{type(self).__name__} trains generative models, got {model!r}")
+    def check_task(self, model: nn.Module, task: Task) -> None:
+        """A `model_class` model and a classification task (its classes train the reference
+        classifier)."""
+        if not isinstance(model, self.model_class):
+            raise TrainerError(
+                f"{type(self).__name__} trains {self.model_class.__name__} models, "
+                f"got {type(model).__name__}"
+            )
         if task.kind != "classification":
             raise TrainerError(
                 f"generative families need a classification task (its classes train the "
                 f"reference classifier that scores samples); task {task.name!r} is {task.kind!r}"
             )
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-        start = time.perf_counter()
-        seed_everything(seed)
-        dev = pick_device(device)
-        model.to(dev)
-        x_train, x_val = task.x_train.to(dev), task.x_val.to(dev)
-        reference = reference_classifier(task, cache_dir=reference_dir, device=dev)
-        state = self.prepare(model, task, lr=lr, device=dev)
-        order = torch.Generator().manual_seed(seed)
-        evaluate_at = set(evaluation_epochs(epochs))
 
-        history: list[dict[str, Any]] = []
-        artifacts: dict[str, bytes] = {}
-        best_value, best_epoch, best_state = 0.0, 0, None
-        best_val: dict[str, float] = {}
-        failure = ""
-        for epoch in range(1, epochs + 1):
+    def train(
+        self,
+        model: nn.Module,
+        task: Task,
+        options: TrainOptions,
+        metric: str,
+        report: ReportFn | None,
+    ) -> TrainResult:
+        """Train ``model`` in place and return its best evaluation's result.
+
+        An epoch is one pass over the training split. ``options.seed`` seeds the weights, the
+        batch order and the latents of every evaluation; the task's reference classifier is
+        cached in ``options.reference_dir`` (default ``runs/cache/reference``). ``model`` is left
+        holding the kept weights, in eval mode. ``report`` is called after every epoch with
+        ``epoch``, ``train_<loss>`` and, at evaluation epochs, ``val_<metric>`` values and
+        ``reward`` (best so far).
+        """
+        generative = cast(ModelT, model)  # `check_task` made sure
+        start = time.perf_counter()
+        seed_everything(options.seed)
+        dev = pick_device(options.device)
+        generative.to(dev)
+        x_train, x_val = task.x_train.to(dev), task.x_val.to(dev)
+        reference = reference_classifier(task, cache_dir=options.reference_dir, device=dev)
+        progress = self._train_epochs(
+            generative, task, options, metric, x_train, x_val, reference, report
+        )
+        metrics = {f"val_{k}": v for k, v in progress.val.items()}
+        if progress.state is not None and not progress.failure:
+            generative.load_state_dict(progress.state)
+            test, _ = self._evaluate(generative, task.x_test.to(dev), reference, options.seed + 1)
+            test.pop("failure_reason", None)
+            metrics.update({f"test_{k}": v for k, v in test.items()})
+        generative.eval()
+        return progress.result(model, metrics, metric, time.perf_counter() - start)
+
+    def _train_epochs(
+        self,
+        model: ModelT,
+        task: Task,
+        options: TrainOptions,
+        metric: str,
+        x_train: torch.Tensor,
+        x_val: torch.Tensor,
+        reference: ReferenceClassifier,
+        report: ReportFn | None,
+    ) -> _Progress:
+        """Every epoch on ``x_train``, evaluating on ``x_val`` at `evaluation_epochs`; stops at
+        the first failure."""
+        progress = _Progress()
+        state = self.prepare(model, task, lr=options.lr, device=x_train.device)
+        order = torch.Generator().manual_seed(options.seed)
+        evaluate_at = set(evaluation_epochs(options.epochs))
+        for epoch in range(1, options.epochs + 1):
             model.train()
-            losses = self._train_epoch(model, state, x_train, batch_size, order)
+            losses = self._train_epoch(model, state, x_train, options.batch_size, order)
             record: dict[str, Any] = {"epoch": epoch}
             record.update({f"train_{k}": v for k, v in losses.items()})
             failure = _divergence(losses, epoch)
             if not failure and epoch in evaluate_at:
-                val, samples = self._evaluate(model, x_val, reference, seed)
-                collapse = val.pop("failure_reason", "")
-                record.update({f"val_{k}": v for k, v in val.items()})
-                artifacts[f"samples/epoch-{epoch:03d}.png"] = sample_grid_png(
-                    samples, title=f"{task.name}, epoch {epoch}"
+                val, failure = self._evaluation(
+                    model, task, x_val, reference, options, metric, epoch, progress
                 )
-                # early samples of any generator look alike: collapse counts once half the
-                # epochs are done; before that a collapsed evaluation is only never kept
-                if collapse.startswith("diverged") or (collapse and 2 * epoch > epochs):
-                    failure = collapse
-                if not collapse:
-                    value = self.reward(val, metric)
-                    if best_state is None or value > best_value:
-                        best_value, best_epoch, best_val = value, epoch, dict(val)
-                        best_state = {
-                            k: v.detach().to("cpu", copy=True)
-                            for k, v in model.state_dict().items()
-                        }
-            if best_state is not None:
-                record["reward"] = best_value
-            history.append(record)
+                record.update(val)
+            if progress.state is not None:
+                record["reward"] = progress.value
+            progress.history.append(record)
             if failure:
-                record["failure"] = failure
+                record["failure"] = progress.failure = failure
                 break
             if report is not None:
                 report(dict(record))
+        return progress
 
-        metrics = {f"val_{k}": v for k, v in best_val.items()}
-        if best_state is not None and not failure:
-            model.load_state_dict(best_state)
-            test, _ = self._evaluate(model, task.x_test.to(dev), reference, seed + 1)
-            test.pop("failure_reason", None)
-            metrics.update({f"test_{k}": v for k, v in test.items()})
-        model.eval()
-        return TrainResult(
-            reward=0.0 if failure else best_value,
-            val_accuracy=0.0,
-            test_accuracy=None,
-            best_epoch=best_epoch,
-            epochs=len(history),
-            params=count_parameters(model),
-            train_seconds=time.perf_counter() - start,
-            history=history,
-            state_dict={} if failure else (best_state or {}),
-            diverged=failure.startswith("diverged"),
-            metrics=metrics,
-            metric=metric,
-            failure=failure,
-            artifacts=artifacts,
+    def _evaluation(
+        self,
+        model: ModelT,
+        task: Task,
+        x_val: torch.Tensor,
+        reference: ReferenceClassifier,
+        options: TrainOptions,
+        metric: str,
+        epoch: int,
+        progress: _Progress,
+    ) -> tuple[dict[str, Any], str]:
+        """Score samples of epoch ``epoch`` against ``x_val``, render them into
+        ``progress.artifacts`` and keep the weights if they are the best not collapsed; the
+        ``val_*`` values and why the child fails (or empty)."""
+        val, samples = self._evaluate(model, x_val, reference, options.seed)
+        collapse = val.pop("failure_reason", "")
+        progress.artifacts[f"samples/epoch-{epoch:03d}.png"] = sample_grid_png(
+            samples, title=f"{task.name}, epoch {epoch}"
         )
+        if not collapse:
+            value = self.reward(val, metric)
+            if progress.state is None or value > progress.value:
+                progress.value, progress.epoch, progress.val = value, epoch, dict(val)
+                progress.state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
+        # early samples of any generator look alike: collapse counts once half the epochs are
+        # done; before that a collapsed evaluation is only never kept
+        failing = collapse.startswith("diverged") or (bool(collapse) and 2 * epoch > options.epochs)
+        return {f"val_{k}": v for k, v in val.items()}, collapse if failing else ""
 
     @abc.abstractmethod
-    def prepare(
-        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
-    ) -> Any:
+    def prepare(self, model: ModelT, task: Task, *, lr: float, device: torch.device) -> Any:
         """Whatever `train_step` needs across steps (optimizers, step counters, a scaler)."""
 
     @abc.abstractmethod
-    def train_step(
-        self, model: GenerativeModel, state: Any, batch: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def train_step(self, model: ModelT, state: Any, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step on ``batch``; each of `losses` as a detached scalar tensor."""
 
     @abc.abstractmethod
     def reward(self, val: dict[str, float], metric: str) -> float:
         """The reward (larger is better, bounded) of one evaluation's validation metrics."""
 
-    def evaluate_extra(self, model: GenerativeModel, x: torch.Tensor) -> dict[str, float]:
+    def evaluate_extra(self, model: ModelT, x: torch.Tensor) -> dict[str, float]:
         """Family-specific metrics of ``model`` on data ``x`` (e.g. the VAE's bits per dim)."""
         return {}
 
     def _train_epoch(
         self,
-        model: GenerativeModel,
+        model: ModelT,
         state: Any,
         x: torch.Tensor,
         batch_size: int,
@@ -217,7 +223,7 @@ class GenerativeTrainer(Trainer):
     @torch.no_grad()
     def _evaluate(
         self,
-        model: GenerativeModel,
+        model: ModelT,
         x: torch.Tensor,
         reference: ReferenceClassifier,
         seed: int,
@@ -234,6 +240,41 @@ class GenerativeTrainer(Trainer):
             val["failure_reason"] = f"mode collapse: {quality.reason}"
         model.train()
         return val, samples
+
+
+@dataclass
+class _Progress:
+    """What the epochs so far produced: their records, sample grids, the best evaluation not
+    collapsed with its weights, and why the child failed (empty: it did not)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    value: float = 0.0
+    epoch: int = 0
+    val: dict[str, float] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+    failure: str = ""
+
+    def result(
+        self, model: nn.Module, metrics: dict[str, float], metric: str, seconds: float
+    ) -> TrainResult:
+        """The `TrainResult` of a finished training."""
+        return TrainResult(
+            reward=0.0 if self.failure else self.value,
+            val_accuracy=0.0,
+            test_accuracy=None,
+            best_epoch=self.epoch,
+            epochs=len(self.history),
+            params=count_parameters(model),
+            train_seconds=seconds,
+            history=self.history,
+            state_dict={} if self.failure else (self.state or {}),
+            diverged=self.failure.startswith("diverged"),
+            metrics=metrics,
+            metric=metric,
+            failure=self.failure,
+            artifacts=self.artifacts,
+        )
 
 
 def _divergence(losses: dict[str, float], epoch: int) -> str:

@@ -67,6 +67,11 @@ _LOCK = threading.Lock()
 class _Network(nn.Module):
     """Standardisation, a body ending in the feature layer, and a linear classification head."""
 
+    mean: torch.Tensor
+    """Per-channel means of the training inputs (a buffer)."""
+    std: torch.Tensor
+    """Per-channel standard deviations of the training inputs (a buffer)."""
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)

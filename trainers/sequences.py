@@ -27,6 +27,7 @@ import reprlib
 import zipfile
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,12 +217,16 @@ def _resolver(prefix: str):
     return resolve
 
 
+def _archive_names_of(prefix: str) -> list[str]:
+    return [n for n in archive_names() if n.startswith(prefix + ":")]
+
+
 for _prefix in ("ucr", "uea"):
     register_resolver(
         _prefix,
         _resolver(_prefix),
-        lambda p=_prefix: [n for n in archive_names() if n.startswith(p + ":")],
-        lambda rest, p=_prefix: _describe_archive(p, rest),
+        functools.partial(_archive_names_of, _prefix),
+        functools.partial(_describe_archive, _prefix),
     )
 
 
@@ -263,6 +268,10 @@ def _check_series(series: Sequence[np.ndarray], where: str, split: str) -> None:
             raise TaskError(f"{where}: {split} series {i} holds NaN or infinite values")
 
 
+_Parts = dict[str, tuple[list[np.ndarray], np.ndarray]]
+"""Series and their (string) labels by split name."""
+
+
 def sequence_task(
     name: str,
     x_train: Sequence[np.ndarray],
@@ -286,11 +295,46 @@ def sequence_task(
             with too few training samples for the split; the message starts with ``where``.
     """
     where = where or f"task {name!r}"
-    y_train = np.asarray(y_train).astype(str)
-    y_test = np.asarray(y_test).astype(str)
-    parts = {"train": (list(x_train), y_train), "test": (list(x_test), y_test)}
+    parts: _Parts = {
+        "train": (list(x_train), np.asarray(y_train).astype(str)),
+        "test": (list(x_test), np.asarray(y_test).astype(str)),
+    }
     if x_val is not None:
         parts["val"] = (list(x_val), np.asarray(y_val).astype(str))
+    channels = _check_parts(parts, where)
+    classes = _label_order(parts["train"][1])
+    _check_labels(parts, classes, where)
+    if x_val is None:
+        parts = _carve_validation(parts, classes, seed, where)
+    length = max(len(s) for xs, _ in parts.values() for s in xs)
+    standard = _Standardised.of(parts, classes, length)
+    return Task(
+        name=name,
+        kind="classification",
+        input_shape=(length, channels),
+        num_classes=len(classes),
+        x_train=standard.tensors["train"][0],
+        y_train=standard.tensors["train"][1],
+        x_val=standard.tensors["val"][0],
+        y_val=standard.tensors["val"][1],
+        x_test=standard.tensors["test"][0],
+        y_test=standard.tensors["test"][1],
+        metadata={
+            "source": source,
+            "seed": seed,
+            "classes": classes,
+            "unequal_length": standard.unequal,
+            "validation": "given" if x_val is not None else "carved from train (stratified)",
+            # what new series need before they reach a model trained on this task
+            "mean": standard.mean.astype(float).tolist(),
+            "std": standard.std.astype(float).tolist(),
+        },
+        lengths=standard.lengths if standard.unequal else {},
+    )
+
+
+def _check_parts(parts: _Parts, where: str) -> int:
+    """The channels every split's series share; raises `TaskError` on a malformed split."""
     for split, (xs, ys) in parts.items():
         _check_series(xs, where, split)
         if len(xs) != len(ys):
@@ -298,73 +342,74 @@ def sequence_task(
     channels = {xs[0].shape[1] for xs, _ in parts.values()}
     if len(channels) != 1:
         raise TaskError(f"{where}: splits disagree on the number of channels: {sorted(channels)}")
-    classes = _label_order(y_train)
+    return next(iter(channels))
+
+
+def _check_labels(parts: _Parts, classes: list[str], where: str) -> None:
+    """At least two training classes, and no label another split holds that training lacks."""
     if len(classes) < 2:
         raise TaskError(f"{where}: training labels hold {len(classes)} class; need at least 2")
-    index = {c: i for i, c in enumerate(classes)}
     for split, (_, ys) in parts.items():
         unknown = sorted(str(u) for u in set(ys) - set(classes))
         if unknown:
             raise TaskError(f"{where}: {split} labels {_show(unknown[:5])} never occur in training")
-    if x_val is None:
-        counts = {c: int((y_train == c).sum()) for c in classes}
-        few = [c for c, n in counts.items() if n < 2]
-        if few:
-            raise TaskError(
-                f"{where}: class(es) {_show(few[:5])} have fewer than 2 training samples; "
-                "cannot carve a stratified validation split (add samples or give x_val/y_val)"
-            )
-        from sklearn.model_selection import train_test_split
 
-        idx = np.arange(len(y_train))
-        n_val = _val_count(len(idx), len(classes))
-        if len(idx) - n_val < len(classes):
-            raise TaskError(
-                f"{where}: {len(idx)} training samples are too few to keep one per class "
-                f"in both train and validation ({len(classes)} classes)"
-            )
-        tr, va = train_test_split(idx, test_size=n_val, stratify=y_train, random_state=seed)
-        xs = parts["train"][0]
-        parts["val"] = ([xs[i] for i in va], y_train[va])
-        parts["train"] = ([xs[i] for i in tr], y_train[tr])
-    length = max(len(s) for xs, _ in parts.values() for s in xs)
-    # per-channel standardisation with training statistics (valid steps only)
-    stacked = np.concatenate(parts["train"][0], axis=0)  # (sum T, F)
-    mean, std = stacked.mean(axis=0), stacked.std(axis=0)
-    std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
-    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    lengths: dict[str, torch.Tensor] = {}
-    unequal = False
-    for split in ("train", "val", "test"):
-        xs, ys = parts[split]
-        x, lens = pad_series([(s - mean) / std for s in xs], length)
-        unequal = unequal or bool((lens != length).any())
-        labels = np.array([index[v] for v in ys], dtype=np.int64)
-        tensors[split] = (torch.from_numpy(x), torch.from_numpy(labels))
-        lengths[split] = torch.from_numpy(lens)
-    return Task(
-        name=name,
-        kind="classification",
-        input_shape=(length, next(iter(channels))),
-        num_classes=len(classes),
-        x_train=tensors["train"][0],
-        y_train=tensors["train"][1],
-        x_val=tensors["val"][0],
-        y_val=tensors["val"][1],
-        x_test=tensors["test"][0],
-        y_test=tensors["test"][1],
-        metadata={
-            "source": source,
-            "seed": seed,
-            "classes": classes,
-            "unequal_length": unequal,
-            "validation": "given" if x_val is not None else "carved from train (stratified)",
-            # what new series need before they reach a model trained on this task
-            "mean": mean.astype(float).tolist(),
-            "std": std.astype(float).tolist(),
-        },
-        lengths=lengths if unequal else {},
-    )
+
+def _carve_validation(parts: _Parts, classes: list[str], seed: int, where: str) -> _Parts:
+    """``parts`` with a stratified, seeded validation split carved from the training one."""
+    xs, y_train = parts["train"]
+    counts = {c: int((y_train == c).sum()) for c in classes}
+    few = [c for c, n in counts.items() if n < 2]
+    if few:
+        raise TaskError(
+            f"{where}: class(es) {_show(few[:5])} have fewer than 2 training samples; "
+            "cannot carve a stratified validation split (add samples or give x_val/y_val)"
+        )
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y_train))
+    n_val = _val_count(len(idx), len(classes))
+    if len(idx) - n_val < len(classes):
+        raise TaskError(
+            f"{where}: {len(idx)} training samples are too few to keep one per class "
+            f"in both train and validation ({len(classes)} classes)"
+        )
+    tr, va = train_test_split(idx, test_size=n_val, stratify=y_train, random_state=seed)
+    return {
+        **parts,
+        "val": ([xs[i] for i in va], y_train[va]),
+        "train": ([xs[i] for i in tr], y_train[tr]),
+    }
+
+
+@dataclass
+class _Standardised:
+    """Every split standardised per channel with training statistics (valid steps only),
+    padded to one length, as tensors; labels as class indices."""
+
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    lengths: dict[str, torch.Tensor]
+    unequal: bool
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, parts: _Parts, classes: list[str], length: int) -> _Standardised:
+        index = {c: i for i, c in enumerate(classes)}
+        stacked = np.concatenate(parts["train"][0], axis=0)  # (sum T, F)
+        mean, std = stacked.mean(axis=0), stacked.std(axis=0)
+        std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        lengths: dict[str, torch.Tensor] = {}
+        unequal = False
+        for split in ("train", "val", "test"):
+            xs, ys = parts[split]
+            x, lens = pad_series([(s - mean) / std for s in xs], length)
+            unequal = unequal or bool((lens != length).any())
+            labels = np.array([index[v] for v in ys], dtype=np.int64)
+            tensors[split] = (torch.from_numpy(x), torch.from_numpy(labels))
+            lengths[split] = torch.from_numpy(lens)
+        return cls(tensors, lengths, unequal, mean, std)
 
 
 # ---------------------------------------------------------------- user files

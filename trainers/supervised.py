@@ -24,17 +24,19 @@ series (by more than ``REFIT_TOLERANCE``: an unlucky start that never took off) 
 the ``refit`` metric says whether it was kept (1 or 0), ``ensemble`` counts the members. The test
 split still only reports the kept model.
 
-With `augment` set (sequence classification only), every training batch of every member passes
-through a seeded `trainers.augment.Augmenter` first; evaluation never does.
+With ``TrainOptions.augment`` set (sequence classification only), every training batch of every
+member passes through a seeded `trainers.augment.Augmenter` first; evaluation never does.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
+import functools
 import inspect
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -42,9 +44,10 @@ import torch
 from torch import nn
 
 from spaces.ensemble import Ensemble
-from trainers.augment import Augmenter, check_augmentable, parse_augmentations
-from trainers.base import ReportFn, Trainer, TrainerError, TrainResult, count_parameters
+from trainers.augment import Augmenter
+from trainers.base import ReportFn, Trainer, TrainResult, count_parameters
 from trainers.device import autocast, grad_scaler, pick_device, seed_everything
+from trainers.options import TrainOptions
 from trainers.tasks import Task
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "MIN_EPOCH_SAMPLES",
     "REFIT_TOLERANCE",
     "SupervisedTrainer",
+    "epoch_lr",
     "epoch_plan",
     "forward",
     "split_lengths",
@@ -61,8 +65,6 @@ MIN_EPOCH_SAMPLES = 1024
 """An epoch shows the model at least this many training samples (whole passes)."""
 MIN_BATCHES = 4
 """A pass over the training split makes at least this many optimiser steps."""
-LR_SCHEDULES = ("constant", "cosine")
-"""Values of `SupervisedTrainer.lr_schedule`."""
 REFIT_TOLERANCE = 0.02
 """A refit whose reward on its own training data (train + validation) is more than this below
 the cross-validated reward failed to fit; the best fold's model is kept instead."""
@@ -84,57 +86,33 @@ class SupervisedTrainer(Trainer):
     metrics: ClassVar[tuple[str, ...]]
     """Names `evaluate` returns besides ``loss``: ``TrainResult.metrics`` has ``val_``/``test_``
     of each."""
-    reward_metrics: ClassVar[tuple[str, ...]]
-    """Values ``fit(metric=...)`` accepts; the first is the default."""
-    lr_schedule: str = "constant"
-    """``constant``, or ``cosine``: the learning rate decays per epoch from ``lr`` towards 0."""
+    supports_lr_schedule = True
     validation_size: int = 0
     """Validation samples behind the current selection (all folds' when cross-validating)."""
     skipped_metrics: ClassVar[tuple[str, ...]] = ()
     """Metrics recorded as NaN for an epoch whose training loss diverged (validation skipped)."""
-    ensemble_combine: ClassVar[str] = ""
-    """How an `Ensemble` of this trainer's models combines them (`spaces.ensemble.COMBINES`):
-    a cross-validated child's fold models, or a search's trainings of one architecture; empty:
-    its models are never averaged."""
     fold_ensemble: bool = True
     """When cross-validating, keep the fold models beside the refit as one `Ensemble`."""
-    augment: tuple[str, ...] = ()
-    """Augmentations of training batches (`trainers.augment.AUGMENTATIONS`), for sequence
-    classification only; empty: none."""
 
-    def fit(
+    def train(
         self,
         model: nn.Module,
         task: Task,
-        *,
-        epochs: int,
-        seed: int,
-        device: str | torch.device | None = None,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        metric: str | None = None,
-        report: ReportFn | None = None,
+        options: TrainOptions,
+        metric: str,
+        report: ReportFn | None,
     ) -> TrainResult:
         """Train ``model`` in place and return its best-validation result.
 
-        Args:
-            model: A built model; it is moved to the device, trained, and left holding the
-                best epoch's weights, in eval mode (when cross-validating: the refit's, or
-                the best fold model's if the refit failed; the result's ``state_dict`` is
-                then the kept `Ensemble`'s when ``result.ensemble`` says so).
-            task: A task of this trainer's kind.
-            epochs: Number of epochs: one pass over the training split, or several for a
-                split under `MIN_EPOCH_SAMPLES` samples (see `epoch_plan`).
-            seed: Seeds Python, NumPy and torch, and the batch order.
-            device: Where to train; default: `pick_device()`.
-            batch_size: Training batch size, capped at ``1 / MIN_BATCHES`` of the split.
-            lr: Adam learning rate.
-            weight_decay: Adam weight decay.
-            metric: The validation metric the reward is made of: one of `reward_metrics`.
-            report: Called after every epoch with ``epoch`` (1-based), ``train_loss``,
-                ``val_loss``, ``val_<metric>`` of each of `metrics` and ``reward`` (best so
-                far). Not called for an epoch that diverged.
+        ``model`` is moved to the device, trained, and left holding the best epoch's weights,
+        in eval mode (when cross-validating: the refit's, or the best fold model's if the refit
+        failed; the result's ``state_dict`` is then the kept `Ensemble`'s when
+        ``result.ensemble`` says so). An epoch is one pass over the training split, or several
+        for a split under `MIN_EPOCH_SAMPLES` samples, in batches of ``options.batch_size``
+        capped at ``1 / MIN_BATCHES`` of the split (see `epoch_plan`). ``report`` is called
+        after every epoch with ``epoch`` (1-based), ``lr``, ``train_loss``, ``val_loss``,
+        ``val_<metric>`` of each of `metrics` and ``reward`` (best so far); not for an epoch
+        that diverged.
 
         Returns:
             The result; its reward is the best validation `reward`, or 0.0 if a loss became
@@ -142,161 +120,148 @@ class SupervisedTrainer(Trainer):
             ``metrics`` holds ``val_*`` (best epoch; pooled over folds when cross-validating)
             and ``test_*`` values of `metrics`.
         """
-        metric = self.reward_metrics[0] if metric is None else metric
-        if metric not in self.reward_metrics:
-            known = ", ".join(self.reward_metrics)
-            raise ValueError(f"unknown metric {metric!r}; known: {known}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            known = ", ".join(LR_SCHEDULES)
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; known: {known}")
-        if task.kind != self.kind:
-            raise TrainerError(
-                f"{type(self).__name__} trains {self.kind!r} tasks, "
-                f"task {task.name!r} is {task.kind!r}"
-            )
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-        self._check_augment(task)
         start = time.perf_counter()
-        seed_everything(seed)
-        dev = pick_device(device)
+        seed_everything(options.seed)
+        dev = pick_device(options.device)
         model.to(dev)
-        x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
-        x_val, y_val = task.x_val.to(dev), task.y_val.to(dev)
-        _materialize_lazy(model, x_train[:2])
-        lengths = split_lengths(model, task, dev)
-        folds = self.folds(task, seed)
-        pool = _Split(
-            torch.cat([x_train, x_val]),
-            torch.cat([y_train, y_val]),
-            torch.cat([lengths["train"], lengths["val"]]) if lengths else None,
-        )
+        data = _Data.on(model, task, dev)
+        folds = self.folds(task, options.seed)
         initial = copy.deepcopy(model) if folds else None
-        if folds:
-            members = [
-                _Member(copy.deepcopy(initial), pool.take(tr), pool.take(va), seed + i)
-                for i, (tr, va) in enumerate(folds)
-            ]
-        else:
-            train = _Split(x_train, y_train, lengths.get("train"))
-            members = [_Member(model, train, _Split(x_val, y_val, lengths.get("val")), seed)]
+        members = data.members(model, initial, folds, options.seed)
         self.validation_size = sum(len(m.val.y) for m in members)
         for member in members:
-            member.start(lr, weight_decay, dev, batch_size, self.augment)
+            member.start(options, dev)
+        progress = self._train_epochs(members, task, options, metric, report)
+        metrics = {f"val_{k}": progress.val.get(k, math.nan) for k in self.metrics}
+        kept = model
+        if initial is not None and not progress.diverged:
+            kept, refit_metrics = self._refit_and_ensemble(
+                model, initial, data.pool, progress, task, options, metric
+            )
+            metrics.update(refit_metrics)
+        if progress.state is not None:
+            model.load_state_dict(progress.state)
+        if kept is not model:
+            progress.state = _cpu_state(kept)
+        if not progress.diverged:
+            metrics.update(self._test(kept, task, dev, data.lengths))
+        model.eval()
+        kept.eval()
+        return progress.result(model, kept, metrics, metric, time.perf_counter() - start)
 
-        history: list[dict[str, Any]] = []
-        best_value, best_epoch, best_state = 0.0, 0, None
-        best_val: dict[str, float] = {}
-        diverged = False
-        for epoch in range(1, epochs + 1):
-            train_losses, vals = [], []
-            for member in members:
-                train_losses.append(self._member_epoch(member, task, lr, epoch, epochs))
-                val = {"loss": math.nan, **dict.fromkeys(self.skipped_metrics, math.nan)}
-                if math.isfinite(train_losses[-1]):
-                    val = self._evaluate(member.model, task, *member.val)
-                vals.append(val)
-                if not (math.isfinite(train_losses[-1]) and math.isfinite(val["loss"])):
-                    break
+    def _train_epochs(
+        self,
+        members: list[_Member],
+        task: Task,
+        options: TrainOptions,
+        metric: str,
+        report: ReportFn | None,
+    ) -> _Progress:
+        """Every epoch of every member, keeping the best pooled validation epoch; stops at the
+        first epoch whose loss is not finite."""
+        progress = _Progress()
+        for epoch in range(1, options.epochs + 1):
+            train_losses, vals = self._members_epoch(members, task, options, epoch)
             train_loss, val = _pooled(members, train_losses, vals)
-            record = {"epoch": epoch, "lr": self.epoch_lr(lr, epoch, epochs)}
+            record = {"epoch": epoch, "lr": epoch_lr(options, epoch)}
             record["train_loss"] = train_loss
             record.update({f"val_{k}": v for k, v in val.items()})
             if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):
-                history.append(record)
-                diverged = True
+                progress.history.append(record)
+                progress.diverged = True
                 break
             value = self.reward(val, task, metric)
-            if best_epoch == 0 or value > best_value:
-                best_value, best_epoch, best_val = value, epoch, dict(val)
-                if not folds:
-                    best_state = _cpu_state(model)
-                else:  # ensemble members, and the fallback should the refit fail (below)
-                    fold_states = [_cpu_state(m.model) for m in members]
-                    fold_values = [self.reward(v, task, metric) for v in vals]
-            record["reward"] = best_value
-            history.append(record)
+            if progress.epoch == 0 or value > progress.value:
+                progress.value, progress.epoch, progress.val = value, epoch, dict(val)
+                if len(members) == 1:
+                    progress.state = _cpu_state(members[0].model)
+                else:  # ensemble members, and the fallback should the refit fail
+                    progress.fold_states = [_cpu_state(m.model) for m in members]
+                    progress.fold_values = [self.reward(v, task, metric) for v in vals]
+            record["reward"] = progress.value
+            progress.history.append(record)
             if report is not None:
                 report(dict(record))
+        return progress
 
-        metrics = {f"val_{k}": best_val.get(k, math.nan) for k in self.metrics}
-        kept = model
-        if folds and not diverged:
-            model.load_state_dict(initial.state_dict())
-            refit = _Member(model, pool, pool, seed)
-            refit.start(lr, weight_decay, dev, batch_size, self.augment)
-            refit_state = self._refit(refit, task, lr, best_epoch, epochs)
-            fit = self._evaluate(model, task, *pool)
-            refitted = math.isfinite(fit["loss"]) and (
-                self.reward(fit, task, metric) >= best_value - REFIT_TOLERANCE
-            )
-            metrics["refit"] = float(refitted)
-            best_state = refit_state if refitted else fold_states[int(np.argmax(fold_values))]
-            states = [refit_state] if refitted else []
-            if self.ensemble_combine and self.fold_ensemble:
-                states += fold_states
-            if len(states) > 1:
-                kept = _ensemble(model, states, self.ensemble_combine).to(dev)
-            metrics["ensemble"] = float(len(states) if len(states) > 1 else 0)
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        if kept is not model:
-            best_state = _cpu_state(kept)
-        if not diverged:
-            x_test, y_test = task.x_test.to(dev), task.y_test.to(dev)
-            test = self._evaluate(kept, task, x_test, y_test, lengths.get("test"))
-            metrics.update({f"test_{k}": test[k] for k in self.metrics})
-        model.eval()
-        kept.eval()
-        return TrainResult(
-            reward=0.0 if diverged else best_value,
-            val_accuracy=metrics.get("val_accuracy", 0.0) if best_val else 0.0,
-            test_accuracy=metrics.get("test_accuracy"),
-            best_epoch=best_epoch,
-            epochs=len(history),
-            params=count_parameters(model),
-            train_seconds=time.perf_counter() - start,
-            history=history,
-            state_dict=best_state or {},
-            diverged=diverged,
-            metrics=metrics,
-            metric=metric,
-            ensemble=len(kept.members) if isinstance(kept, Ensemble) else 0,
-            ensemble_combine=kept.combine if isinstance(kept, Ensemble) else "",
+    def _members_epoch(
+        self, members: list[_Member], task: Task, options: TrainOptions, epoch: int
+    ) -> tuple[list[float], list[dict[str, float]]]:
+        """One epoch of each member and its validation results, up to the first whose loss is
+        not finite."""
+        train_losses: list[float] = []
+        vals: list[dict[str, float]] = []
+        for member in members:
+            train_losses.append(self._member_epoch(member, task, options, epoch))
+            val = {"loss": math.nan, **dict.fromkeys(self.skipped_metrics, math.nan)}
+            if math.isfinite(train_losses[-1]):
+                val = self._evaluate(member.model, task, *member.val)
+            vals.append(val)
+            if not (math.isfinite(train_losses[-1]) and math.isfinite(val["loss"])):
+                break
+        return train_losses, vals
+
+    def _refit_and_ensemble(
+        self,
+        model: nn.Module,
+        initial: nn.Module,
+        pool: _Split,
+        progress: _Progress,
+        task: Task,
+        options: TrainOptions,
+        metric: str,
+    ) -> tuple[nn.Module, dict[str, float]]:
+        """Refit ``model`` from the ``initial`` weights on all of ``pool`` (train + validation)
+        for the best epoch count; the kept model (the refit if it fits, or the best fold model;
+        with the fold models as one `Ensemble` where this trainer ensembles) and the ``refit``
+        and ``ensemble`` metrics. ``progress.state`` becomes the weights ``model`` keeps."""
+        dev = pool.x.device
+        model.load_state_dict(initial.state_dict())
+        refit = _Member(model, pool, pool, options.seed)
+        refit.start(options, dev)
+        refit_state = self._refit(refit, task, options, progress.epoch)
+        fit = self._evaluate(model, task, *pool)
+        refitted = math.isfinite(fit["loss"]) and (
+            self.reward(fit, task, metric) >= progress.value - REFIT_TOLERANCE
         )
+        best_fold = progress.fold_states[int(np.argmax(progress.fold_values))]
+        progress.state = refit_state if refitted else best_fold
+        states = [refit_state] if refitted else []
+        if self.ensemble_combine and self.fold_ensemble:
+            states += progress.fold_states
+        if len(states) < 2:
+            return model, {"refit": float(refitted), "ensemble": 0.0}
+        kept = _ensemble(model, states, self.ensemble_combine).to(dev)
+        return kept, {"refit": float(refitted), "ensemble": float(len(states))}
 
     def _refit(
-        self, member: _Member, task: Task, lr: float, epochs: int, schedule_epochs: int
+        self, member: _Member, task: Task, options: TrainOptions, epochs: int
     ) -> dict[str, torch.Tensor]:
         """Train the refit `member` (the initial weights, all of train + validation) for the
-        cross-validated best `epochs` of a schedule over `schedule_epochs`; returns its weights."""
+        cross-validated best `epochs` of the schedule over ``options.epochs``; returns its
+        weights."""
         for epoch in range(1, epochs + 1):
-            self._member_epoch(member, task, lr, epoch, schedule_epochs)
+            self._member_epoch(member, task, options, epoch)
         return _cpu_state(member.model)
 
-    def _check_augment(self, task: Task) -> None:
-        try:
-            self.augment = parse_augmentations(self.augment)
-            check_augmentable(task, self.augment)
-        except ValueError as exc:
-            raise TrainerError(str(exc)) from None
+    def _test(
+        self, model: nn.Module, task: Task, dev: torch.device, lengths: dict[str, torch.Tensor]
+    ) -> dict[str, float]:
+        """``test_<name>`` of each of `metrics` of the kept ``model``, for reporting only."""
+        x_test, y_test = task.x_test.to(dev), task.y_test.to(dev)
+        test = self._evaluate(model, task, x_test, y_test, lengths.get("test"))
+        return {f"test_{k}": test[k] for k in self.metrics}
 
     def folds(self, task: Task, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Cross-validation folds over train + validation (indices into their concatenation),
         or none: holdout validation. Subclasses that cross-validate small tasks override it."""
         return []
 
-    def epoch_lr(self, lr: float, epoch: int, epochs: int) -> float:
-        """The learning rate of epoch ``epoch`` (1-based) of ``epochs`` under `lr_schedule`."""
-        if self.lr_schedule == "cosine":
-            return lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
-        return lr
-
     def _member_epoch(
-        self, member: _Member, task: Task, lr: float, epoch: int, epochs: int
+        self, member: _Member, task: Task, options: TrainOptions, epoch: int
     ) -> float:
         for group in member.optimizer.param_groups:
-            group["lr"] = self.epoch_lr(lr, epoch, epochs)
+            group["lr"] = epoch_lr(options, epoch)
         member.model.train()
         return self._train_epoch(
             member.model,
@@ -400,19 +365,109 @@ class _Member:
         self.model, self.train, self.val, self.seed = model, train, val, seed
         self.order = torch.Generator().manual_seed(seed)
 
-    def start(
-        self,
-        lr: float,
-        weight_decay: float,
-        dev: torch.device,
-        batch_size: int,
-        augment: tuple[str, ...] = (),
-    ) -> None:
-        params = self.model.parameters()
-        self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    def start(self, options: TrainOptions, dev: torch.device) -> None:
+        """Its optimiser, grad scaler, batch plan and (with ``options.augment``) augmenter."""
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.scaler = grad_scaler(dev)
-        self.batch_size, self.passes = epoch_plan(len(self.train.x), batch_size)
-        self.augmenter = Augmenter(augment, self.seed) if augment else None
+        self.batch_size, self.passes = epoch_plan(len(self.train.x), options.batch_size)
+        self.augmenter = Augmenter(options.augment, self.seed) if options.augment else None
+
+
+@dataclass
+class _Data:
+    """A task's training and validation splits on the device, with the lengths the model
+    takes."""
+
+    train: _Split
+    val: _Split
+    lengths: dict[str, torch.Tensor]
+
+    @classmethod
+    def on(cls, model: nn.Module, task: Task, dev: torch.device) -> _Data:
+        """The splits on ``dev``; a lazy ``model`` is materialised on the first two inputs."""
+        x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
+        x_val, y_val = task.x_val.to(dev), task.y_val.to(dev)
+        _materialize_lazy(model, x_train[:2])
+        lengths = split_lengths(model, task, dev)
+        return cls(
+            _Split(x_train, y_train, lengths.get("train")),
+            _Split(x_val, y_val, lengths.get("val")),
+            lengths,
+        )
+
+    @functools.cached_property
+    def pool(self) -> _Split:
+        """Train + validation as one split (what folds index and the refit trains on)."""
+        lengths = None
+        if self.lengths:
+            lengths = torch.cat([self.lengths["train"], self.lengths["val"]])
+        return _Split(
+            torch.cat([self.train.x, self.val.x]), torch.cat([self.train.y, self.val.y]), lengths
+        )
+
+    def members(
+        self,
+        model: nn.Module,
+        initial: nn.Module | None,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        seed: int,
+    ) -> list[_Member]:
+        """``model`` on the holdout split, or a copy of ``initial`` per fold of the pool."""
+        if initial is None:
+            return [_Member(model, self.train, self.val, seed)]
+        return [
+            _Member(copy.deepcopy(initial), self.pool.take(tr), self.pool.take(va), seed + i)
+            for i, (tr, va) in enumerate(folds)
+        ]
+
+
+@dataclass
+class _Progress:
+    """What the epochs so far produced: their records and the best (pooled) validation epoch
+    with its weights (holdout) or every fold model's weights and reward (cross-validation)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    value: float = 0.0
+    epoch: int = 0
+    val: dict[str, float] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+    fold_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    fold_values: list[float] = field(default_factory=list)
+    diverged: bool = False
+
+    def result(
+        self,
+        model: nn.Module,
+        kept: nn.Module,
+        metrics: dict[str, float],
+        metric: str,
+        seconds: float,
+    ) -> TrainResult:
+        """The `TrainResult` of a finished training whose kept model is ``kept``."""
+        return TrainResult(
+            reward=0.0 if self.diverged else self.value,
+            val_accuracy=metrics.get("val_accuracy", 0.0) if self.val else 0.0,
+            test_accuracy=metrics.get("test_accuracy"),
+            best_epoch=self.epoch,
+            epochs=len(self.history),
+            params=count_parameters(model),
+            train_seconds=seconds,
+            history=self.history,
+            state_dict=self.state or {},
+            diverged=self.diverged,
+            metrics=metrics,
+            metric=metric,
+            ensemble=len(kept.members) if isinstance(kept, Ensemble) else 0,
+            ensemble_combine=kept.combine if isinstance(kept, Ensemble) else "",
+        )
+
+
+def epoch_lr(options: TrainOptions, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (1-based) of ``options.epochs`` under
+    ``options.lr_schedule``."""
+    if options.lr_schedule == "cosine":
+        return options.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / options.epochs))
+    return options.lr
 
 
 def _pooled(

@@ -1,7 +1,7 @@
 """The trainer of the `vae` family: the negative ELBO with a KL weight, rewarded by bits/dim.
 
 A training step draws one posterior sample per example (the reparameterisation trick) and takes
-an Adam step (at the ``lr`` given to ``fit``) on ``reconstruction NLL + beta * KL``, under mixed
+an Adam step (at ``TrainOptions.lr``) on ``reconstruction NLL + beta * KL``, under mixed
 precision on CUDA. Losses are reported in bits per dimension: ``train_loss`` (the weighted
 objective), ``train_recon`` and ``train_kl``.
 
@@ -15,7 +15,7 @@ child. For a Gaussian likelihood it is the negative log-density in nats per dime
 by ``ln 2``, without dequantisation: a density, so it can be negative, and it compares models of
 the same continuous data (not with discrete bits per dimension).
 
-Rewards (``fit(metric=...)``): ``"bpd"`` (default) is ``1 / (1 + 2 ** bpd)``, in ``(0, 1)``,
+Rewards (``TrainOptions.metric``): ``"bpd"`` (default) is ``1 / (1 + 2 ** bpd)``, in ``(0, 1)``,
 decreasing in bpd and defined for negative values too (it is ``p / (1 + p)`` of the
 per-dimension geometric-mean likelihood ``p = 2 ** -bpd``); ``"quality"`` is the samples'
 ``quality`` from the reference classifier (see `trainers.quality`). A Bernoulli likelihood on
@@ -35,11 +35,13 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from spaces.families.generative import GenerativeModel
+from spaces.families.vae import VAE
 from trainers.base import ReportFn, TrainResult, count_parameters, register_trainer
 from trainers.device import autocast, grad_scaler
 from trainers.generative import GenerativeTrainer
+from trainers.options import TrainOptions
 from trainers.tasks import Task
 
 __all__ = ["VAETrainer", "bpd_reward"]
@@ -65,31 +67,25 @@ class _State:
 
 
 @register_trainer("vae")
-class VAETrainer(GenerativeTrainer):
+class VAETrainer(GenerativeTrainer[VAE]):
     """Trains a `spaces.families.vae.VAE` on the negative ELBO (KL weighted by its beta)."""
 
+    model_class = VAE
     losses = ("loss", "recon", "kl")
     extra_metrics = ("bpd", "recon", "kl")
     reward_metrics = ("bpd", "quality")
 
-    def fit(
+    def train(
         self,
-        model: GenerativeModel,
+        model: nn.Module,
         task: Task,
-        *,
-        epochs: int,
-        seed: int,
-        device: str | torch.device | None = None,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        metric: str | None = None,
-        reference_dir: str | None = None,
-        report: ReportFn | None = None,
+        options: TrainOptions,
+        metric: str,
+        report: ReportFn | None,
     ) -> TrainResult:
-        """As `GenerativeTrainer.fit`; a Bernoulli model on data outside [0, 1] fails at once."""
+        """As `GenerativeTrainer.train`; a Bernoulli model on data outside [0, 1] fails at once."""
         failure = _likelihood_mismatch(model, task)
         if failure:
-            metric = self.reward_metrics[0] if metric is None else metric
             return TrainResult(
                 reward=0.0,
                 val_accuracy=0.0,
@@ -101,22 +97,9 @@ class VAETrainer(GenerativeTrainer):
                 metric=metric,
                 failure=failure,
             )
-        return super().fit(
-            model,
-            task,
-            epochs=epochs,
-            seed=seed,
-            device=device,
-            batch_size=batch_size,
-            lr=lr,
-            metric=metric,
-            reference_dir=reference_dir,
-            report=report,
-        )
+        return super().train(model, task, options, metric, report)
 
-    def prepare(
-        self, model: GenerativeModel, task: Task, *, lr: float, device: torch.device
-    ) -> _State:
+    def prepare(self, model: VAE, task: Task, *, lr: float, device: torch.device) -> _State:
         """Adam at ``lr`` and a gradient scaler (enabled for fp16 on CUDA only)."""
         return _State(
             optimizer=torch.optim.Adam(model.parameters(), lr=lr),
@@ -125,9 +108,7 @@ class VAETrainer(GenerativeTrainer):
             dims=math.prod(model.data_shape),
         )
 
-    def train_step(
-        self, model: GenerativeModel, state: _State, batch: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def train_step(self, model: VAE, state: _State, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """One Adam step on ``recon + beta * KL``; the three terms in bits per dimension."""
         to_bits = 1.0 / (state.dims * math.log(2))
         with autocast(state.device):
@@ -141,7 +122,7 @@ class VAETrainer(GenerativeTrainer):
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
     @torch.no_grad()
-    def evaluate_extra(self, model: GenerativeModel, x: torch.Tensor) -> dict[str, float]:
+    def evaluate_extra(self, model: VAE, x: torch.Tensor) -> dict[str, float]:
         """Validation negative ELBO (beta = 1) in bits per dimension, and its two parts."""
         generator = torch.Generator().manual_seed(EVAL_SEED)
         nll_sum = kl_sum = 0.0
@@ -150,8 +131,8 @@ class VAETrainer(GenerativeTrainer):
             nll_sum += float(nll.double().sum())
             kl_sum += float(kl.double().sum())
         to_bits = 1.0 / (len(x) * math.prod(model.data_shape) * math.log(2))
-        recon, kl = nll_sum * to_bits, kl_sum * to_bits
-        return {"bpd": recon + kl, "recon": recon, "kl": kl}
+        recon, divergence = nll_sum * to_bits, kl_sum * to_bits
+        return {"bpd": recon + divergence, "recon": recon, "kl": divergence}
 
     def reward(self, val: dict[str, float], metric: str) -> float:
         """``bpd``: `bpd_reward` of ``val["bpd"]``; ``quality``: the samples' ``quality``."""
@@ -161,7 +142,7 @@ class VAETrainer(GenerativeTrainer):
         return value if math.isfinite(value) else 0.0
 
 
-def _likelihood_mismatch(model: GenerativeModel, task: Task) -> str:
+def _likelihood_mismatch(model: nn.Module, task: Task) -> str:
     if getattr(model, "likelihood", None) != "bernoulli":
         return ""
     low = min(float(x.min()) for x in (task.x_train, task.x_val, task.x_test))

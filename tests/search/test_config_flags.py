@@ -118,7 +118,7 @@ def test_settings_with_choices_refuse_others_as_flags_and_in_files(name):
 
 
 def test_the_learning_rate_schedules_are_those_the_supervised_trainers_implement():
-    from trainers.supervised import LR_SCHEDULES as IMPLEMENTED
+    from trainers.options import LR_SCHEDULES as IMPLEMENTED
 
     assert LR_SCHEDULES == IMPLEMENTED
 

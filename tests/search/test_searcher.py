@@ -7,12 +7,13 @@ import math
 import pytest
 
 from controller import make_controller
+from search.child_setup import ChildSetup
 from search.config import ConfigError, SearchConfig, default_tracking_uri
 from search.searcher import ControllerSearcher, SearchError
 from spaces import load_space
 from spaces.families import InvalidArchitecture, build_model
 
-SETUP = {"task": "digits", "epochs": 1}
+SETUP = ChildSetup(task="digits", family="cnn", space="cnn", epochs=1, batch_size=64, lr=1e-3)
 
 
 def digits_validator(space):

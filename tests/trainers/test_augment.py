@@ -9,7 +9,7 @@ from torch import nn
 
 from search import SearchConfig, run_search
 from search.config import ConfigError
-from trainers import load_task
+from trainers import TrainOptions, load_task
 from trainers.augment import (
     AUGMENTATIONS,
     JITTER_SD,
@@ -94,10 +94,10 @@ def test_the_trainer_augments_training_batches_only() -> None:
     task = load_task("uea:BasicMotions", seed=0)
     trainer = ClassificationTrainer()
     trainer.cv_folds = 0  # holdout: the result's state is one model's
-    plain = trainer.fit(sequence_model(task), task, epochs=2, seed=0)
-    trainer.augment = ("scale", "jitter", "shift")
-    first = trainer.fit(sequence_model(task), task, epochs=2, seed=0)
-    again = trainer.fit(sequence_model(task), task, epochs=2, seed=0)
+    plain = trainer.fit(sequence_model(task), task, TrainOptions(epochs=2, seed=0))
+    augmented = TrainOptions(epochs=2, seed=0, augment=("scale", "jitter", "shift"))
+    first = trainer.fit(sequence_model(task), task, augmented)
+    again = trainer.fit(sequence_model(task), task, augmented)
     assert first.history == again.history  # seeded
     train_losses = [[h["train_loss"] for h in r.history] for r in (plain, first)]
     assert train_losses[0] != train_losses[1]
@@ -112,18 +112,18 @@ def test_the_trainer_augments_training_batches_only() -> None:
 
 def test_other_tasks_refuse_augmentation() -> None:
     digits = load_task("digits", seed=0)
-    trainer = ClassificationTrainer()
-    trainer.augment = ("shift",)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     with pytest.raises(TrainerError, match=r"sequence classification.*'digits'.*\(1, 8, 8\)"):
-        trainer.fit(model, digits, epochs=1, seed=0)
+        ClassificationTrainer().fit(
+            model, digits, TrainOptions(epochs=1, seed=0, augment=("shift",))
+        )
     forecast = load_task("forecast:Airline", seed=0)
-    trainer = ForecastingTrainer()
-    trainer.augment = ("jitter",)
     model = nn.Sequential(nn.Flatten(), nn.Linear(forecast.input_shape[0], forecast.horizon))
     assert forecast.input_shape[1] == 1
     with pytest.raises(TrainerError, match="forecasting"):
-        trainer.fit(model, forecast, epochs=1, seed=0)
+        ForecastingTrainer().fit(
+            model, forecast, TrainOptions(epochs=1, seed=0, augment=("jitter",))
+        )
 
 
 def test_search_settings_check_augmentation_before_anything_runs(tmp_path) -> None:

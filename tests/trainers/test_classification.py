@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from spaces.families import build_model
-from trainers import ClassificationTrainer, Task, load_task
+from trainers import ClassificationTrainer, Task, TrainOptions, load_task
 from trainers.classification import TIE_BREAK
 
 FINAL_KEYS = {f"{split}_{m}" for split in ("val", "test") for m in ("accuracy", "macro_f1", "uar")}
@@ -29,7 +29,10 @@ def test_metric_is_the_reward_and_every_metric_is_reported(metric: str) -> None:
     torch.manual_seed(0)
     reports: list[dict] = []
     result = ClassificationTrainer().fit(
-        nn.Linear(4, 2), task, epochs=3, seed=0, lr=1e-2, metric=metric, report=reports.append
+        nn.Linear(4, 2),
+        task,
+        TrainOptions(epochs=3, seed=0, lr=1e-2, metric=metric),
+        report=reports.append,
     )
     assert result.metric == metric
     assert set(result.metrics) == FINAL_KEYS
@@ -48,7 +51,9 @@ def test_metric_is_the_reward_and_every_metric_is_reported(metric: str) -> None:
 
 def test_unknown_metric_fails_loudly() -> None:
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
-        ClassificationTrainer().fit(nn.Linear(4, 2), _imbalanced(), epochs=1, seed=0, metric="auc")
+        ClassificationTrainer().fit(
+            nn.Linear(4, 2), _imbalanced(), TrainOptions(epochs=1, seed=0, metric="auc")
+        )
 
 
 def test_rnn_evolved_architecture_learns_a_shipped_archive() -> None:
@@ -58,5 +63,5 @@ def test_rnn_evolved_architecture_learns_a_shipped_archive() -> None:
     model = build_model("rnn", arch, task.input_shape, task.num_outputs)
     trainer = ClassificationTrainer()
     trainer.cv_folds = 0  # holdout keeps this quick; cross-validation is tested with digits
-    result = trainer.fit(model, task, epochs=15, seed=0, lr=1e-2, metric="uar")
+    result = trainer.fit(model, task, TrainOptions(epochs=15, seed=0, lr=1e-2, metric="uar"))
     assert result.reward > 0.75 and result.metrics["test_uar"] > 0.7

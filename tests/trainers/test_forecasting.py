@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spaces.families import build_model, family_trainer, list_families
-from trainers import ForecastingTrainer, TaskError, get_trainer, load_task
+from trainers import ForecastingTrainer, TaskError, TrainOptions, get_trainer, load_task
 from trainers.forecasting import forecast_task, mackey_glass
 
 
@@ -52,7 +52,7 @@ def test_every_family_forecasts_and_the_reward_is_bounded(family: str) -> None:
     model = build_model(family, SEQUENCE_EXAMPLES[family], task.input_shape, task.num_outputs)
     reports: list[dict] = []
     result = get_trainer("forecasting").fit(
-        model, task, epochs=2, seed=0, lr=1e-2, report=reports.append
+        model, task, TrainOptions(epochs=2, seed=0, lr=1e-2), report=reports.append
     )
     assert isinstance(get_trainer("forecasting"), ForecastingTrainer)
     assert 0.0 < result.reward <= 1.0 and result.test_accuracy is None
@@ -69,5 +69,5 @@ def test_mackey_glass_is_learnt_one_step_ahead() -> None:
     torch.manual_seed(0)
     arch = {"layers": [{"channels": 16, "kernel": 3}] * 3, "readout": "last"}
     model = build_model("tdnn", arch, task.input_shape, 1)
-    result = ForecastingTrainer().fit(model, task, epochs=10, seed=0, lr=3e-3)
+    result = ForecastingTrainer().fit(model, task, TrainOptions(epochs=10, seed=0, lr=3e-3))
     assert result.reward > 0.8  # validation RMSE under a quarter of the series' std

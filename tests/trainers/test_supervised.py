@@ -13,6 +13,7 @@ from trainers import (
     Task,
     Trainer,
     TrainerError,
+    TrainOptions,
     autocast,
     autocast_dtype,
     configure_cpu_threads,
@@ -113,7 +114,7 @@ def test_unknown_kind_and_duplicate_registration(monkeypatch: pytest.MonkeyPatch
 def test_mlp_learns_digits_and_reports_each_epoch(digits: Task) -> None:
     reports: list[dict] = []
     result = get_trainer("classification").fit(
-        mlp(), digits, epochs=5, seed=0, lr=3e-3, report=reports.append
+        mlp(), digits, TrainOptions(epochs=5, seed=0, lr=3e-3), report=reports.append
     )
     assert result.reward > 0.9
     assert not result.diverged
@@ -134,7 +135,7 @@ def test_mlp_learns_digits_and_reports_each_epoch(digits: Task) -> None:
 def test_best_epoch_weights_are_restored(digits: Task) -> None:
     """Epoch 1 is best (the model breaks afterwards); its weights come back and score test."""
     model = Saboteur(after=batches_per_epoch(digits), mode="roll")
-    result = ClassificationTrainer().fit(model, digits, epochs=3, seed=0, lr=3e-3)
+    result = ClassificationTrainer().fit(model, digits, TrainOptions(epochs=3, seed=0, lr=3e-3))
     assert result.best_epoch == 1 and result.epochs == 3
     assert result.val_accuracy == result.history[0]["val_accuracy"] > 0.5
     assert all(h["val_accuracy"] < 0.3 for h in result.history[1:])
@@ -171,7 +172,7 @@ def test_tiny_training_splits_get_enough_steps_per_epoch(digits: Task) -> None:
     assert batch == 10 and passes * 40 >= MIN_EPOCH_SAMPLES
     tiny = digits_subset(digits, train=40)
     model = Saboteur(after=10**9, mode="roll")
-    result = ClassificationTrainer().fit(model, tiny, epochs=2, seed=0, batch_size=64)
+    result = ClassificationTrainer().fit(model, tiny, TrainOptions(epochs=2, seed=0, batch_size=64))
     assert model.steps == result.best_epoch * passes * 4 and result.epochs == 2  # restored
 
 
@@ -203,18 +204,18 @@ def test_padded_tasks_give_the_model_the_true_lengths() -> None:
     assert task.lengths
     steps, channels = task.input_shape
     spy = LengthSpy(steps, channels, task.num_classes)
-    result = ClassificationTrainer().fit(spy, task, epochs=1, seed=0)
+    result = ClassificationTrainer().fit(spy, task, TrainOptions(epochs=1, seed=0))
     assert not result.diverged and spy.seen
     assert max(n for _, n in spy.seen) <= steps
     # cross-validated, the kept ensemble hands each member the lengths too (the spy asserts it)
     trainer = ClassificationTrainer()
     trainer.cv_max_samples = len(task.y_train) + len(task.y_val)
     spy = LengthSpy(steps, channels, task.num_classes)
-    result = trainer.fit(spy, task, epochs=1, seed=0)
+    result = trainer.fit(spy, task, TrainOptions(epochs=1, seed=0))
     assert result.ensemble == 6 and 0.0 <= result.test_accuracy <= 1.0
     # a model whose forward takes no lengths still trains on the padded inputs
     plain = nn.Sequential(nn.Flatten(), nn.Linear(steps * channels, task.num_classes))
-    assert not ClassificationTrainer().fit(plain, task, epochs=1, seed=0).diverged
+    assert not ClassificationTrainer().fit(plain, task, TrainOptions(epochs=1, seed=0)).diverged
 
 
 def small_task(digits: Task) -> Task:
@@ -238,7 +239,9 @@ def test_small_tasks_are_cross_validated_refitted_and_ensembled(digits: Task) ->
     assert sorted(np.concatenate([va for _, va in folds]).tolist()) == list(range(160))
     reports: list[dict] = []
     model = mlp()
-    result = trainer.fit(model, small, epochs=3, seed=0, lr=3e-3, report=reports.append)
+    result = trainer.fit(
+        model, small, TrainOptions(epochs=3, seed=0, lr=3e-3), report=reports.append
+    )
     assert trainer.validation_size == 160 and not result.diverged
     # pooled out-of-fold accuracy: a multiple of 1/160
     assert result.val_accuracy * 160 == pytest.approx(round(result.val_accuracy * 160))
@@ -257,7 +260,7 @@ def test_small_tasks_are_cross_validated_refitted_and_ensembled(digits: Task) ->
     assert tested >= np.median(members)
     # without the fold models, the refit alone is kept
     trainer.fold_ensemble = False
-    single = trainer.fit(mlp(), small, epochs=3, seed=0, lr=3e-3)
+    single = trainer.fit(mlp(), small, TrainOptions(epochs=3, seed=0, lr=3e-3))
     assert single.ensemble == single.metrics["ensemble"] == 0
     assert single.test_accuracy == pytest.approx(members[0])
     trainer.cv_folds = 0
@@ -267,14 +270,14 @@ def test_small_tasks_are_cross_validated_refitted_and_ensembled(digits: Task) ->
 class StalledRefit(ClassificationTrainer):
     """A refit that never trains: the model stays at its initial weights (chance accuracy)."""
 
-    def _refit(self, member, task, lr, epochs, schedule_epochs):
+    def _refit(self, member, task, options, epochs):
         return {k: v.detach().clone() for k, v in member.model.state_dict().items()}
 
 
 def test_a_failed_refit_is_left_out(digits: Task) -> None:
     small = small_task(digits)
     model = mlp()
-    result = StalledRefit().fit(model, small, epochs=3, seed=0, lr=3e-3)
+    result = StalledRefit().fit(model, small, TrainOptions(epochs=3, seed=0, lr=3e-3))
     assert result.metrics["refit"] == 0.0 and result.val_accuracy > 0.5
     # the ensemble is the five trained fold models, without the untrained initial weights
     assert result.ensemble == 5
@@ -289,7 +292,7 @@ def test_a_failed_refit_is_left_out(digits: Task) -> None:
     stalled = StalledRefit()
     stalled.fold_ensemble = False
     model = mlp()
-    single = stalled.fit(model, small, epochs=3, seed=0, lr=3e-3)
+    single = stalled.fit(model, small, TrainOptions(epochs=3, seed=0, lr=3e-3))
     assert single.ensemble == 0 and single.metrics["refit"] == 0.0
     assert accuracy(model, digits.x_test, digits.y_test) == pytest.approx(single.test_accuracy)
     assert single.test_accuracy > 0.5
@@ -325,7 +328,7 @@ class Constant(nn.Module):
 def test_non_finite_loss_diverges_with_zero_reward(digits: Task, value: float) -> None:
     reports: list[dict] = []
     result = ClassificationTrainer().fit(
-        Constant(value), digits, epochs=3, seed=0, report=reports.append
+        Constant(value), digits, TrainOptions(epochs=3, seed=0), report=reports.append
     )
     assert result.diverged and result.reward == 0.0
     assert result.epochs == 1 and result.best_epoch == 0
@@ -337,7 +340,7 @@ def test_divergence_after_good_epochs_keeps_best_weights(digits: Task) -> None:
     reports: list[dict] = []
     model = Saboteur(after=2 * batches_per_epoch(digits), mode="nan")
     result = ClassificationTrainer().fit(
-        model, digits, epochs=5, seed=0, lr=3e-3, report=reports.append
+        model, digits, TrainOptions(epochs=5, seed=0, lr=3e-3), report=reports.append
     )
     assert result.diverged and result.reward == 0.0
     assert result.epochs == 3 and len(reports) == 2 and result.best_epoch in (1, 2)
@@ -346,24 +349,24 @@ def test_divergence_after_good_epochs_keeps_best_weights(digits: Task) -> None:
 
 
 def test_cosine_schedule_decays_the_learning_rate_each_epoch(digits: Task) -> None:
-    cosine_trainer = ClassificationTrainer()
-    cosine_trainer.lr_schedule = "cosine"
-    cosine = cosine_trainer.fit(mlp(), digits, epochs=4, seed=0, lr=4e-3)
-    constant = ClassificationTrainer().fit(mlp(), digits, epochs=4, seed=0, lr=4e-3)
+    options = TrainOptions(epochs=4, seed=0, lr=4e-3, lr_schedule="cosine")
+    cosine = ClassificationTrainer().fit(mlp(), digits, options)
+    constant = ClassificationTrainer().fit(mlp(), digits, TrainOptions(epochs=4, seed=0, lr=4e-3))
     expected = [4e-3 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
     assert [r["lr"] for r in cosine.history] == pytest.approx(expected)
     assert [r["lr"] for r in constant.history] == [4e-3] * 4
     # the optimiser follows it: the first epoch trains alike, the later ones do not
     assert cosine.history[0]["train_loss"] == constant.history[0]["train_loss"]
     assert cosine.history[2]["train_loss"] != constant.history[2]["train_loss"]
-    cosine_trainer.lr_schedule = "warmup"
     with pytest.raises(ValueError, match=r"unknown lr_schedule 'warmup'; known: constant, cos"):
-        cosine_trainer.fit(mlp(), digits, epochs=1, seed=0)
+        TrainOptions(epochs=1, seed=0, lr_schedule="warmup")
 
 
 def test_same_init_and_seed_same_result(digits: Task) -> None:
     def run(seed: int):
-        return ClassificationTrainer().fit(mlp(dropout=0.3), digits, epochs=2, seed=seed)
+        return ClassificationTrainer().fit(
+            mlp(dropout=0.3), digits, TrainOptions(epochs=2, seed=seed)
+        )
 
     a, b, c = run(0), run(0), run(1)
     assert a.history == b.history
@@ -374,19 +377,23 @@ def test_same_init_and_seed_same_result(digits: Task) -> None:
 def test_wrong_output_shape_and_wrong_kind_fail_loudly(digits: Task) -> None:
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(64, 7))
     with pytest.raises(ValueError, match=r"expected logits of shape \(64, 10\)"):
-        ClassificationTrainer().fit(wrong, digits, epochs=1, seed=0)
+        ClassificationTrainer().fit(wrong, digits, TrainOptions(epochs=1, seed=0))
     other = Task("toy", "forecasting", **{k: getattr(digits, k) for k in TASK_DATA})
     with pytest.raises(TrainerError, match="forecasting"):
-        ClassificationTrainer().fit(mlp(), other, epochs=1, seed=0)
+        ClassificationTrainer().fit(mlp(), other, TrainOptions(epochs=1, seed=0))
 
 
 def test_lazy_modules_and_batch_norm_with_a_batch_of_one_left(digits: Task) -> None:
     lazy = nn.Sequential(nn.Flatten(), nn.LazyLinear(10))
-    result = ClassificationTrainer().fit(lazy, digits, epochs=1, seed=0)
+    result = ClassificationTrainer().fit(lazy, digits, TrainOptions(epochs=1, seed=0))
     assert result.params == 64 * 10 + 10
     assert len(digits.x_train) % 269 == 1  # the last batch would hold one sample
     bn = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.Linear(32, 10))
-    assert not ClassificationTrainer().fit(bn, digits, epochs=1, seed=0, batch_size=269).diverged
+    assert (
+        not ClassificationTrainer()
+        .fit(bn, digits, TrainOptions(epochs=1, seed=0, batch_size=269))
+        .diverged
+    )
 
 
 def test_cpu_device_helpers() -> None:
