@@ -65,7 +65,8 @@ LR_SCHEDULES = ("constant", "cosine")
 """Values of `SupervisedTrainer.lr_schedule`."""
 REFIT_TOLERANCE = 0.02
 """A refit whose reward on its own training data (train + validation) is more than this below
-the cross-validated reward failed to fit; the best fold's model is kept instead."""
+the cross-validated reward failed to fit and is left out: the kept model is then the fold
+models' ensemble (with `ensemble_combine` and `fold_ensemble`), else the best fold's model."""
 
 
 def epoch_plan(samples: int, batch_size: int) -> tuple[int, int]:
