@@ -247,7 +247,7 @@ def _refuse_unfinished(config: SearchConfig) -> None:
         _, client = open_store(config.resolved_tracking_uri)
     except ResultsError:
         return  # no store yet: nothing to mix with
-    left = unfinished_search(client, config.name, config.resolved_storage)
+    left = unfinished_search(client, _name(config), config.resolved_storage)
     if left is not None:
         raise UnfinishedSearch(
             f"search {config.name!r} is unfinished ({left.progress}, run {left.run_id}, "
@@ -361,10 +361,7 @@ def run_search(
     searcher.on_change = state.save
     state.save(final=True)
     print(_header(config, plan, concurrency, resume), file=out, flush=True)
-    # first: a child cut off by a lost cluster stays running (trained again on resume)
-    callbacks = [ClusterWatch(config.name), children, _SaveState(state), ProgressCallback(log, out)]
-    if config.child_timeout:
-        callbacks.append(ChildTimeout(searcher, config.child_timeout))
+    callbacks = _callbacks(config, searcher, children, state, out)
     status = "FAILED"
     try:
         _fit(
@@ -398,11 +395,22 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
+def _name(config: SearchConfig) -> str:
+    """The search's name (`SearchConfig` fills in the default)."""
+    if config.name is None:
+        raise ConfigError("name: missing")
+    return config.name
+
+
 def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
     """Ray (started here, or joined), the children at once, and the tracker."""
     started_ray = connect(config.address)
     try:
-        return started_ray, _concurrency(config), Tracker(config.resolved_tracking_uri, config.name)
+        return (
+            started_ray,
+            _concurrency(config),
+            Tracker(config.resolved_tracking_uri, _name(config)),
+        )
     except BaseException:
         disconnect(started_ray)
         raise
@@ -464,6 +472,26 @@ def _state_file(
     )
 
 
+def _callbacks(
+    config: SearchConfig,
+    searcher: ControllerSearcher,
+    children: ChildRunCallback,
+    state: StateFile,
+    out,
+) -> list[tune.Callback]:
+    """Tune's callbacks on the driver, in the order they hear of a trial."""
+    callbacks = [
+        # first: a child cut off by a lost cluster stays running (trained again on resume)
+        ClusterWatch(children.tracker.name),
+        children,
+        _SaveState(state),
+        ProgressCallback(children.log, out),
+    ]
+    if config.child_timeout:
+        callbacks.append(ChildTimeout(searcher, config.child_timeout))
+    return callbacks
+
+
 def _end_status(searcher: ControllerSearcher) -> str:
     """The parent run's status once Tune returned: FAILED after a run of failures, FINISHED
     when every child is done, else KILLED (Tune ends quietly on Ctrl-C and SIGTERM)."""
@@ -487,10 +515,10 @@ def _result(
 ) -> SearchResult:
     best = log.best
     return SearchResult(
-        name=config.name,
+        name=tracker.name,
         tracking_uri=tracker.tracking_uri,
         experiment_id=tracker.experiment_id,
-        parent_run_id=str(tracker.parent_run_id),
+        parent_run_id=tracker.parent_run_id,
         leaderboard=board,
         best_run_id=best.run_id if best else None,
         best_reward=best.reward if best else None,

@@ -13,7 +13,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -39,6 +39,9 @@ from search.tags import (
     TRAINS_AGAIN_TAG,
     TRIAL_ID_TAG,
 )
+
+if TYPE_CHECKING:
+    from search.searcher import ControllerSearcher
 
 __all__ = [
     "ChildRunCallback",
@@ -121,7 +124,7 @@ class Tracker:
         except BaseException:
             self.client.close()
             raise
-        self.parent_run_id: str | None = None
+        self.parent_run_id = ""  # set by start_parent or resume_parent
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for the queued MLflow writes; False if `timeout` seconds passed first."""
@@ -226,6 +229,8 @@ class Tracker:
         return int(version.version)
 
     def _beats_current_best(self, reward: float | None) -> bool:
+        if reward is None:
+            return True
         try:
             current = self.client.get_model_version_by_alias(self.name, "best")
         except MlflowException:
@@ -248,7 +253,7 @@ class ChildRunCallback(tune.Callback):
         self.controller = controller
         self.reward_of = reward_of or (lambda result: result.get("reward"))
         self.key_of = key_of or (lambda architecture: json.dumps(architecture, sort_keys=True))
-        self.searcher = None  # the ControllerSearcher, once built: why trials ended
+        self.searcher: ControllerSearcher | None = None  # once built: why trials ended
 
     def log_reused(self, candidate, key: str, reward: float | None) -> None:
         """A proposal answered from an earlier child's result: a nested run marked as such."""
@@ -392,7 +397,7 @@ class ChildRunCallback(tune.Callback):
     def _log_parent_progress(self, record: ChildRecord) -> None:
         done = self.log.count("finished") + self.log.count("failed")
         best = self.log.best
-        metrics = {
+        metrics: dict[str, Any] = {
             "children_finished": self.log.count("finished"),
             "children_failed": self.log.count("failed"),
             "invalid_proposals": len(self.log.invalid),

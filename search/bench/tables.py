@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def _load_space(path: Path, space: str | Path | None) -> Any:
         raise BenchError(f"{path}: cannot load its space: {exc}") from None
 
 
-def _seed_columns(path: Path, columns: list[str]) -> tuple[str, list[str], list[str | None]]:
+def _seed_columns(path: Path, columns: Sequence[str]) -> tuple[str, list[str], list[str | None]]:
     """The metric, its validation columns by training seed, and the matching test columns."""
     seeds: dict[str, dict[int, str]] = {"val": {}, "test": {}}
     metrics = set()
