@@ -107,7 +107,7 @@ def mlflow_metrics(values: dict[str, Any], step: int = 0) -> list[Metric]:
 
 
 class Tracker:
-    """The search's experiment and parent run."""
+    """An experiment (a search's, or a bench's) and a search's parent run."""
 
     def __init__(self, tracking_uri: str, name: str, outage_limit: float = DEFAULT_OUTAGE_LIMIT):
         """`ConfigError` at once if `tracking_uri` is a server that does not answer; later
