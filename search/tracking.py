@@ -21,7 +21,13 @@ from ray import tune
 
 from search.config import sqlite_path
 from search.mlflow_client import DEFAULT_OUTAGE_LIMIT, TrackingClient, check_tracking
-from search.records import ChildRecord, SearchLog, child_run_name, flatten_architecture
+from search.records import (
+    DEFAULT_TEST_METRIC,
+    ChildRecord,
+    SearchLog,
+    child_run_name,
+    flatten_architecture,
+)
 from search.tags import (
     ARCHITECTURE_TAG,
     CANDIDATE_ID_TAG,
@@ -334,7 +340,7 @@ class ChildRunCallback(tune.Callback):
         record.reward = reward
         record.metrics["reward"] = reward
         record.status = "finished"
-        record.test_metric = str(result.get("test_metric") or "test_accuracy")
+        record.test_metric = str(result.get("test_metric") or DEFAULT_TEST_METRIC)
         record.failure = str(result.get("failure") or "")
         tags = [
             RunTag(STATUS_TAG, "finished"),
