@@ -134,6 +134,8 @@ def done_keys(path: Path) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the architectures the table still lacks; 2 when the task kind has no table metric
+    or the table was begun with another recipe."""
     args = _parser().parse_args(argv)
     torch.set_num_threads(1)
     space = load_space(args.space)
