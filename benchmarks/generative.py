@@ -23,6 +23,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from search.config import SearchConfig
+from search.records import LeaderboardRow, child_run_name
+from search.results import child_runs, leaderboard_row
 from search.runner import run_search
 from spaces.families.gan import DEFAULT_IMAGE_GAN
 from spaces.families.vae import DEFAULT_IMAGE_VAE
@@ -37,26 +40,23 @@ from spaces.families.vae import DEFAULT_IMAGE_VAE
 DEFAULTS = {"gan": DEFAULT_IMAGE_GAN, "vae": DEFAULT_IMAGE_VAE}
 
 
-def child_runs(uri: str, parent_run_id: str, experiment_id: str) -> list[dict[str, Any]]:
-    """Every finished child of one search: reward, test FD, whether it was the default."""
+@dataclass
+class Child:
+    """A child of one search: its leaderboard row and its test FD (infinite without one)."""
+
+    row: LeaderboardRow
+    test_fd: float
+
+    @property
+    def reward(self) -> float:
+        return 0.0 if self.row.reward is None else self.row.reward
+
+
+def children_of(uri: str, parent_run_id: str, experiment_id: str) -> list[Child]:
+    """Every child of one search, failed ones included (no reward, no test FD)."""
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs(
-        [experiment_id],
-        f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`rlnas.role` = 'child'",
-        max_results=5000,
-    )
-    return [
-        {
-            "child": run.info.run_name,
-            "reward": run.data.metrics.get("reward", 0.0),
-            "test_fd": run.data.metrics.get("test_fd", math.inf),
-            "val_fd": run.data.metrics.get("val_fd", math.inf),
-            "included": run.data.tags.get("rlnas.included") == "true",
-            "failure": run.data.tags.get("rlnas.failure", ""),
-            "architecture": run.data.tags.get("rlnas.architecture", ""),
-        }
-        for run in runs
-    ]
+    runs = child_runs(client, experiment_id, parent_run_id, finished_only=False)
+    return [Child(leaderboard_row(r), r.data.metrics.get("test_fd", math.inf)) for r in runs]
 
 
 def compare(family: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -75,27 +75,25 @@ def compare(family: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     )
     started = time.monotonic()
     result = run_search(config)
-    children = child_runs(result.tracking_uri, result.parent_run_id, result.experiment_id)
-    default = next(c for c in children if c["included"])
+    children = children_of(result.tracking_uri, result.parent_run_id, result.experiment_id)
+    default = next(c for c in children if c.row.included)
     searched = max(
-        (c for c in children if not c["included"]),
-        key=lambda c: c["reward"],
-        default=None,
+        (c for c in children if not c.row.included), key=lambda c: c.reward, default=None
     )
-    best_fd = searched["test_fd"] if searched else math.inf
+    best_fd = searched.test_fd if searched else math.inf
     return {
         "family": family,
         "seed": seed,
-        "default_test_fd": default["test_fd"],
-        "default_reward": default["reward"],
-        "default_failure": default["failure"],
+        "default_test_fd": default.test_fd,
+        "default_reward": default.reward,
+        "default_failure": default.row.failure,
         "searched_test_fd": best_fd,
-        "searched_reward": searched["reward"] if searched else 0.0,
-        "searched_child": searched["child"] if searched else "",
-        "searched_architecture": searched["architecture"] if searched else "",
+        "searched_reward": searched.reward if searched else 0.0,
+        "searched_child": child_run_name(searched.row.child) if searched else "",
+        "searched_architecture": searched.row.architecture if searched else "",
         "children": len(children),
-        "failed_children": sum(1 for c in children if c["failure"]),
-        "win": best_fd < default["test_fd"],
+        "failed_children": sum(1 for c in children if c.row.failure),
+        "win": best_fd < default.test_fd,
         "seconds": round(time.monotonic() - started, 1),
         "parent_run_id": result.parent_run_id,
     }

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from search.tags import ARCHITECTURE_TAG, ROLE_TAG, tag_filter
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "kill-resume"
 SPACE = """\
@@ -94,7 +96,7 @@ def finished_children(path: Path) -> list:
         return []
     runs = client.search_runs(
         [experiment.experiment_id],
-        "tags.`rlnas.role` = 'child' and attributes.status = 'FINISHED'",
+        tag_filter(ROLE_TAG, "child") + " and attributes.status = 'FINISHED'",
         max_results=10000,
     )
     return runs
@@ -147,7 +149,7 @@ def main() -> None:
         cut_wall = 0.0
         verb = "search"
         for _ in range(args.kills):
-            finished_keys = {r.data.tags["rlnas.architecture"] for r in finished_children(cut)}
+            finished_keys = {r.data.tags[ARCHITECTURE_TAG] for r in finished_children(cut)}
             done_before = len(evaluations(cut))
             ran = kill_at_random(cut, command(args, verb), rng, args.child_seconds)
             if ran is None:

@@ -34,9 +34,18 @@ from typing import Any, NamedTuple
 
 import torch
 
+from search.bench.tables import seed_column
 from spaces import Space, load_space
 from spaces.families import build_model
-from trainers import Task, TrainOptions, TrainResult, get_trainer, load_task, seed_everything
+from trainers import (
+    Task,
+    Trainer,
+    TrainOptions,
+    TrainResult,
+    get_trainer,
+    load_task,
+    seed_everything,
+)
 
 DEFAULTS = {"task": "digits", "data_seed": 0, "seeds": 2, "epochs": 10, "batch_size": 128}
 DEFAULT_LR = 3e-3
@@ -133,6 +142,33 @@ def done_keys(path: Path) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the architectures the table still lacks; 2 when the task kind has no table metric
+    or the table was begun with another recipe."""
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(1)
+    space = load_space(args.space)
+    out = Path(args.out) if args.out else Path(args.space).with_suffix(".csv")
+    task = load_task(args.task, seed=args.data_seed)
+    if task.kind not in METRICS:
+        print(f"{args.task}: no table metric for {task.kind!r} tasks", file=sys.stderr)
+        return 2
+    metric = METRICS[task.kind]
+    if not _write_recipe(out, _recipe(args, metric)):
+        return 2
+    archs = [space.decode(actions) for actions in enumerate_actions(space)]
+    assert len(archs) == space.cardinality(), (len(archs), space.cardinality())
+    done = done_keys(out)
+    todo = [a for a in archs if space.key(a) not in done]
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    print(f"{out}: {len(done)} of {len(archs)} done, {len(todo)} to train", flush=True)
+    header = _header(decision_columns(space, archs), metric, args.seeds)
+    trainer = get_trainer(task.kind)
+    _append_rows(out, header, todo, lambda a: _train_row(args, space, task, trainer, metric, a))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("space", help="space YAML file; the table is written beside it")
     parser.add_argument("--out", help="table CSV (default: the space file with .csv)")
@@ -143,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate")
     parser.add_argument("--limit", type=int, help="stop after this many new architectures")
-    args = parser.parse_args(argv)
+    return parser
 
-    torch.set_num_threads(1)
-    space = load_space(args.space)
-    out = Path(args.out) if args.out else Path(args.space).with_suffix(".csv")
-    recipe = {
+
+def _recipe(args: argparse.Namespace, metric: Metric) -> dict[str, Any]:
+    """How the table is made: what `load_table` and a restart read back."""
+    return {
         "space": Path(args.space).name,
         "task": args.task,
         "data_seed": args.data_seed,
@@ -157,41 +193,69 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "optimizer": "adam",
+        "metric": metric.name,
+        "higher_is_better": metric.higher_is_better,
+        "reward": metric.description,
     }
-    task = load_task(args.task, seed=args.data_seed)
-    if task.kind not in METRICS:
-        print(f"{args.task}: no table metric for {task.kind!r} tasks", file=sys.stderr)
-        return 2
-    metric = METRICS[task.kind]
-    recipe.update(metric=metric.name, higher_is_better=metric.higher_is_better)
-    recipe["reward"] = metric.description
+
+
+def _write_recipe(out: Path, recipe: dict[str, Any]) -> bool:
+    """Write ``<table>.json``; False (with a message) if the table was begun with another."""
     meta_path = out.with_suffix(".json")
     if meta_path.exists() and out.exists():
         old = json.loads(meta_path.read_text())
         if old != recipe:
             print(f"{out}: recorded recipe {old} differs from {recipe}; refusing", file=sys.stderr)
-            return 2
+            return False
     meta_path.write_text(json.dumps(recipe, indent=2) + "\n")
+    return True
 
-    archs = [space.decode(actions) for actions in enumerate_actions(space)]
-    assert len(archs) == space.cardinality(), (len(archs), space.cardinality())
-    decisions = decision_columns(space, archs)
-    seeds = range(args.seeds)
-    header = [
+
+def _header(decisions: list[str], metric: Metric, seeds: int) -> list[str]:
+    return [
         "key",
         *decisions,
-        *(f"val_{metric.name}_seed{s}" for s in seeds),
-        *(f"test_{metric.name}_seed{s}" for s in seeds),
+        *(seed_column("val", metric.name, s) for s in range(seeds)),
+        *(seed_column("test", metric.name, s) for s in range(seeds)),
         "params",
         "train_seconds",
     ]
-    done = done_keys(out)
-    todo = [a for a in archs if space.key(a) not in done]
-    if args.limit is not None:
-        todo = todo[: args.limit]
-    print(f"{out}: {len(done)} of {len(archs)} done, {len(todo)} to train", flush=True)
 
-    trainer = get_trainer(task.kind)
+
+def _train_row(
+    args: argparse.Namespace,
+    space: Space,
+    task: Task,
+    trainer: Trainer,
+    metric: Metric,
+    arch: dict[str, Any],
+) -> dict[str, Any]:
+    """One architecture trained once per seed: its row of the table."""
+    row: dict[str, Any] = {"key": space.key(arch), **flatten(arch, "")}
+    seconds = 0.0
+    for s in range(args.seeds):
+        seed_everything(s)  # the initial weights too, so a row never depends on order
+        model = build_model(space.family, arch, task.input_shape, task.num_outputs)
+        options = TrainOptions(
+            epochs=args.epochs, seed=s, device="cpu", batch_size=args.batch_size, lr=args.lr
+        )
+        result = trainer.fit(model, task, options)
+        val, test = metric.values(result, task)
+        row[seed_column("val", metric.name, s)] = f"{val:.6f}"
+        row[seed_column("test", metric.name, s)] = "" if test is None else f"{test:.6f}"
+        row["params"] = result.params
+        seconds += result.train_seconds
+    row["train_seconds"] = f"{seconds / args.seeds:.3f}"
+    return row
+
+
+def _append_rows(
+    out: Path,
+    header: list[str],
+    todo: list[dict[str, Any]],
+    make_row: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Append one row per architecture, flushed at once (a restart skips them)."""
     new_file = not out.exists() or out.stat().st_size == 0
     start = time.perf_counter()
     with out.open("a", newline="") as f:
@@ -199,35 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         if new_file:
             writer.writeheader()
         for n, arch in enumerate(todo, 1):
-            row: dict[str, Any] = {"key": space.key(arch), **flatten(arch, "")}
-            seconds = 0.0
-            for s in seeds:
-                seed_everything(s)  # the initial weights too, so a row never depends on order
-                model = build_model(space.family, arch, task.input_shape, task.num_outputs)
-                result = trainer.fit(
-                    model,
-                    task,
-                    TrainOptions(
-                        epochs=args.epochs,
-                        seed=s,
-                        device="cpu",
-                        batch_size=args.batch_size,
-                        lr=args.lr,
-                    ),
-                )
-                val, test = metric.values(result, task)
-                row[f"val_{metric.name}_seed{s}"] = f"{val:.6f}"
-                row[f"test_{metric.name}_seed{s}"] = "" if test is None else f"{test:.6f}"
-                row["params"] = result.params
-                seconds += result.train_seconds
-            row["train_seconds"] = f"{seconds / len(seeds):.3f}"
-            writer.writerow(row)
+            writer.writerow(make_row(arch))
             f.flush()
             if n % 50 == 0 or n == len(todo):
                 elapsed = time.perf_counter() - start
                 eta = elapsed / n * (len(todo) - n)
                 print(f"{n}/{len(todo)} {elapsed:.0f}s elapsed, ~{eta:.0f}s left", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,8 +20,7 @@ import argparse
 import numpy as np
 
 from search.results import leaderboard, open_store
-
-PARENT_TAG = "mlflow.parentRunId"
+from search.tags import PARENT_RUN_TAG
 
 
 def best_epoch_accuracy(client, run_id: str) -> float:
@@ -46,7 +45,7 @@ def main() -> None:
         tier = board[np.isclose(accuracy, accuracy.max(), atol=1e-6)]
         tests = tier["test_accuracy"].to_numpy(dtype=float)
         picked = board.iloc[0]["test_accuracy"]
-        parent = client.get_run(client.get_run(board.iloc[0]["run_id"]).data.tags[PARENT_TAG])
+        parent = client.get_run(client.get_run(board.iloc[0]["run_id"]).data.tags[PARENT_RUN_TAG])
         kept = parent.data.metrics.get("best_test_accuracy", picked)
         print(
             f"{name}: {len(board)} children, {len(tier)} at the top cross-validated accuracy "

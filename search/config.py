@@ -12,6 +12,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from spaces.yaml_files import YamlFileError, parse_yaml, read_text, read_yaml, shorten
 
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "SearchConfig",
     "default_tracking_uri",
+    "sqlite_path",
 ]
 
 RUNS_DIR = Path("runs")
@@ -45,6 +47,13 @@ def default_tracking_uri() -> str:
     if env:
         return env
     return f"sqlite:///{(RUNS_DIR / 'mlflow.db').resolve()}"
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    if urlparse(tracking_uri).scheme != "sqlite":
+        return None
+    return Path(tracking_uri[len("sqlite:///") :])
 
 
 @dataclass

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from search.records import child_run_name
+
 __all__ = ["architecture_summary", "format_leaderboard"]
 
 _SHORT = {True: "T", False: "F", None: "-"}
@@ -63,7 +65,7 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
         row = row._asdict()
         arch = row.get("architecture")
         arch = architecture_summary(json.loads(arch) if isinstance(arch, str) else arch or {})
-        child = row["child"] if isinstance(row["child"], str) else f"child-{int(row['child']):03d}"
+        child = child_run_name(int(row["child"]))
         child += "*" if row.get("included") else "!" if row.get("failure") else ""
         child += "+" if row.get("confirmation") else ""
         mean = f" {_num(row.get('mean_reward'), 4):>7}" if confirmed else ""

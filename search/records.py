@@ -10,7 +10,30 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ChildRecord", "SearchLog", "flatten_architecture", "rank_children"]
+__all__ = [
+    "DEFAULT_TEST_METRIC",
+    "ChildRecord",
+    "LeaderboardRow",
+    "SearchLog",
+    "child_number",
+    "child_run_name",
+    "flatten_architecture",
+    "leaderboard_frame",
+    "rank_children",
+]
+
+DEFAULT_TEST_METRIC = "test_accuracy"
+"""The test metric that sums a child up when its trainer names none."""
+
+
+def child_run_name(number: int) -> str:
+    """A child's MLflow run name and leaderboard label: ``child-007``."""
+    return f"child-{number:03d}"
+
+
+def child_number(run_name: str) -> int:
+    """The child's number in its run name (the inverse of `child_run_name`)."""
+    return int(run_name.removeprefix("child-"))
 
 
 def flatten_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +81,78 @@ def rank_children(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass
+class LeaderboardRow:
+    """One finished child on a leaderboard (`SearchLog.leaderboard`, `search.results`).
+
+    Attributes:
+        child: The child's number (its run is `child_run_name` of it).
+        reward: What the controller was told.
+        test_metric: The test metric that sums the child up (``test_accuracy``, ``test_fd``).
+        test: That metric's value.
+        test_accuracy: The test accuracy, where the child has one.
+        params: Parameters of one network.
+        ensemble: Networks the kept model averages (0: one).
+        train_seconds: Seconds its training took.
+        included: Given by the search's config, not proposed by the controller.
+        confirmation: An extra training of one of the best architectures.
+        failure: Why training ended early with a penalised reward, or empty.
+        run_id: The child's MLflow run.
+        architecture: The architecture as JSON.
+    """
+
+    child: int
+    reward: float | None
+    test_metric: str
+    test: float | None
+    test_accuracy: float | None
+    params: int | None
+    ensemble: int
+    train_seconds: float | None
+    included: bool
+    confirmation: bool
+    failure: str
+    run_id: str | None
+    architecture: str
+
+    @classmethod
+    def build(
+        cls,
+        child: int,
+        reward: float | None,
+        metrics: dict[str, Any],
+        test_metric: str,
+        *,
+        included: bool,
+        confirmation: bool,
+        failure: str,
+        run_id: str | None,
+        architecture: str,
+    ) -> LeaderboardRow:
+        """The row of a child that reported `metrics` (the test values, ``params``, ...)."""
+        params = metrics.get("params")
+        return cls(
+            child=child,
+            reward=reward,
+            test_metric=test_metric,
+            test=metrics.get(test_metric),
+            test_accuracy=metrics.get("test_accuracy"),
+            params=None if params is None else int(params),
+            ensemble=int(metrics.get("ensemble") or 0),
+            train_seconds=metrics.get("train_seconds"),
+            included=included,
+            confirmation=confirmation,
+            failure=failure,
+            run_id=run_id,
+            architecture=architecture,
+        )
+
+
+def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
+    """The rows as a frame, ordered by `rank_children`."""
+    return rank_children(pd.DataFrame([asdict(row) for row in rows]))
+
+
+@dataclass
 class ChildRecord:
     """One child: its proposal, where it is tracked and how it scored."""
 
@@ -73,9 +168,23 @@ class ChildRecord:
     has_model: bool = False
     included: bool = False  # given by the search's config, not proposed by the controller
     confirmation: bool = False  # an extra training of one of the best architectures
-    test_metric: str = "test_accuracy"  # the test metric that sums the child up
+    test_metric: str = DEFAULT_TEST_METRIC  # the test metric that sums the child up
     failure: str = ""  # why training ended early with a penalised reward, or failed
     epoch_metrics: set[str] = field(default_factory=set)  # names logged once per epoch
+
+    def leaderboard_row(self) -> LeaderboardRow:
+        """The child's row on the leaderboard."""
+        return LeaderboardRow.build(
+            self.number,
+            self.reward,
+            self.metrics,
+            self.test_metric,
+            included=self.included,
+            confirmation=self.confirmation,
+            failure=self.failure,
+            run_id=self.run_id,
+            architecture=json.dumps(self.architecture),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -162,22 +271,4 @@ class SearchLog:
 
     def leaderboard(self) -> pd.DataFrame:
         """Finished children, best reward first; ``test`` holds each child's ``test_metric``."""
-        rows = [
-            {
-                "child": c.number,
-                "reward": c.reward,
-                "test_metric": c.test_metric,
-                "test": c.metrics.get(c.test_metric),
-                "test_accuracy": c.metrics.get("test_accuracy"),
-                "params": c.metrics.get("params"),
-                "ensemble": c.metrics.get("ensemble") or 0,
-                "train_seconds": c.metrics.get("train_seconds"),
-                "included": c.included,
-                "confirmation": c.confirmation,
-                "failure": c.failure,
-                "run_id": c.run_id,
-                "architecture": json.dumps(c.architecture),
-            }
-            for c in self.finished
-        ]
-        return rank_children(pd.DataFrame(rows))
+        return leaderboard_frame([c.leaderboard_row() for c in self.finished])

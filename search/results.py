@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 from mlflow.artifacts import download_artifacts
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from search.config import default_tracking_uri
+from search.config import default_tracking_uri, sqlite_path
 from search.model_files import load_model_dir
-from search.records import rank_children
-from search.tracking import ROLE_TAG
+from search.records import DEFAULT_TEST_METRIC, LeaderboardRow, child_number, leaderboard_frame
+from search.tags import (
+    ARCHITECTURE_TAG,
+    CONFIRMATION_TAG,
+    FAILURE_TAG,
+    INCLUDED_TAG,
+    PARENT_RUN_TAG,
+    ROLE_TAG,
+    TEST_METRIC_TAG,
+    tag_filter,
+)
 
-__all__ = ["ResultsError", "leaderboard", "load_best", "open_store"]
+__all__ = [
+    "ResultsError",
+    "child_runs",
+    "leaderboard",
+    "leaderboard_row",
+    "load_best",
+    "open_store",
+]
 
 
 class ResultsError(LookupError):
@@ -28,10 +43,9 @@ class ResultsError(LookupError):
 def open_store(tracking_uri: str | None = None) -> tuple[str, MlflowClient]:
     """A client for reading; a SQLite file that does not exist is an error, not created."""
     uri = tracking_uri or default_tracking_uri()
-    if urlparse(uri).scheme == "sqlite":
-        path = Path(uri[len("sqlite:///") :])
-        if not path.exists():
-            raise ResultsError(f"no searches recorded at {path}: run `rlnas search` first")
+    path = sqlite_path(uri)
+    if path is not None and not path.exists():
+        raise ResultsError(f"no searches recorded at {path}: run `rlnas search` first")
     return uri, MlflowClient(tracking_uri=uri)
 
 
@@ -64,53 +78,60 @@ def leaderboard(
 ) -> pd.DataFrame:
     """The best children of the latest search called `name` (or of all its searches).
 
-    Columns: child, reward, test_metric (e.g. ``test_accuracy``, ``test_fd``), test (its
-    value), test_accuracy, params (of one network), ensemble (networks the kept model averages;
-    0: one), train_seconds, included, confirmation (an extra training of one of the best
-    architectures), failure, run_id, architecture (JSON), trainings and mean_reward (of its
-    architecture). Ordered as `search.records.rank_children` says.
+    Columns: those of `search.records.LeaderboardRow` (``child`` is the child's number), then
+    trainings and mean_reward (of its architecture). Ordered as `search.records.rank_children`
+    says.
     """
     uri, client = open_store(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
         raise ResultsError(f"no search named {name!r} in {uri} (searches: {known})")
-    filters = f"tags.`{ROLE_TAG}` = 'child' and attributes.status = 'FINISHED'"
+    parent_run_id = None
     if not all_searches:
         parents = client.search_runs(
             [experiment.experiment_id],
-            f"tags.`{ROLE_TAG}` = 'search'",
+            tag_filter(ROLE_TAG, "search"),
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
         if not parents:
             raise ResultsError(f"search {name!r} has no runs in {uri}")
-        filters += f" and tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
-    runs = client.search_runs(
-        [experiment.experiment_id], filters, order_by=["metrics.reward DESC"], max_results=5000
-    )
-    rows = []
-    for run in runs:
-        metrics, tags = run.data.metrics, run.data.tags
-        test_metric = tags.get("rlnas.test_metric", "test_accuracy")
-        rows.append(
-            {
-                "child": run.info.run_name,
-                "reward": metrics.get("reward"),
-                "test_metric": test_metric,
-                "test": metrics.get(test_metric),
-                "test_accuracy": metrics.get("test_accuracy"),
-                "params": int(metrics["params"]) if "params" in metrics else None,
-                "ensemble": int(metrics.get("ensemble") or 0),
-                "train_seconds": metrics.get("train_seconds"),
-                "included": tags.get("rlnas.included") == "true",
-                "confirmation": tags.get("rlnas.confirmation") == "true",
-                "failure": tags.get("rlnas.failure", ""),
-                "run_id": run.info.run_id,
-                "architecture": run.data.tags.get("rlnas.architecture", "{}"),
-            }
-        )
-    frame = pd.DataFrame(rows)
-    if frame.empty:
+        parent_run_id = parents[0].info.run_id
+    runs = child_runs(client, experiment.experiment_id, parent_run_id)
+    if not runs:
         raise ResultsError(f"search {name!r} has no finished child in {uri}")
-    return rank_children(frame).head(top)
+    return leaderboard_frame([leaderboard_row(run) for run in runs]).head(top)
+
+
+def child_runs(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str | None = None,
+    finished_only: bool = True,
+) -> list[Run]:
+    """The child runs of an experiment (of one search: `parent_run_id`), best reward first."""
+    filters = tag_filter(ROLE_TAG, "child")
+    if finished_only:
+        filters += " and attributes.status = 'FINISHED'"
+    if parent_run_id is not None:
+        filters += " and " + tag_filter(PARENT_RUN_TAG, parent_run_id)
+    return client.search_runs(
+        [experiment_id], filters, order_by=["metrics.reward DESC"], max_results=5000
+    )
+
+
+def leaderboard_row(run: Run) -> LeaderboardRow:
+    """A child's leaderboard row, read from its MLflow run."""
+    metrics, tags = run.data.metrics, run.data.tags
+    return LeaderboardRow.build(
+        child_number(run.info.run_name),
+        metrics.get("reward"),
+        metrics,
+        tags.get(TEST_METRIC_TAG, DEFAULT_TEST_METRIC),
+        included=tags.get(INCLUDED_TAG) == "true",
+        confirmation=tags.get(CONFIRMATION_TAG) == "true",
+        failure=tags.get(FAILURE_TAG, ""),
+        run_id=run.info.run_id,
+        architecture=tags.get(ARCHITECTURE_TAG, "{}"),
+    )

@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 
 from search.config import ConfigError, SearchConfig
 from search.state import ARTIFACT_DIR, FILE_NAME, read_state, state_path
+from search.tags import KILLED_TAG, PARENT_RUN_TAG, ROLE_TAG, STATUS_TAG, tag_filter
 
 __all__ = [
     "MAY_CHANGE",
@@ -60,7 +61,7 @@ def _searches(client, name: str) -> list:
         return []
     return client.search_runs(
         [experiment.experiment_id],
-        filter_string="tags.`rlnas.role` = 'search'",
+        filter_string=tag_filter(ROLE_TAG, "search"),
         order_by=["attributes.start_time DESC"],
         max_results=200,
     )
@@ -168,16 +169,16 @@ def mark_cut_off(client, experiment_id: str, parent_run_id: str) -> list[str]:
     again. Returns their run ids."""
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-        "attributes.status = 'RUNNING'",
+        filter_string=tag_filter(PARENT_RUN_TAG, parent_run_id)
+        + " and attributes.status = 'RUNNING'",
         max_results=10000,
     )
     for run in runs:
         client.log_batch(
             run.info.run_id,
             tags=[
-                RunTag("rlnas.status", "killed"),
-                RunTag("rlnas.killed", "cut off by an interruption; a resume trains it again"),
+                RunTag(STATUS_TAG, "killed"),
+                RunTag(KILLED_TAG, "cut off by an interruption; a resume trains it again"),
             ],
         )
         client.set_terminated(run.info.run_id, "KILLED")

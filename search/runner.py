@@ -38,6 +38,7 @@ from search.resume import Resume, mark_cut_off, unfinished_search
 from search.rewards import RewardExpression
 from search.searcher import ATTEMPTS, ControllerSearcher, default_reward
 from search.state import ARTIFACT_DIR, StateFile, state_path
+from search.tags import BEST_ARCHITECTURES_TAG, BEST_RUN_ID_TAG, BEST_TRAININGS_TAG
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
 from spaces import SpaceError, load_space
@@ -247,7 +248,7 @@ def _refuse_unfinished(config: SearchConfig) -> None:
         _, client = open_store(config.resolved_tracking_uri)
     except ResultsError:
         return  # no store yet: nothing to mix with
-    left = unfinished_search(client, config.name, config.resolved_storage)
+    left = unfinished_search(client, _name(config), config.resolved_storage)
     if left is not None:
         raise UnfinishedSearch(
             f"search {config.name!r} is unfinished ({left.progress}, run {left.run_id}, "
@@ -277,8 +278,11 @@ def _header(config: SearchConfig, plan: _Plan, concurrency: int, resume: Resume 
     )
 
 
-def _continue(resume: Resume, searcher: ControllerSearcher, log: SearchLog, tracker: Tracker):
-    """Load a saved search into fresh objects: children cut off are marked and trained again."""
+def _continue(
+    resume: Resume, searcher: ControllerSearcher, log: SearchLog, tracker: Tracker, budget: int
+) -> None:
+    """Load a saved search into fresh objects: children cut off are marked and trained again;
+    a larger `budget` than the saved one is granted."""
     searcher.load_state_dict(resume.state["searcher"])
     log.load_state_dict(resume.state["log"])
     outstanding = {trial_id for trial_id, _ in resume.state["searcher"]["outstanding"]}
@@ -286,6 +290,8 @@ def _continue(resume: Resume, searcher: ControllerSearcher, log: SearchLog, trac
         if record.status in ("running", "retried") and trial_id not in outstanding:
             del log.children[trial_id]  # an attempt trained again under another trial id
     mark_cut_off(tracker.client, tracker.experiment_id, resume.run_id)
+    if budget > int(resume.config["budget"]):
+        searcher.grow_budget(budget)
 
 
 class _SaveState(tune.Callback):
@@ -336,38 +342,96 @@ def run_search(
         The leaderboard, the best child and where everything is tracked.
     """
     started = time.monotonic()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-    # Our own progress lines and MLflow replace Tune's console tables and result files.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-
+    _quiet_libraries()
     plan = _plan(config)
     out = io.StringIO() if config.quiet else (stream or sys.stdout)
     check_tracking(config.resolved_tracking_uri)  # an unreachable server: before Ray starts
     if resume is None and not new:
         _refuse_unfinished(config)
+    started_ray, concurrency, tracker = _connect(config)
+    parent = _open_parent(tracker, config, plan, resume)
+    log = SearchLog(budget=config.budget + config.confirm * config.confirm_runs)
+    children = ChildRunCallback(
+        tracker, log, plan.controller, reward_of=plan.reward_of, key_of=plan.space.key
+    )
+    searcher = _searcher(config, plan, log, children)
+    state = _state_file(config, parent, searcher, log, tracker)
+    if resume is not None:
+        _continue(resume, searcher, log, tracker, config.budget)
+    log.budget = searcher.planned
+    searcher.on_change = state.save
+    state.save(final=True)
+    print(_header(config, plan, concurrency, resume), file=out, flush=True)
+    callbacks = _callbacks(config, searcher, children, state, out)
+    status = "FAILED"
+    try:
+        _fit(
+            _tuner(config, searcher, concurrency, callbacks, run_name=f"{config.name}-{parent[:8]}")
+        )
+        log.budget = searcher.planned
+        status = _end_status(searcher)
+    except (KeyboardInterrupt, ClusterLost):
+        status = "KILLED"  # resumable: `rlnas resume NAME`
+        raise
+    finally:
+        try:
+            board = log.leaderboard()
+            version, kept = _finish(
+                tracker, log, board, plan.controller, status, plan.task, plan.space, config.keep
+            )
+            state.save(final=True)
+            tracker.close()
+        finally:  # even when the tracking store is gone (TrackingError): Ray stops
+            disconnect(started_ray)
+    return _result(config, tracker, log, board, searcher, version, kept, status, started)
+
+
+def _quiet_libraries() -> None:
+    """Our own progress lines and MLflow replace Tune's and MLflow's console output."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Tune's own advice on interruption (Tuner.restore, missing result files) does not apply
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    # Tune's console tables and result files
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+def _name(config: SearchConfig) -> str:
+    """The search's name (`SearchConfig` fills in the default)."""
+    if config.name is None:
+        raise ConfigError("name: missing")
+    return config.name
+
+
+def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
+    """Ray (started here, or joined), the children at once, and the tracker."""
     started_ray = connect(config.address)
     try:
-        concurrency = _concurrency(config)
-        tracker = Tracker(
-            config.resolved_tracking_uri, config.name, outage_limit=config.tracking_outage
+        return (
+            started_ray,
+            _concurrency(config),
+            Tracker(
+                config.resolved_tracking_uri, _name(config), outage_limit=config.tracking_outage
+            ),
         )
     except BaseException:
         disconnect(started_ray)
         raise
 
+
+def _open_parent(tracker: Tracker, config: SearchConfig, plan: _Plan, resume: Resume | None) -> str:
+    """The search's parent run: the resumed search's, or a new one."""
     if resume is not None:
-        parent = tracker.resume_parent(resume.run_id)
-    else:
-        parent = tracker.start_parent(
-            config.to_dict(), plan.space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
-    log = SearchLog(budget=config.budget + config.confirm * config.confirm_runs)
-    children = ChildRunCallback(
-        tracker, log, plan.controller, reward_of=plan.reward_of, key_of=plan.space.key
+        return tracker.resume_parent(resume.run_id)
+    return tracker.start_parent(
+        config.to_dict(), plan.space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+
+
+def _searcher(
+    config: SearchConfig, plan: _Plan, log: SearchLog, children: ChildRunCallback
+) -> ControllerSearcher:
+    """The Tune searcher around the controller; `children` learns of it (why trials end)."""
     searcher = ControllerSearcher(
         plan.controller,
         _setup(config, plan.space),
@@ -387,7 +451,18 @@ def run_search(
         max_failures=config.max_failures,
     )
     children.searcher = searcher
-    state = StateFile(
+    return searcher
+
+
+def _state_file(
+    config: SearchConfig,
+    parent: str,
+    searcher: ControllerSearcher,
+    log: SearchLog,
+    tracker: Tracker,
+) -> StateFile:
+    """The saved state a resume goes on from, also uploaded into the parent run."""
+    return StateFile(
         state_path(config.resolved_storage, parent),
         lambda: {
             "config": config.to_dict(),
@@ -398,49 +473,55 @@ def run_search(
         defer=tracker.after_writes,
         upload=lambda path: tracker.client.log_artifact(parent, str(path), ARTIFACT_DIR),
     )
-    if resume is not None:
-        _continue(resume, searcher, log, tracker)
-        if config.budget > int(resume.config["budget"]):
-            searcher.grow_budget(config.budget)
-    log.budget = searcher.planned
-    searcher.on_change = state.save
-    state.save(final=True)
-    print(_header(config, plan, concurrency, resume), file=out, flush=True)
-    # first: a child cut off by a lost cluster stays running (trained again on resume)
-    callbacks = [ClusterWatch(config.name), children, _SaveState(state), ProgressCallback(log, out)]
+
+
+def _callbacks(
+    config: SearchConfig,
+    searcher: ControllerSearcher,
+    children: ChildRunCallback,
+    state: StateFile,
+    out,
+) -> list[tune.Callback]:
+    """Tune's callbacks on the driver, in the order they hear of a trial."""
+    callbacks = [
+        # first: a child cut off by a lost cluster stays running (trained again on resume)
+        ClusterWatch(children.tracker.name),
+        children,
+        _SaveState(state),
+        ProgressCallback(children.log, out),
+    ]
     if config.child_timeout:
         callbacks.append(ChildTimeout(searcher, config.child_timeout))
-    status = "FAILED"
-    try:
-        _fit(
-            _tuner(config, searcher, concurrency, callbacks, run_name=f"{config.name}-{parent[:8]}")
-        )
-        log.budget = searcher.planned
-        if searcher.failure_stop:
-            status = "FAILED"
-        elif searcher.finished and not searcher.live and not searcher.rerun:
-            status = "FINISHED"
-        else:  # Tune ends the run quietly on Ctrl-C and SIGTERM
-            status = "KILLED"
-    except (KeyboardInterrupt, ClusterLost):
-        status = "KILLED"  # resumable: `rlnas resume NAME`
-        raise
-    finally:
-        try:
-            board = log.leaderboard()
-            version, kept = _finish(
-                tracker, log, board, plan.controller, status, plan.task, plan.space, config.keep
-            )
-            state.save(final=True)
-            tracker.close()
-        finally:  # even when the tracking store is gone (TrackingError): Ray stops
-            disconnect(started_ray)
+    return callbacks
+
+
+def _end_status(searcher: ControllerSearcher) -> str:
+    """The parent run's status once Tune returned: FAILED after a run of failures, FINISHED
+    when every child is done, else KILLED (Tune ends quietly on Ctrl-C and SIGTERM)."""
+    if searcher.failure_stop:
+        return "FAILED"
+    if searcher.finished and not searcher.live and not searcher.rerun:
+        return "FINISHED"
+    return "KILLED"
+
+
+def _result(
+    config: SearchConfig,
+    tracker: Tracker,
+    log: SearchLog,
+    board: pd.DataFrame,
+    searcher: ControllerSearcher,
+    version: int | None,
+    kept: dict[str, Any] | None,
+    status: str,
+    started: float,
+) -> SearchResult:
     best = log.best
     return SearchResult(
-        name=config.name,
+        name=tracker.name,
         tracking_uri=tracker.tracking_uri,
         experiment_id=tracker.experiment_id,
-        parent_run_id=parent,
+        parent_run_id=tracker.parent_run_id,
         leaderboard=board,
         best_run_id=best.run_id if best else None,
         best_reward=best.reward if best else None,
@@ -500,7 +581,7 @@ def _finish(
                 best, tracker.parent_run_id, kept["trainings"], kept["architectures"]
             )
             test = kept["metrics"].get(best.test_metric, test)
-        tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_run_id", best.run_id)
+        tracker.client.set_tag(tracker.parent_run_id, BEST_RUN_ID_TAG, best.run_id)
         metrics = {"search_seconds": log.elapsed, f"best_{best.test_metric}": test}
         alone = (kept or {}).get("best_architecture_metrics") or {}
         if best.test_metric in alone:
@@ -560,9 +641,9 @@ def _combine_best(
             alone = Ensemble(list(model.members[:own]), combine).eval()
             kept["best_architecture_metrics"] = evaluate_on_test(trainer, alone, task)
         tracker.client.log_artifacts(tracker.parent_run_id, str(path), "model")
-    tracker.client.set_tag(tracker.parent_run_id, "rlnas.best_trainings", str(len(trainings)))
+    tracker.client.set_tag(tracker.parent_run_id, BEST_TRAININGS_TAG, str(len(trainings)))
     tracker.client.set_tag(
-        tracker.parent_run_id, "rlnas.best_architectures", str(len(kept_architectures))
+        tracker.parent_run_id, BEST_ARCHITECTURES_TAG, str(len(kept_architectures))
     )
     return kept
 

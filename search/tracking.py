@@ -13,21 +13,56 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from ray import tune
 
+from search.config import sqlite_path
 from search.mlflow_client import DEFAULT_OUTAGE_LIMIT, TrackingClient, check_tracking
-from search.records import ChildRecord, SearchLog, flatten_architecture
+from search.records import (
+    DEFAULT_TEST_METRIC,
+    ChildRecord,
+    SearchLog,
+    child_run_name,
+    flatten_architecture,
+)
+from search.tags import (
+    ARCHITECTURE_TAG,
+    CANDIDATE_ID_TAG,
+    CONFIRMATION_TAG,
+    EXPERIMENT_KIND_TAG,
+    FAILURE_TAG,
+    INCLUDED_TAG,
+    PARENT_RUN_TAG,
+    RESUMED_TAG,
+    REUSED_FROM_TAG,
+    ROLE_TAG,
+    SPACE_TAG,
+    STATUS_TAG,
+    TEST_METRIC_TAG,
+    TRAINS_AGAIN_TAG,
+    TRIAL_ID_TAG,
+)
 
-__all__ = ["ChildRunCallback", "Tracker", "local_artifact_root"]
+if TYPE_CHECKING:
+    from search.searcher import ControllerSearcher
 
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+__all__ = [
+    "ChildRunCallback",
+    "Tracker",
+    "local_artifact_root",
+    "mlflow_metrics",
+    "mlflow_params",
+]
+
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI then opens the runs table
-ROLE_TAG = "rlnas.role"
+ARCHITECTURE_TAG_LENGTH = 7900
+"""Characters of an architecture's JSON kept in `ARCHITECTURE_TAG` (MLflow's limit is 8000)."""
+FAILURE_TAG_LENGTH = 4000
+"""Characters of a failure's one-line reason kept in `FAILURE_TAG`."""
+
 # Keys Tune adds to every result, and our own bookkeeping: never logged as metrics.
 NOT_METRICS = frozenset(
     {
@@ -51,19 +86,22 @@ def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 def local_artifact_root(tracking_uri: str, experiment: str | None = None) -> str | None:
     """For a SQLite store, artifacts go beside the database: ``runs/artifacts/<experiment>``."""
-    if urlparse(tracking_uri).scheme != "sqlite":
+    database = sqlite_path(tracking_uri)
+    if database is None:
         return None
-    root = Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts"
+    root = database.parent / "artifacts"
     if experiment is not None:
         root = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
     return root.resolve().as_uri()
 
 
-def _params(values: dict[str, Any]) -> list[Param]:
+def mlflow_params(values: dict[str, Any]) -> list[Param]:
+    """`values` as MLflow params (names and values cut to MLflow's limits)."""
     return [Param(str(k)[:250], str(v)[:6000]) for k, v in values.items()]
 
 
-def _metrics(values: dict[str, Any], step: int = 0) -> list[Metric]:
+def mlflow_metrics(values: dict[str, Any], step: int = 0) -> list[Metric]:
+    """The finite numbers among `values` as MLflow metrics at `step`, stamped now."""
     now = int(time.time() * 1000)
     out = []
     for key, value in values.items():
@@ -75,15 +113,16 @@ def _metrics(values: dict[str, Any], step: int = 0) -> list[Metric]:
 
 
 class Tracker:
-    """The search's experiment and parent run."""
+    """An experiment (a search's, or a bench's) and a search's parent run."""
 
     def __init__(self, tracking_uri: str, name: str, outage_limit: float = DEFAULT_OUTAGE_LIMIT):
         """`ConfigError` at once if `tracking_uri` is a server that does not answer; later
         outages of up to `outage_limit` seconds are ridden out (see `TrackingClient`)."""
         self.tracking_uri = tracking_uri
         self.name = name
-        if urlparse(tracking_uri).scheme == "sqlite":
-            Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        database = sqlite_path(tracking_uri)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         check_tracking(tracking_uri)
         self.client = TrackingClient(tracking_uri, outage_limit=outage_limit, search_name=name)
         try:
@@ -91,7 +130,7 @@ class Tracker:
         except BaseException:
             self.client.close()
             raise
-        self.parent_run_id: str | None = None
+        self.parent_run_id = ""  # set by start_parent or resume_parent
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for the queued MLflow writes; False if `timeout` seconds passed first."""
@@ -120,10 +159,10 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=run_name,
-            tags={ROLE_TAG: "search", "rlnas.space": str(config.get("space"))},
+            tags={ROLE_TAG: "search", SPACE_TAG: str(config.get("space"))},
         )
         self.parent_run_id = run.info.run_id
-        self.client.log_batch(self.parent_run_id, params=_params(config))
+        self.client.log_batch(self.parent_run_id, params=mlflow_params(config))
         self.client.log_text(self.parent_run_id, space_text, "space.yaml")
         self.client.log_dict(self.parent_run_id, config, "config.json")
         return self.parent_run_id
@@ -132,7 +171,7 @@ class Tracker:
         """Go on with an earlier search's parent run (``RUNNING`` again)."""
         self.parent_run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
-        self.client.set_tag(run_id, "rlnas.resumed", str(int(time.time())))
+        self.client.set_tag(run_id, RESUMED_TAG, str(int(time.time())))
         return run_id
 
     def after_writes(self, fn) -> None:
@@ -140,7 +179,7 @@ class Tracker:
         self.client.after_writes(fn)
 
     def log_parent(self, metrics: dict[str, Any], step: int) -> None:
-        self.client.log_batch(self.parent_run_id, metrics=_metrics(metrics, step))
+        self.client.log_batch(self.parent_run_id, metrics=mlflow_metrics(metrics, step))
 
     def log_parent_artifacts(self, files: dict[str, Any]) -> None:
         """Write `files` (name -> text, bytes or a writer callable) into the parent run."""
@@ -196,6 +235,8 @@ class Tracker:
         return int(version.version)
 
     def _beats_current_best(self, reward: float | None) -> bool:
+        if reward is None:
+            return True
         try:
             current = self.client.get_model_version_by_alias(self.name, "best")
         except MlflowException:
@@ -218,27 +259,27 @@ class ChildRunCallback(tune.Callback):
         self.controller = controller
         self.reward_of = reward_of or (lambda result: result.get("reward"))
         self.key_of = key_of or (lambda architecture: json.dumps(architecture, sort_keys=True))
-        self.searcher = None  # the ControllerSearcher, once built: why trials ended
+        self.searcher: ControllerSearcher | None = None  # once built: why trials ended
 
     def log_reused(self, candidate, key: str, reward: float | None) -> None:
         """A proposal answered from an earlier child's result: a nested run marked as such."""
         original = self.log.by_key.get(key)
         self.log.reused.append({"candidate_id": candidate.id, "key": key, "reward": reward})
         tags = {
-            "mlflow.parentRunId": self.tracker.parent_run_id,
+            PARENT_RUN_TAG: self.tracker.parent_run_id,
             ROLE_TAG: "reused",
-            "rlnas.status": "reused",
-            "rlnas.candidate_id": str(candidate.id),
-            "rlnas.reused_from": original.run_id if original and original.run_id else "",
-            "rlnas.architecture": json.dumps(candidate.architecture)[:7900],
+            STATUS_TAG: "reused",
+            CANDIDATE_ID_TAG: str(candidate.id),
+            REUSED_FROM_TAG: original.run_id if original and original.run_id else "",
+            ARCHITECTURE_TAG: json.dumps(candidate.architecture)[:ARCHITECTURE_TAG_LENGTH],
         }
         run = self.client.create_run(
             self.tracker.experiment_id, run_name=f"reuse-{len(self.log.reused):03d}", tags=tags
         )
         self.client.log_batch(
             run.info.run_id,
-            metrics=_metrics({} if reward is None else {"reward": reward}),
-            params=_params(flatten_architecture(candidate.architecture)),
+            metrics=mlflow_metrics({} if reward is None else {"reward": reward}),
+            params=mlflow_params(flatten_architecture(candidate.architecture)),
         )
         self.client.set_terminated(run.info.run_id, "FINISHED")
 
@@ -253,20 +294,16 @@ class ChildRunCallback(tune.Callback):
         self.log.by_key.setdefault(self.key_of(config["architecture"]), record)
         run = self.client.create_run(
             self.tracker.experiment_id,
-            run_name=f"child-{record.number:03d}",
+            run_name=child_run_name(record.number),
             tags={
-                "mlflow.parentRunId": self.tracker.parent_run_id,
+                PARENT_RUN_TAG: self.tracker.parent_run_id,
                 ROLE_TAG: "child",
-                "rlnas.trial_id": trial.trial_id,
-                "rlnas.candidate_id": str(config["candidate_id"]),
-                "rlnas.architecture": json.dumps(config["architecture"])[:7900],
-                **({"rlnas.included": "true"} if config.get("included") else {}),
-                **({"rlnas.confirmation": "true"} if config.get("confirmation") else {}),
-                **(
-                    {"rlnas.trains_again": config["trains_again"]}
-                    if "trains_again" in config
-                    else {}
-                ),
+                TRIAL_ID_TAG: trial.trial_id,
+                CANDIDATE_ID_TAG: str(config["candidate_id"]),
+                ARCHITECTURE_TAG: json.dumps(config["architecture"])[:ARCHITECTURE_TAG_LENGTH],
+                **({INCLUDED_TAG: "true"} if config.get("included") else {}),
+                **({CONFIRMATION_TAG: "true"} if config.get("confirmation") else {}),
+                **({TRAINS_AGAIN_TAG: config["trains_again"]} if "trains_again" in config else {}),
             },
         )
         record.run_id = run.info.run_id
@@ -274,7 +311,7 @@ class ChildRunCallback(tune.Callback):
         record.confirmation = bool(config.get("confirmation"))
         params = flatten_architecture(config["architecture"])
         params["train_seed"] = config["train_seed"]
-        self.client.log_batch(record.run_id, params=_params(params))
+        self.client.log_batch(record.run_id, params=mlflow_params(params))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.log.children.get(trial.trial_id)
@@ -284,7 +321,7 @@ class ChildRunCallback(tune.Callback):
         values = reported_metrics(result)
         values.pop("reward", None)  # the best so far; the child's reward is logged at the end
         record.epoch_metrics.update(values)
-        self.client.log_batch(record.run_id, metrics=_metrics(values, epoch))
+        self.client.log_batch(record.run_id, metrics=mlflow_metrics(values, epoch))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.log.children.get(trial.trial_id)
@@ -303,17 +340,17 @@ class ChildRunCallback(tune.Callback):
         record.reward = reward
         record.metrics["reward"] = reward
         record.status = "finished"
-        record.test_metric = str(result.get("test_metric") or "test_accuracy")
+        record.test_metric = str(result.get("test_metric") or DEFAULT_TEST_METRIC)
         record.failure = str(result.get("failure") or "")
         tags = [
-            RunTag("rlnas.status", "finished"),
-            RunTag("rlnas.test_metric", record.test_metric),
+            RunTag(STATUS_TAG, "finished"),
+            RunTag(TEST_METRIC_TAG, record.test_metric),
         ]
         if record.failure:
-            tags.append(RunTag("rlnas.failure", record.failure[:4000]))
+            tags.append(RunTag(FAILURE_TAG, record.failure[:FAILURE_TAG_LENGTH]))
         self.client.log_batch(
             record.run_id,
-            metrics=_metrics(  # the best epoch's values already lie in the per-epoch series
+            metrics=mlflow_metrics(  # the best epoch's values already lie in the per-epoch series
                 {k: v for k, v in record.metrics.items() if k not in record.epoch_metrics},
                 int(result.get("best_epoch", 0)),
             ),
@@ -348,7 +385,7 @@ class ChildRunCallback(tune.Callback):
         self._failed(record, reason or _last_line(traceback), traceback)
 
     def _failed(self, record: ChildRecord, reason: str, traceback: str | None) -> None:
-        """The child failed: one line in ``rlnas.failure``, the traceback in ``error.txt``."""
+        """The child failed: one line in `FAILURE_TAG`, the traceback in ``error.txt``."""
         record.status = "failed"
         record.error = record.failure = reason
         self._end_failed_run(record, reason, traceback, "failed")
@@ -357,7 +394,7 @@ class ChildRunCallback(tune.Callback):
     def _end_failed_run(
         self, record: ChildRecord, reason: str, traceback: str | None, status: str
     ) -> None:
-        tags = [RunTag("rlnas.status", status), RunTag("rlnas.failure", reason[:4000])]
+        tags = [RunTag(STATUS_TAG, status), RunTag(FAILURE_TAG, reason[:FAILURE_TAG_LENGTH])]
         self.client.log_batch(record.run_id, tags=tags)
         if traceback:
             self.client.log_text(record.run_id, traceback, "error.txt")
@@ -366,7 +403,7 @@ class ChildRunCallback(tune.Callback):
     def _log_parent_progress(self, record: ChildRecord) -> None:
         done = self.log.count("finished") + self.log.count("failed")
         best = self.log.best
-        metrics = {
+        metrics: dict[str, Any] = {
             "children_finished": self.log.count("finished"),
             "children_failed": self.log.count("failed"),
             "invalid_proposals": len(self.log.invalid),

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from spaces.families import count_parameters
 from trainers.augment import check_augmentable
 from trainers.options import TrainOptions
 from trainers.tasks import Task
@@ -217,12 +218,3 @@ def get_trainer(kind: str) -> Trainer:
         known = ", ".join(list_trainers()) or "none"
         raise TrainerError(f"no trainer for task kind {kind!r}; known kinds: {known}")
     return _TRAINERS[kind]()
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (uninitialised lazy parameters count as 0)."""
-    return sum(
-        p.numel()
-        for p in model.parameters()
-        if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter)
-    )

@@ -67,7 +67,8 @@ MIN_BATCHES = 4
 """A pass over the training split makes at least this many optimiser steps."""
 REFIT_TOLERANCE = 0.02
 """A refit whose reward on its own training data (train + validation) is more than this below
-the cross-validated reward failed to fit; the best fold's model is kept instead."""
+the cross-validated reward failed to fit and is left out: the kept model is then the fold
+models' ensemble (with `ensemble_combine` and `fold_ensemble`), else the best fold's model."""
 
 
 def epoch_plan(samples: int, batch_size: int) -> tuple[int, int]:

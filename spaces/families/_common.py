@@ -1,4 +1,5 @@
-"""Pieces shared by the families: the activation table and checked reads of arch fields.
+"""Pieces shared by the families: the activation tables, shared choices and checked reads of
+arch fields.
 
 Every reader raises `InvalidArchitecture` naming the field by its dotted path
 (e.g. ``layers.2.filters``, layers counted from 0), so a bad architecture is reported
@@ -8,6 +9,7 @@ in one line before any training.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -16,6 +18,8 @@ from ._registry import InvalidArchitecture
 
 __all__ = [
     "ACTIVATIONS",
+    "DOWNSAMPLES",
+    "GAN_ACTIVATIONS",
     "REQUIRED",
     "check_keys",
     "make_activation",
@@ -33,20 +37,33 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,
+    "leaky_relu": partial(nn.LeakyReLU, 0.01),
 }
-"""Activation modules by name, shared by every family."""
+"""Activation modules by name, shared by every family but the GAN's."""
+GAN_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    **ACTIVATIONS,
+    "leaky_relu": partial(nn.LeakyReLU, 0.2),
+}
+"""The GAN family's: the same names, ``leaky_relu`` with slope 0.2 (the DCGAN convention)."""
+
+DOWNSAMPLES = ("none", "stride", "maxpool")
+"""How a convolution layer may shrink its input (``cnn`` and ``cnn1d`` families)."""
 
 REQUIRED: Any = object()
 """Default marking a field that must be present."""
 
 
-def make_activation(name: Any, where: str = "activation") -> nn.Module:
-    """A fresh activation module for `name`; an unknown name raises InvalidArchitecture."""
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        known = ", ".join(ACTIVATIONS)
+def make_activation(
+    name: Any,
+    where: str = "activation",
+    table: Mapping[str, Callable[[], nn.Module]] = ACTIVATIONS,
+) -> nn.Module:
+    """A fresh activation module for `name` from `table`; an unknown name raises
+    InvalidArchitecture."""
+    if not isinstance(name, str) or name not in table:
+        known = ", ".join(table)
         raise InvalidArchitecture(f"{where}: unknown activation {name!r}; known: {known}")
-    return ACTIVATIONS[name]()
+    return table[name]()
 
 
 def read_mapping(value: Any, where: str) -> Mapping[str, Any]:

@@ -156,9 +156,13 @@ def _dry_run_generative(family: str, model: GenerativeModel, shape: tuple[int, .
         raise InvalidArchitecture(f"{family}: samples have shape {got}, expected {(2, *shape)}")
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of parameters of `model` (only those with requires_grad by default)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (uninitialised lazy parameters count as 0)."""
+    return sum(
+        p.numel()
+        for p in model.parameters()
+        if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter)
+    )
 
 
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:

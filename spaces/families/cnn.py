@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ._common import (
+    DOWNSAMPLES,
     check_keys,
     make_activation,
     read_bool,
@@ -35,7 +36,6 @@ from ._registry import InvalidArchitecture, register_family
 
 __all__ = ["ConvLayer", "build_cnn"]
 
-DOWNSAMPLES = ("none", "stride", "maxpool")
 _LAYER_KEYS = ("filters", "kernel", "activation", "batchnorm", "residual", "downsample")
 _ARCH_KEYS = ("layers", "head", "head_activation")
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ._common import (
+    DOWNSAMPLES,
     check_keys,
     make_activation,
     read_bool,
@@ -39,7 +40,6 @@ from .rnn import READOUTS, ToSequence, valid_mask
 
 __all__ = ["Conv1dLayer", "TimeConv", "build_cnn1d", "build_conv_stack"]
 
-DOWNSAMPLES = ("none", "stride", "maxpool")
 CONV_READOUTS = ("mean", "max", "last", "attention")
 _LAYER_KEYS = ("filters", "kernel", "activation", "batchnorm", "downsample")
 _ARCH_KEYS = ("layers", "dropout", "readout")

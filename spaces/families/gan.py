@@ -44,8 +44,8 @@ convolution layers (not the recurrent weights).
 Norms: ``batch`` is batch norm; ``layer`` is `nn.LayerNorm` over features (dense layers, time
 steps) and a one-group `nn.GroupNorm` over conv maps. Batch norm in a WGAN-GP critic is
 invalid: it couples the examples of a batch, while the gradient penalty constrains each
-example's gradient on its own (Gulrajani et al. use layer norm there). ``leaky_relu`` has
-slope 0.2 in this family (the GAN convention), other activations are the shared table's.
+example's gradient on its own (Gulrajani et al. use layer norm there). Activations
+come from `GAN_ACTIVATIONS`: ``leaky_relu`` has slope 0.2 here (the GAN convention).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from ._common import (
+    GAN_ACTIVATIONS,
     check_keys,
     make_activation,
     read_bool,
@@ -87,7 +88,6 @@ NORMS = ("none", "batch", "layer")
 GENERATORS = ("dense", "conv", "rnn")
 DISCRIMINATORS = ("dense", "conv", "rnn")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-LEAKY_SLOPE = 0.2
 
 _ARCH_KEYS = (
     "loss",
@@ -284,9 +284,7 @@ class _RecurrentCritic(nn.Module):
 
 
 def _activation(name: Any, where: str) -> nn.Module:
-    if name == "leaky_relu":
-        return nn.LeakyReLU(LEAKY_SLOPE)
-    return make_activation(name, where)
+    return make_activation(name, where, GAN_ACTIVATIONS)
 
 
 def _norm(kind: str, features: int, layout: str) -> nn.Module:

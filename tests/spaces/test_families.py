@@ -318,6 +318,17 @@ def test_activation_table():
         assert build_model("mlp", arch, (3,), 2)(torch.randn(2, 3)).shape == (2, 2)
 
 
+def _leaky_slopes(model: nn.Module) -> set[float]:
+    return {m.negative_slope for m in model.modules() if isinstance(m, nn.LeakyReLU)}
+
+
+def test_leaky_relu_slope_is_the_gan_convention_only_in_gans():
+    mlp = build_model("mlp", {"layers": [{"width": 4, "activation": "leaky_relu"}]}, (3,), 2)
+    assert _leaky_slopes(mlp) == {0.01}
+    gan = build_model("gan", {**DEFAULT_IMAGE_GAN, "d_activation": "leaky_relu"}, DIGITS, 10)
+    assert _leaky_slopes(gan) == {0.2}
+
+
 def test_rnn_reads_images_row_by_row():
     model = build_model("rnn", {"cell": "rnn", "layers": [{"units": 4}]}, (2, 5, 3), 1)
     x = torch.arange(2 * 2 * 5 * 3, dtype=torch.float32).reshape(2, 2, 5, 3)

@@ -1,0 +1,95 @@
+"""`rlnas bench`'s arguments and command."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from search.bench.runs import run_bench
+from search.bench.tables import BenchError
+
+__all__ = ["add_bench_arguments", "main", "run_bench_command"]
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `rlnas bench`'s arguments to `parser` (the subcommand's parser)."""
+    parser.add_argument(
+        "table",
+        nargs="?",
+        default="digits-mlp",
+        help="a table CSV, or the name of one in benchmarks/ (default digits-mlp)",
+    )
+    parser.add_argument(
+        "--controllers",
+        help="comma-separated controller names (default: every registered controller)",
+    )
+    parser.add_argument("--seeds", type=int, default=30, help="controller seeds (default 30)")
+    parser.add_argument(
+        "--budget", type=int, default=400, help="evaluations (asks) per seed (default 400)"
+    )
+    parser.add_argument("--space", help="the table's space file (default: the CSV with .yaml)")
+    parser.add_argument("--out", help="folder for the CSV and PNG (default runs/bench/<table>)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/...)")
+    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """Run `rlnas bench` from parsed arguments; prints the results. Returns the exit status
+    (2 with a one-line message on bad input)."""
+    import logging
+
+    import torch
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    torch.set_num_threads(1)  # the controllers' networks are tiny; threads only cost here
+    controllers = None
+    if args.controllers:
+        controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    reproduce = _reproduce(args, controllers)
+    try:
+        result = run_bench(
+            args.table,
+            controllers,
+            args.seeds,
+            args.budget,
+            space=args.space,
+            out_dir=args.out,
+            tracking_uri=args.tracking_uri,
+            track=not args.no_tracking,
+            command=reproduce,
+        )
+    except BenchError as exc:
+        print(f"rlnas bench: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(result.format())
+    print()
+    print(f"results:   {result.csv_path}")
+    print(f"plot:      {result.png_path}")
+    if result.run_id is not None:
+        print(f"tracking:  experiment 'bench-{result.table.name}', run {result.run_id}")
+    print(f"reproduce: {reproduce}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace, controllers: list[str] | None) -> str:
+    """The command that runs this bench again, every controller named."""
+    if controllers is None:
+        from controller import list_controllers
+
+        controllers = list_controllers()
+    command = ["rlnas", "bench", str(args.table), "--controllers", ",".join(controllers)]
+    command += ["--seeds", str(args.seeds), "--budget", str(args.budget)]
+    if args.space:
+        command += ["--space", str(args.space)]
+    return shlex.join(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m search.bench ...``: the same as `rlnas bench`."""
+    import search.bench
+
+    doc = search.bench.__doc__ or ""
+    parser = argparse.ArgumentParser(prog="rlnas bench", description=doc.splitlines()[0])
+    add_bench_arguments(parser)
+    return run_bench_command(parser.parse_args(argv))

@@ -1,0 +1,118 @@
+"""Running controllers over a table: one controller seed at a time, every reward told at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.bench.report import BenchResult, write_outputs
+from search.bench.stats import summarize
+from search.bench.tables import BenchError, Table, load_table
+
+__all__ = ["ControllerFactory", "run_bench", "run_controller"]
+
+ControllerFactory = Callable[[Any, int], Any]
+"""`factory(space, seed) -> Controller`; a name of a registered controller stands for one."""
+
+
+def run_controller(
+    table: Table, controller: str | ControllerFactory, seed: int, budget: int
+) -> np.ndarray:
+    """Run one controller seed for `budget` asks; the table rows it evaluated, in ask order."""
+    c = _factory(controller)(table.space, seed)
+    reward = table.reward
+    rows = np.empty(budget, dtype=np.int64)
+    for n in range(budget):
+        candidate = c.ask()
+        row = table.index(candidate)
+        rows[n] = row
+        c.tell(candidate, float(reward[row]))
+    return rows
+
+
+def _factory(controller: str | ControllerFactory) -> ControllerFactory:
+    if not isinstance(controller, str):
+        return controller
+    from controller import make_controller
+
+    return lambda space, seed: make_controller(controller, space, seed=seed)
+
+
+def _factories(
+    controllers: Sequence[str] | Mapping[str, ControllerFactory] | None,
+) -> dict[str, str | ControllerFactory]:
+    """Controllers by name; names must be registered (default: every registered one)."""
+    from controller import get_controller, list_controllers
+
+    if controllers is None:
+        controllers = list_controllers()
+    if isinstance(controllers, Mapping):
+        factories: dict[str, str | ControllerFactory] = dict(controllers)
+    else:
+        factories = {}
+        for name in controllers:
+            try:
+                get_controller(name)
+            except ValueError as exc:
+                raise BenchError(str(exc)) from None
+            factories[name] = name
+    if not factories:
+        raise BenchError("no controllers to bench")
+    return factories
+
+
+def run_bench(
+    table: str | Path | Table,
+    controllers: Sequence[str] | Mapping[str, ControllerFactory] | None = None,
+    seeds: int = 30,
+    budget: int = 400,
+    *,
+    space: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    track: bool = True,
+    command: str | None = None,
+) -> BenchResult:
+    """Run controllers against a table and write the summary CSV, the regret plot and MLflow.
+
+    Args:
+        table: A `Table`, a CSV path or a shipped table's name.
+        controllers: Registered controller names, or a mapping name -> ``factory(space, seed)``;
+            default: every registered controller.
+        seeds: Controller seeds 0..seeds-1 per controller.
+        budget: Evaluations (asks) per seed.
+        space: The table's space file, when it is not the CSV's path with ``.yaml``.
+        out_dir: Where the CSV and PNG go; default ``runs/bench/<table name>``.
+        tracking_uri: MLflow tracking URI; default `search.config.default_tracking_uri()`.
+        track: Log params, metrics, the CSV and the PNG to MLflow experiment
+            ``bench-<table name>`` (one run).
+        command: The command that reproduces this bench, logged and written with the results.
+
+    Raises:
+        BenchError: A bad table, an unknown controller, or seeds/budget below 1.
+    """
+    if seeds < 1 or budget < 1:
+        raise BenchError(f"seeds and budget must be >= 1, got {seeds} and {budget}")
+    if not isinstance(table, Table):
+        table = load_table(table, space)
+    summaries = []
+    for name, factory in _factories(controllers).items():
+        start = time.perf_counter()
+        runs = [run_controller(table, factory, s, budget) for s in range(seeds)]
+        summaries.append(summarize(table, name, runs, time.perf_counter() - start))
+    result = BenchResult(table, seeds, budget, summaries)
+
+    if out_dir is None:
+        from search.config import RUNS_DIR
+
+        out_dir = RUNS_DIR / "bench" / table.name
+    write_outputs(result, Path(out_dir))
+    if track:
+        from search.bench.tracking import log_bench
+
+        result.run_id = log_bench(result, tracking_uri, command)
+    return result
