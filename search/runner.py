@@ -44,7 +44,7 @@ from search.trainable import train_child
 from spaces import SpaceError, load_space
 from spaces.ensemble import Ensemble
 from spaces.families import InvalidArchitecture, build_model, family_trainer
-from trainers import get_trainer, load_task
+from trainers import Trainer, get_trainer, load_task
 from trainers.augment import check_augmentable, parse_augmentations
 
 __all__ = ["SearchResult", "run_search"]
@@ -118,31 +118,43 @@ def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
     return validate
 
 
-def _check_supervised_children(key: str, space, task, refusal: str) -> None:
-    """Setting `key` needs children trained by a supervised trainer: a task (not an objective)
-    and a family without a trainer of its own; ``refusal`` ends the error about such a one."""
+def _children_trainer(space, task) -> Trainer | None:
+    """The trainer of the search's children: the family's own, else the task kind's (None
+    when an objective scores them)."""
     if task is None:
+        return None
+    return get_trainer(family_trainer(space.family) or task.kind)
+
+
+def _check_capability(key: str, space, task, capability: str, refusal: str) -> None:
+    """Setting `key` needs children whose trainer declares `capability`; ``refusal`` ends the
+    error about a trainer that does not."""
+    trainer = _children_trainer(space, task)
+    if trainer is None:
         raise ConfigError(f"{key}: an objective scores architectures without training them")
-    if family_trainer(space.family):
-        raise ConfigError(f"{key}: the {space.family} family's trainer {refusal}")
+    if not getattr(trainer, capability):
+        owner = f"{space.family} family's" if family_trainer(space.family) else trainer.kind
+        raise ConfigError(f"{key}: the {owner} trainer {refusal}")
 
 
 def _check_augment(config: SearchConfig, space, task) -> None:
-    """`config.augment` is none, or the children are trained supervised on a sequence
-    classification task."""
+    """`config.augment` is none, or the children's trainer augments this task's batches."""
     if config.augment == "none":
         return
-    _check_supervised_children("augment", space, task, "does not augment")
-    try:
-        check_augmentable(task, config.augment.split(","))
-    except ValueError as exc:
-        raise ConfigError(f"augment: {exc}") from None
+    if task is not None and not family_trainer(space.family):
+        try:  # the task's own refusal names what would be needed
+            check_augmentable(task, config.augment.split(","))
+        except ValueError as exc:
+            raise ConfigError(f"augment: {exc}") from None
+    _check_capability("augment", space, task, "supports_augment", "does not augment")
 
 
 def _check_lr_schedule(config: SearchConfig, space, task) -> None:
     """`config.lr_schedule` is constant, or the children's trainer follows a schedule."""
     if config.lr_schedule != "constant":
-        _check_supervised_children("lr_schedule", space, task, "keeps its learning rate constant")
+        _check_capability(
+            "lr_schedule", space, task, "supports_lr_schedule", "keeps its learning rate constant"
+        )
 
 
 def _included(config: SearchConfig, space, validate) -> list[dict[str, Any]]:
@@ -612,7 +624,7 @@ def _combine_best(
     if task is None or len(trainings) < 2:
         return None
     trainer = get_trainer(family_trainer(space.family) or task.kind)
-    combine = getattr(trainer, "ensemble_combine", "")
+    combine = trainer.ensemble_combine
     if not combine:
         return None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
