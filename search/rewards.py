@@ -104,9 +104,8 @@ class RewardExpression:
             return _BINARY[type(node.op)](left, self._evaluate(node.right, metrics))
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](self._evaluate(node.operand, metrics))
-        assert isinstance(node, ast.Call) and isinstance(
-            node.func, ast.Name
-        )  # as `_check` made sure
+        # `_check` let through no other node than a call of one of `_FUNCTIONS`
+        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
         args = [self._evaluate(arg, metrics) for arg in node.args]
         return _FUNCTIONS[node.func.id](*args)
 
