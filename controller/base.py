@@ -65,10 +65,10 @@ def worst_for_failed(
         The reward to learn from (None: a failure before any finite reward, to be skipped) and
         the updated worst reward.
     """
-    if failed(reward):
+    value = finite_reward(reward)
+    if value is None:
         return worst, worst
-    reward = float(reward)
-    return reward, reward if worst is None else min(worst, reward)
+    return value, value if worst is None else min(worst, value)
 
 
 Drawn = TypeVar("Drawn")
@@ -92,9 +92,12 @@ def draw_unasked(
     return drawn
 
 
-def failed(reward: float | None) -> bool:
-    """True when a reward marks a failed child: None, NaN or +-inf."""
-    return reward is None or not math.isfinite(float(reward))
+def finite_reward(reward: float | None) -> float | None:
+    """The reward as a float; None when it marks a failed child: None, NaN or +-inf."""
+    if reward is None:
+        return None
+    value = float(reward)
+    return value if math.isfinite(value) else None
 
 
 class Controller(abc.ABC):

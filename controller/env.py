@@ -79,10 +79,10 @@ class ArchitectureEnv(gym.Env):
         mask = self._mask()
         if not (0 <= action < len(mask) and mask[action]):
             self._done = True
-            info = {"action_mask": np.zeros_like(mask), "illegal_action": True}
+            info: dict[str, Any] = {"action_mask": np.zeros_like(mask), "illegal_action": True}
             return self._observation(), self.illegal_action_reward, True, False, info
         self._actions.append(action)
-        info: dict[str, Any] = {"action_mask": self._mask(), "illegal_action": False}
+        info = {"action_mask": self._mask(), "illegal_action": False}
         if not self.space.is_complete(self._actions):
             return self._observation(), 0.0, False, False, info
         self._done = True

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.base import Candidate, Controller, failed
+from controller.base import Candidate, Controller, finite_reward
 from controller.registry import register_controller
 
 
@@ -92,10 +92,11 @@ class Evolution(Controller):
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         candidate = self._settle(candidate)
-        if failed(reward):
+        value = finite_reward(reward)
+        if value is None:
             self._skipped += 1
             return
-        self._population.append((list(candidate.actions), float(reward)))
+        self._population.append((list(candidate.actions), value))
         if len(self._population) > self.options.population:
             self._population.popleft()  # the oldest dies
 

@@ -101,10 +101,11 @@ def check_schedule(schedule) -> list[list[float]]:
 
 def staged_epsilon(schedule: list[list[float]], asked: int) -> float:
     """Epsilon for the architecture asked after `asked` others."""
+    remaining: float = asked
     for epsilon, count in schedule:
-        if asked < count:
+        if remaining < count:
             return epsilon
-        asked -= count
+        remaining -= count
     return schedule[-1][0]
 
 

@@ -147,9 +147,8 @@ class Policy(nn.Module):
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """Numpy views of the parameters (Adam updates them in place), for `lstm_step`."""
-        lstm = self.lstm
-        params = (self.embed.weight, lstm.weight_ih_l0, lstm.weight_hh_l0)
-        params += (lstm.bias_ih_l0 + lstm.bias_hh_l0, self.weight, self.bias)
+        ((w_ih, w_hh, b_ih, b_hh),) = self.lstm.all_weights  # one layer
+        params = (self.embed.weight, w_ih, w_hh, b_ih + b_hh, self.weight, self.bias)
         return tuple(p.detach().numpy() for p in params)
 
 
@@ -301,12 +300,12 @@ class Reinforce(Controller):
                 if t + 1 < n:
                     tokens[i, t + 1] = self.policy.token(slots[i, t], actions[t])
             chosen[i, :n], valid[i, :n] = actions, 1.0
-        tokens, slots, masks, chosen, valid = map(
-            torch.from_numpy, (tokens, slots, masks, chosen, valid)
-        )
-        logp = F.log_softmax(self._squash(self.policy(tokens, slots), masks), dim=-1)  # (B, T, K)
-        log_prob = (logp.gather(2, chosen.unsqueeze(2)).squeeze(2) * valid).sum(1)
-        entropy = (-(logp.exp() * logp.masked_fill(~masks, 0.0)).sum(2) * valid).sum(1)
+        legal, weight = torch.from_numpy(masks), torch.from_numpy(valid)
+        taken = torch.from_numpy(chosen).unsqueeze(2)  # (B, T, 1)
+        logits = self.policy(torch.from_numpy(tokens), torch.from_numpy(slots))
+        logp = F.log_softmax(self._squash(logits, legal), dim=-1)  # (B, T, K)
+        log_prob = (logp.gather(2, taken).squeeze(2) * weight).sum(1)
+        entropy = (-(logp.exp() * logp.masked_fill(~legal, 0.0)).sum(2) * weight).sum(1)
         return log_prob, entropy
 
     def _best_before(self, n: int) -> list[tuple[list[int], float]]:

@@ -32,7 +32,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from controller.base import Candidate, Controller, failed
+from controller.base import Candidate, Controller, finite_reward
 from controller.registry import register_controller
 
 
@@ -103,11 +103,12 @@ class TPE(Controller):
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         candidate = self._settle(candidate)
         number = self._trial_of.pop(candidate.id)
-        if failed(reward):
+        value = finite_reward(reward)
+        if value is None:
             self._failed += 1
             self._study.tell(number, state=TrialState.FAIL)
         else:
-            self._study.tell(number, float(reward))
+            self._study.tell(number, value)
 
     def _state_dict(self) -> dict:
         trials = [

@@ -20,9 +20,11 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import ray
 from ray import tune
+from ray._raylet import NodeID
 
 from search.config import ConfigError
 
@@ -37,7 +39,7 @@ CONNECT_TIMEOUT_S = 3.0
 PROBE_TIMEOUT_MS = 2000
 """How long a cluster's GCS may take to answer its first request."""
 
-_INIT = {
+_INIT: dict[str, Any] = {
     "logging_level": logging.WARNING,
     "log_to_driver": False,  # children report through Tune; errors come back as files
     "configure_logging": True,
@@ -180,7 +182,8 @@ def _check_admitted(address: str) -> None:
 def _gcs_refusal(address: str) -> str | None:
     """None when the GCS at `address` answers; "token" when it wants a (valid) token; else why
     it does not answer."""
-    from ray._raylet import InnerGcsClient
+    # Ray's _raylet.pyi declares only its ID and ObjectRef types
+    from ray._raylet import InnerGcsClient  # type: ignore[attr-defined]
 
     try:
         with _quiet_stderr():
@@ -193,7 +196,8 @@ def _gcs_refusal(address: str) -> str | None:
 
 
 def _holds_token() -> bool:
-    from ray._raylet import AuthenticationTokenLoader
+    # Ray's _raylet.pyi declares only its ID and ObjectRef types
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
 
     return AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
 
@@ -201,7 +205,8 @@ def _holds_token() -> bool:
 def _enable_token_auth() -> None:
     """Token authentication for this process and all it starts (what Ray does itself when it
     joins a cluster it found on its own)."""
-    from ray._raylet import AuthenticationTokenLoader, Config
+    # Ray's _raylet.pyi declares only its ID and ObjectRef types
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")  # Ray's C++ side reads its settings (the mode among them) again
@@ -359,13 +364,13 @@ class ClusterWatch(tune.Callback):
         self.every = every
         self.timeout = timeout
         self._last = -math.inf
-        self._address: str | None = None
-        self._node = None
+        self._address = ""  # the GCS's, once `setup` ran
+        self._node: NodeID | None = None
 
-    def setup(self, **info):
+    def setup(self, *args: Any, **info: Any) -> None:
         context = ray.get_runtime_context()
         self._address = context.gcs_address
-        self._node = ray._raylet.NodeID.from_hex(context.get_node_id())
+        self._node = NodeID.from_hex(context.get_node_id())
 
     def on_step_begin(self, iteration, trials, **info):
         if time.monotonic() - self._last >= self.every:
@@ -388,12 +393,13 @@ class ClusterWatch(tune.Callback):
     def _answers(self) -> bool:
         # A plain TCP connection first: Ray's own client may wait out its reconnection
         # timeout (60 s, then Ray ends the process) on a GCS that is gone.
-        host, _, port = str(self._address).rpartition(":")
+        host, _, port = self._address.rpartition(":")
         try:
             socket.create_connection((host, int(port)), timeout=min(self.timeout, 3.0)).close()
         except (OSError, ValueError):
             return False
-        gcs = ray._private.worker.global_worker.gcs_client
+        # ray.init sets it; Ray's Worker class does not declare it
+        gcs = ray._private.worker.global_worker.gcs_client  # type: ignore[attr-defined]
         try:
             return all(gcs.check_alive([self._node], timeout=self.timeout))
         except Exception:  # Ray's RpcError once its retries to the GCS time out

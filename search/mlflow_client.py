@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +83,14 @@ def _is_http(uri: str | None) -> bool:
     return urlparse(uri or "").scheme in ("http", "https")
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and the exceptions it was raised from or while handling."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -273,7 +274,8 @@ class TrackingClient:
 
         method.__name__ = name
         method.__doc__ = attr.__doc__
-        method.__signature__ = inspect.signature(attr)
+        # typeshed's functions lack the __signature__ that `inspect.signature` reads
+        method.__signature__ = inspect.signature(attr)  # type: ignore[attr-defined]
         return method
 
     @property
@@ -458,11 +460,13 @@ class TrackingClient:
                 return result
 
     def _attempt(self, call: _Call) -> Any:
+        bound = call.bound
+        assert bound is not None  # a method's call (an `after_writes` function never gets here)
         if call.name == "create_run" and call.maybe_applied:
-            existing = self._created_run(call.bound.arguments)
+            existing = self._created_run(bound.arguments)
             if existing is not None:
                 return existing
-        return getattr(self._client, call.name)(*call.bound.args, **call.bound.kwargs)
+        return getattr(self._client, call.name)(*bound.args, **bound.kwargs)
 
     def _created_run(self, arguments: dict[str, Any]):
         """The run an earlier attempt of this `create_run` made, if the server made it."""

@@ -89,6 +89,7 @@ def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> nn.M
         return build_model(facts["family"], architecture, shape, facts["num_outputs"])
 
     combine = facts.get("combine") or "probabilities"
+    model: nn.Module
     if (path / "members.json").exists():
         groups = json.loads((path / "members.json").read_text())
         model = Ensemble(

@@ -95,7 +95,7 @@ class RewardExpression:
             return math.nan  # e.g. log(0): a failed child, not a failed search
 
     def _evaluate(self, node: ast.AST, metrics: Mapping[str, Any]) -> float:
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
             return node.value
         if isinstance(node, ast.Name):
             return float(metrics[node.id])
@@ -104,6 +104,8 @@ class RewardExpression:
             return _BINARY[type(node.op)](left, self._evaluate(node.right, metrics))
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](self._evaluate(node.operand, metrics))
+        # `_check` let through no other node than a call of one of `_FUNCTIONS`
+        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
         args = [self._evaluate(arg, metrics) for arg in node.args]
         return _FUNCTIONS[node.func.id](*args)
 

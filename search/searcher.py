@@ -124,20 +124,20 @@ class ControllerSearcher(Searcher):
     @property
     def failure_stop(self) -> str:
         """Why a run of failures stopped the search, or empty."""
-        return self.chain.find(FailureStop).stopped
+        return self.chain.require(FailureStop).stopped
 
     @property
     def exhausted(self) -> bool:
         """The controller proposed nothing new before the budget was spent."""
-        return self.chain.find(Deduplication).exhausted
+        return self.chain.require(Deduplication).exhausted
 
     @property
     def waiting(self) -> dict[str, list[Proposal]]:
-        return self.chain.find(Deduplication).waiting
+        return self.chain.require(Deduplication).waiting
 
     @property
     def included(self) -> list[dict[str, Any]]:
-        return self.chain.find(IncludeQueue).queue
+        return self.chain.require(IncludeQueue).queue
 
     def will_rerun(self, trial_id: str) -> bool:
         """Whether this ended trial is trained again as the same child."""
@@ -145,8 +145,10 @@ class ControllerSearcher(Searcher):
 
     # -- Tune's side -------------------------------------------------------------------------
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    # Tune's annotation leaves out the Searcher.FINISHED string its docs ask for
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         replaces = None
+        proposal: Proposal | str | None
         if self.rerun:
             replaces, proposal = self.rerun.pop(0)
         else:
@@ -211,14 +213,14 @@ class ControllerSearcher(Searcher):
         self.rerun = [(trial_id, Proposal.from_dict(p)) for trial_id, p in state["outstanding"]]
         self.live, self.timed_out = {}, {}
         self.finished = False
-        self.chain.find(FailureStop).reset()
+        self.chain.require(FailureStop).reset()
 
     def grow_budget(self, budget: int) -> None:
         """A resumed search may train more children than it first planned."""
         stage = self.chain.find(Confirmation)
         if stage is not None and stage.queue is not None:
             raise SearchError("the confirmation runs have started: the budget can no longer grow")
-        self.chain.find(Budget).budget = budget
+        self.chain.require(Budget).budget = budget
 
     def save(self, checkpoint_path: str) -> None:
         torch.save(self.state_dict(), checkpoint_path)
@@ -234,4 +236,4 @@ def _candidate(proposal: Proposal) -> Candidate:
 
 def controller_of(searcher: ControllerSearcher) -> Controller:
     """The controller at the heart of `searcher`'s chain."""
-    return searcher.chain.find(ControllerStage).controller
+    return searcher.chain.require(ControllerStage).controller

@@ -103,8 +103,13 @@ class Outcome:
     error: str = ""
 
     @property
+    def finite_reward(self) -> float | None:
+        """The reward when it is a finite number, else None."""
+        return self.reward if self.reward is not None and math.isfinite(self.reward) else None
+
+    @property
     def ok(self) -> bool:
-        return self.reward is not None and math.isfinite(self.reward)
+        return self.finite_reward is not None
 
 
 StageT = TypeVar("StageT", bound="Stage")
@@ -144,6 +149,13 @@ class Stage(abc.ABC):
         """The first stage of type `kind` in this chain."""
         return next((s for s in self.stages() if isinstance(s, kind)), None)
 
+    def require(self, kind: type[StageT]) -> StageT:
+        """The first stage of type `kind` in this chain; LookupError when it has none."""
+        stage = self.find(kind)
+        if stage is None:
+            raise LookupError(f"the chain has no {kind.__name__} stage")
+        return stage
+
     def chain_state(self) -> dict[str, Any]:
         """Every stage's state, by stage name."""
         return {type(s).__name__: s.state_dict() for s in self.stages()}
@@ -155,6 +167,15 @@ class Stage(abc.ABC):
             raise ValueError(f"saved stages {sorted(state)} do not match this chain's {names}")
         for stage in self.stages():
             stage.load_state_dict(state[type(stage).__name__])
+
+
+class _Wrapper(Stage):
+    """A stage around an inner one (every stage but the innermost)."""
+
+    inner: Stage
+
+    def __init__(self, inner: Stage):
+        super().__init__(inner)
 
 
 class ControllerStage(Stage):
@@ -190,7 +211,7 @@ class ControllerStage(Stage):
         self.controller.load_state_dict(state["controller"])
 
 
-class ValidityFilter(Stage):
+class ValidityFilter(_Wrapper):
     """Proposals that cannot be built are told `invalid_reward` at once and never trained.
 
     After `max_in_row` such proposals in a row the search ends with `SearchError`.
@@ -227,7 +248,7 @@ class ValidityFilter(Stage):
         )
 
 
-class IncludeQueue(Stage):
+class IncludeQueue(_Wrapper):
     """Architectures from the config train first; the controller never hears of them."""
 
     def __init__(self, inner: Stage, architectures: list[dict[str, Any]], key_of, seed: int = 0):
@@ -262,7 +283,7 @@ class IncludeQueue(Stage):
         self.queue, self.count = list(state["queue"]), int(state["count"])
 
 
-class Deduplication(Stage):
+class Deduplication(_Wrapper):
     """An architecture proposed again needs no new training.
 
     - ``reuse``: a known architecture is told its first training's reward at once; one that
@@ -322,9 +343,10 @@ class Deduplication(Stage):
         self.training[key] -= 1
         if self.training[key] <= 0:
             del self.training[key]
-        if outcome.ok:
-            self.rewards.setdefault(key, []).append(float(outcome.reward))
-        told = Outcome(self._told(key, outcome.reward if outcome.ok else None), outcome.error)
+        reward = outcome.finite_reward
+        if reward is not None:
+            self.rewards.setdefault(key, []).append(float(reward))
+        told = Outcome(self._told(key, reward), outcome.error)
         self.inner.done(proposal, told)
         for duplicate in self.waiting.pop(key, []):
             self.inner.done(duplicate, Outcome(told.reward))
@@ -345,7 +367,7 @@ class Deduplication(Stage):
         self.exhausted = bool(state["exhausted"])
 
 
-class Budget(Stage):
+class Budget(_Wrapper):
     """At most `budget` trainings; `FINISHED` after them (the stop rule of the search)."""
 
     def __init__(self, inner: Stage, budget: int):
@@ -374,7 +396,7 @@ class Budget(Stage):
         self.proposed, self.ran_out = int(state["proposed"]), bool(state["ran_out"])
 
 
-class Confirmation(Stage):
+class Confirmation(_Wrapper):
     """Once the inner stages are finished and every training has ended, the `confirm`
     architectures of highest mean reward train `runs` more times each (new seeds), so that
     the best is chosen on several trainings rather than its luckiest one. The controller is
@@ -400,7 +422,7 @@ class Confirmation(Stage):
             if self.out:
                 return WAIT  # the ranking is not final until every training has ended
             means = {k: sum(r) / len(r) for k, r in self.rewards.items() if r}
-            best = sorted(means, key=means.get, reverse=True)[: self.confirm]
+            best = sorted(means, key=means.__getitem__, reverse=True)[: self.confirm]
             self.queue = [k for k in best for _ in range(self.runs)]
         if not self.queue:
             return FINISHED
@@ -417,8 +439,9 @@ class Confirmation(Stage):
 
     def done(self, proposal: Proposal, outcome: Outcome) -> None:
         self.out -= 1
-        if outcome.ok:
-            self.rewards.setdefault(proposal.key, []).append(float(outcome.reward))
+        reward = outcome.finite_reward
+        if reward is not None:
+            self.rewards.setdefault(proposal.key, []).append(float(reward))
         if proposal.kind != "confirmation":
             self.inner.done(proposal, outcome)
 
@@ -445,7 +468,7 @@ class Confirmation(Stage):
         self.confirmed = int(state["confirmed"])
 
 
-class FailureStop(Stage):
+class FailureStop(_Wrapper):
     """After `max_in_row` trainings in a row ended by an error (not a divergence), the chain is
     `FINISHED` and `stopped` says why; 0 never stops. A resumed search counts afresh."""
 

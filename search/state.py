@@ -97,16 +97,16 @@ class StateFile:
             **self.snapshot(),
         }
         data = _encode(state)  # now: the live objects change after this call
-        upload = self.upload is not None and (
-            final or time.monotonic() - self._uploaded >= UPLOAD_EVERY
-        )
-        if upload:
+        upload = self.upload
+        if not (final or time.monotonic() - self._uploaded >= UPLOAD_EVERY):
+            upload = None
+        if upload is not None:
             self._uploaded = time.monotonic()
 
         def write() -> None:
             _write_atomically(self.path, data)
             self.writes += 1
-            if upload:
-                self.upload(self.path)
+            if upload is not None:
+                upload(self.path)
 
         self.defer(write)

@@ -114,8 +114,16 @@ class Slot:
     key: str | None = None  # per-layer decision name
     conditions: tuple[_Condition, ...] = field(default=(), repr=False)
 
+    @property
+    def in_layer(self) -> tuple[str, int, str] | None:
+        """``(block, layer, key)`` of a per-layer decision; None for the others."""
+        if self.block is None or self.layer is None or self.key is None:
+            return None
+        return self.block, self.layer, self.key
+
     def active(self, assigned: Mapping[str, Any]) -> bool:
-        if self.layer is not None and assigned.get(self.block, 0) <= self.layer:
+        place = self.in_layer
+        if place is not None and assigned.get(place[0], 0) <= place[1]:
             return False
         return all(c.holds(assigned) for c in self.conditions)
 
@@ -249,10 +257,12 @@ class Space:
             if slot.name not in assigned:
                 continue
             value = assigned[slot.name]
-            if slot.layer is None and slot.block:
+            place = slot.in_layer
+            if place is not None:
+                block, layer, key = place
+                arch[block][layer][key] = value
+            elif slot.block:
                 arch[slot.block] = [{} for _ in range(value)]
-            elif slot.layer is not None:
-                arch[slot.block][slot.layer][slot.key] = value
             else:
                 arch[slot.name] = value
         return arch
@@ -282,7 +292,8 @@ class Space:
         return actions
 
     def _lookup(self, arch: Mapping[str, Any], slot: Slot) -> tuple[Any, tuple]:
-        if slot.layer is None:
+        place = slot.in_layer
+        if place is None:
             top = slot.block or slot.name
             if top not in arch:
                 raise SpaceError(self.source, slot.name, "missing from the architecture")
@@ -292,10 +303,11 @@ class Space:
                     raise SpaceError(self.source, slot.name, "expected a list of layers")
                 return len(layers), (top,)
             return arch[top], (top,)
-        layer = arch[slot.block][slot.layer]
-        if not isinstance(layer, Mapping) or slot.key not in layer:
+        block, index, key = place
+        layer = arch[block][index]
+        if not isinstance(layer, Mapping) or key not in layer:
             raise SpaceError(self.source, slot.name, "missing from the architecture")
-        return layer[slot.key], (slot.block, slot.layer, slot.key)
+        return layer[key], place
 
     def _check_no_extra(self, arch: Mapping[str, Any], used: set[tuple]) -> None:
         for top, value in arch.items():
@@ -324,8 +336,8 @@ class Space:
         for slot in self.slots:
             for c in slot.conditions:
                 last_use[c.slot] = slot.index
-            if slot.layer is not None:
-                last_use[slot.block] = slot.index
+            if slot.in_layer is not None:
+                last_use[slot.in_layer[0]] = slot.index
         states: dict[tuple, tuple[dict[str, Any], int]] = {(): ({}, 1)}
         for slot in self.slots:
             following: dict[tuple, tuple[dict[str, Any], int]] = {}
@@ -475,7 +487,7 @@ class _Compiler:
         inner = item.get("decisions")
         if not isinstance(inner, list) or not inner:
             raise self.fail(f"{path}.decisions", "expected a non-empty list of per-layer decisions")
-        parsed = []
+        parsed: list[tuple[str, tuple, Any, str]] = []  # name, choices, when, path
         for j, sub in enumerate(inner):
             sub_path = f"{path}.decisions[{j}]"
             if not isinstance(sub, Mapping):

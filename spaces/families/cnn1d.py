@@ -36,7 +36,7 @@ from ._common import (
     read_mapping,
 )
 from ._registry import InvalidArchitecture, register_family
-from .rnn import READOUTS, ToSequence, valid_mask
+from .rnn import READOUTS, LengthAware, ToSequence, valid_mask
 
 __all__ = ["Conv1dLayer", "TimeConv", "build_cnn1d", "build_conv_stack"]
 
@@ -93,7 +93,7 @@ class TimeConv(nn.Module):
         h = x.transpose(1, 2)
         for layer in self.layers:
             h = layer(h)
-            if hasattr(layer, "out_lengths"):
+            if isinstance(layer, LengthAware):
                 lengths = layer.out_lengths(lengths)
             # zero the padding again, so the next layer reads it as a shorter series would
             h = h * valid_mask(lengths.to(h.device), h.shape[-1]).unsqueeze(1).to(h.dtype)
@@ -102,7 +102,7 @@ class TimeConv(nn.Module):
     def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Valid output steps of series with ``lengths`` valid input steps."""
         for layer in self.layers:
-            if hasattr(layer, "out_lengths"):
+            if isinstance(layer, LengthAware):
                 lengths = layer.out_lengths(lengths)
         return lengths
 
@@ -148,9 +148,7 @@ def build_conv_stack(
 class ConvSequenceModel(nn.Module):
     """Sequence view -> time convolutions -> readout -> linear head."""
 
-    def __init__(
-        self, to_sequence: nn.Module, body: nn.Module, readout: nn.Module, head: nn.Module
-    ):
+    def __init__(self, to_sequence: nn.Module, body: TimeConv, readout: nn.Module, head: nn.Module):
         super().__init__()
         self.to_sequence, self.body, self.readout, self.head = to_sequence, body, readout, head
 

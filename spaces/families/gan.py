@@ -395,6 +395,7 @@ def _conv_discriminator(
     widths: Sequence[int], norm: str, act: str, shape: tuple[int, ...], sn: bool
 ) -> nn.Module:
     image = len(shape) == 3
+    conv: type[nn.Conv1d | nn.Conv2d]
     if image:
         channels, *size = shape
         modules: list[nn.Module] = []
@@ -486,8 +487,8 @@ def build_gan(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_outputs
             raise InvalidArchitecture(
                 f"generator: 'conv' needs (C, H, W) image data, got shape {shape}; use rnn or dense"
             )
-        build = _conv_generator if g_kind == "conv" else _dense_generator
-        generator = build(latent, g_widths, g_norm, g_act, shape)
+        build_generator = _conv_generator if g_kind == "conv" else _dense_generator
+        generator = build_generator(latent, g_widths, g_norm, g_act, shape)
         latent_dim = latent
     if len(shape) == 3:
         generator = nn.Sequential(generator, nn.Sigmoid())
@@ -512,6 +513,6 @@ def build_gan(arch: Mapping[str, Any], input_shape: tuple[int, ...], num_outputs
             spectral,
         )
     else:
-        build = _conv_discriminator if d_kind == "conv" else _dense_discriminator
-        discriminator = build(d_widths, d_norm, d_act, shape, spectral)
+        build_discriminator = _conv_discriminator if d_kind == "conv" else _dense_discriminator
+        discriminator = build_discriminator(d_widths, d_norm, d_act, shape, spectral)
     return GAN(generator, discriminator, shape, latent_dim, options)

@@ -33,8 +33,8 @@ mapping (B, T, F) and optional lengths (B,) to (B, F)).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -56,6 +56,7 @@ __all__ = [
     "READOUTS",
     "AttentionPool",
     "CustomRecurrent",
+    "LengthAware",
     "RecurrentLayer",
     "SequenceModel",
     "ToSequence",
@@ -66,7 +67,13 @@ __all__ = [
 ]
 
 
-class _MGUCell(nn.Module):
+class _Cell(nn.Module):
+    """A cell `CustomRecurrent` steps: its input projection holds `gates` blocks of units."""
+
+    gates: int
+
+
+class _MGUCell(_Cell):
     """Minimal gated unit: f = σ(Wx + Uh), h~ = tanh(Wx + U(f*h)), h = (1-f) h + f h~."""
 
     gates = 2
@@ -86,7 +93,7 @@ class _MGUCell(nn.Module):
         return ((1 - f) * h + f * candidate,)
 
 
-class _PeepholeLSTMCell(nn.Module):
+class _PeepholeLSTMCell(_Cell):
     """LSTM whose input and forget gates see c_{t-1} and whose output gate sees c_t.
 
     With ``coupled`` the input gate is 1 - forget gate (no input-gate weights).
@@ -123,7 +130,7 @@ class _PeepholeLSTMCell(nn.Module):
 class CustomRecurrent(nn.Module):
     """A batch-first recurrent module around a custom cell; returns ``(outputs, None)``."""
 
-    def __init__(self, inputs: int, units: int, cell: nn.Module, states: int) -> None:
+    def __init__(self, inputs: int, units: int, cell: _Cell, states: int) -> None:
         super().__init__()
         self.cell = cell
         self.units, self.states = units, states
@@ -152,6 +159,14 @@ CELLS: dict[str, Callable[[int, int], nn.Module]] = {
     ),
 }
 """Recurrent modules by cell name: ``factory(input_size, units)``, batch first."""
+
+
+@runtime_checkable
+class LengthAware(Protocol):
+    """A module that says how many of its output steps are valid (a downsampling one)."""
+
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid output steps of series with ``lengths`` valid input steps."""
 
 
 def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -287,7 +302,7 @@ class SequenceModel(nn.Module):
     def __init__(
         self,
         to_sequence: ToSequence,
-        layers: list[nn.Module],
+        layers: Sequence[nn.Module],
         readout: nn.Module,
         head: nn.Module,
         front: nn.Module | None = None,
@@ -301,7 +316,7 @@ class SequenceModel(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         h = self.to_sequence(x)  # (B, T, F)
-        if lengths is not None and hasattr(self.front, "out_lengths"):  # a conv front-end
+        if lengths is not None and isinstance(self.front, LengthAware):  # a conv front-end
             h, lengths = self.front(h, lengths), self.front.out_lengths(lengths)
         else:
             h = self.front(h)

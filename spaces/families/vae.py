@@ -131,7 +131,7 @@ class VAE(GenerativeModel):
         if self.learned_scale:
             self.log_scale = nn.Parameter(torch.zeros(self.data_shape))
         elif likelihood == "gaussian":
-            self.register_buffer("log_scale", torch.full(self.data_shape, math.log(scale)))
+            self.register_buffer("log_scale", torch.full(self.data_shape, math.log(float(scale))))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The posterior's mean and log-variance, each ``(B, latent_dim)``."""
