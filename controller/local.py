@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.base import Candidate, Controller, draw_unasked, failed
+from controller.base import Candidate, Controller, draw_unasked, finite_reward
 from controller.registry import register_controller
 
 
@@ -96,7 +96,8 @@ class LocalSearch(Controller):
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         candidate = self._settle(candidate)
-        value = -math.inf if failed(reward) else float(reward)
+        value = finite_reward(reward)
+        value = -math.inf if value is None else value
         self._rewards[candidate.actions] = max(value, self._rewards.get(candidate.actions, value))
         if value > self._best_reward():
             self._move(candidate.actions)
