@@ -6,8 +6,11 @@ import ast
 import dataclasses
 import functools
 import inspect
+import math
+import numbers
 import os
 import re
+import reprlib
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,51 @@ KEEP = ("confirmed", "best")
 
 class ConfigError(ValueError):
     """A search setting is missing, unknown or out of range."""
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 60, 60
+"""How a bad value is quoted in an error: short, whatever its size."""
+
+
+def _integer(value: Any, low: int, high: float = math.inf) -> bool:
+    """An integer (not a bool) from `low` to `high`."""
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and low <= int(value) <= high
+    )
+
+
+def _number(value: Any, low: float, strict: bool = False) -> bool:
+    """A finite real number (not a bool) at least `low` (above it when `strict`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        value = float(value)
+    except OverflowError:  # an integer past any float
+        return False
+    return math.isfinite(value) and (value > low if strict else value >= low)
+
+
+def _plain(value: Any) -> bool:
+    """JSON-like data (string keys), holding no loop and at most 10,000 values in all (YAML
+    aliases can nest a few lines into billions)."""
+    budget, stack = 10_000, [(value, frozenset[int]())]
+    while stack:
+        node, above = stack.pop()
+        budget -= 1
+        if budget < 0 or id(node) in above:
+            return False
+        if isinstance(node, dict):
+            if not all(isinstance(k, str) for k in node):
+                return False
+            stack += [(v, above | {id(node)}) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, above | {id(node)}) for v in node]
+        elif node is not None and not isinstance(node, (str, int, float)):
+            return False
+    return True
 
 
 def default_tracking_uri() -> str:
@@ -156,64 +204,31 @@ class SearchConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` on a value of the wrong type or out of range."""
-        import math
-        import numbers
-        import reprlib
+        self._check_ranges()
+        self._check_augment()
+        self._check_choices()
+        self._check_reward()
+        self._check_objective()
+        self._check_plain_data()
 
-        show = reprlib.Repr()
-        show.maxlevel, show.maxstring, show.maxother = 2, 60, 60
-
-        def integer(value: Any, low: int, high: float = math.inf) -> bool:
-            return (
-                isinstance(value, numbers.Integral)
-                and not isinstance(value, bool)
-                and low <= int(value) <= high
-            )
-
-        def number(value: Any, low: float, strict: bool = False) -> bool:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                return False
-            try:
-                value = float(value)
-            except OverflowError:  # an integer past any float
-                return False
-            return math.isfinite(value) and (value > low if strict else value >= low)
-
-        def plain(value: Any) -> bool:
-            """JSON-like data (string keys), holding no loop and at most 10,000 values in all
-            (YAML aliases can nest a few lines into billions)."""
-            budget, stack = 10_000, [(value, frozenset[int]())]
-            while stack:
-                node, above = stack.pop()
-                budget -= 1
-                if budget < 0 or id(node) in above:
-                    return False
-                if isinstance(node, dict):
-                    if not all(isinstance(k, str) for k in node):
-                        return False
-                    stack += [(v, above | {id(node)}) for v in node.values()]
-                elif isinstance(node, list):
-                    stack += [(v, above | {id(node)}) for v in node]
-                elif node is not None and not isinstance(node, (str, int, float)):
-                    return False
-            return True
-
+    def _check_ranges(self) -> None:
+        """Counts, sizes, seconds and seeds of the right type and range; a non-empty name."""
         checks = [
-            ("budget", integer(self.budget, 1), "an integer >= 1"),
-            ("epochs", integer(self.epochs, 1), "an integer >= 1"),
-            ("concurrency", integer(self.concurrency, 0), "an integer >= 0"),
-            ("cpus_per_trial", number(self.cpus_per_trial, 0, strict=True), "a finite number > 0"),
-            ("gpus_per_trial", number(self.gpus_per_trial, 0), "a finite number >= 0"),
-            ("seed", integer(self.seed, 0, 2**32 - 1), "an integer from 0 to 2**32 - 1"),
-            ("batch_size", integer(self.batch_size, 1), "an integer >= 1"),
-            ("lr", number(self.lr, 0, strict=True), "a finite number > 0"),
-            ("confirm", integer(self.confirm, 0), "an integer >= 0"),
-            ("confirm_runs", integer(self.confirm_runs, 1), "an integer >= 1"),
-            ("child_timeout", number(self.child_timeout, 0), "a finite number of seconds >= 0"),
-            ("max_failures", integer(self.max_failures, 0), "an integer >= 0"),
+            ("budget", _integer(self.budget, 1), "an integer >= 1"),
+            ("epochs", _integer(self.epochs, 1), "an integer >= 1"),
+            ("concurrency", _integer(self.concurrency, 0), "an integer >= 0"),
+            ("cpus_per_trial", _number(self.cpus_per_trial, 0, strict=True), "a finite number > 0"),
+            ("gpus_per_trial", _number(self.gpus_per_trial, 0), "a finite number >= 0"),
+            ("seed", _integer(self.seed, 0, 2**32 - 1), "an integer from 0 to 2**32 - 1"),
+            ("batch_size", _integer(self.batch_size, 1), "an integer >= 1"),
+            ("lr", _number(self.lr, 0, strict=True), "a finite number > 0"),
+            ("confirm", _integer(self.confirm, 0), "an integer >= 0"),
+            ("confirm_runs", _integer(self.confirm_runs, 1), "an integer >= 1"),
+            ("child_timeout", _number(self.child_timeout, 0), "a finite number of seconds >= 0"),
+            ("max_failures", _integer(self.max_failures, 0), "an integer >= 0"),
             (
                 "tracking_outage",
-                number(self.tracking_outage, 0, strict=True),
+                _number(self.tracking_outage, 0, strict=True),
                 "a finite number of seconds > 0",
             ),
             ("name", isinstance(self.name, str) and bool(self.name.strip()), "a non-empty name"),
@@ -221,8 +236,11 @@ class SearchConfig:
         for key, ok, expected in checks:
             if not ok:
                 raise ConfigError(
-                    f"{key}: got {show.repr(getattr(self, key))}, expected {expected}"
+                    f"{key}: got {_SHOW.repr(getattr(self, key))}, expected {expected}"
                 )
+
+    def _check_augment(self) -> None:
+        """Known augmentation names; normalises `augment` to its canonical spelling."""
         from trainers.augment import parse_augmentations
 
         try:
@@ -230,41 +248,54 @@ class SearchConfig:
         except (ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
+
+    def _check_choices(self) -> None:
+        """Fields with a fixed set of values (their ``choices`` metadata) hold one of them."""
         for choice in dataclasses.fields(self):
             allowed = choice.metadata.get("choices")
             if allowed is not None and getattr(self, choice.name) not in allowed:
                 raise ConfigError(
-                    f"{choice.name}: got {show.repr(getattr(self, choice.name))}, "
+                    f"{choice.name}: got {_SHOW.repr(getattr(self, choice.name))}, "
                     f"expected one of {', '.join(allowed)}"
                 )
-        if self.reward is not None:
-            from search.rewards import RewardExpression, RewardExpressionError
 
-            unparsable = (
-                f"reward: got {show.repr(self.reward)}, expected an expression of metric "
-                "names, numbers, + - * / ** and functions"
-            )
-            try:
-                RewardExpression(self.reward)
-            except RewardExpressionError as exc:
-                raise ConfigError(f"reward: {exc}" if len(str(exc)) < 400 else unparsable) from None
-            except (ValueError, TypeError, AttributeError, RecursionError, MemoryError):
-                # Python's own parser gives up on some texts (NUL bytes, deep nesting)
-                raise ConfigError(unparsable) from None
+    def _check_reward(self) -> None:
+        """`reward`, when given, parses as a reward expression."""
+        if self.reward is None:
+            return
+        from search.rewards import RewardExpression, RewardExpressionError
+
+        unparsable = (
+            f"reward: got {_SHOW.repr(self.reward)}, expected an expression of metric "
+            "names, numbers, + - * / ** and functions"
+        )
+        try:
+            RewardExpression(self.reward)
+        except RewardExpressionError as exc:
+            raise ConfigError(f"reward: {exc}" if len(str(exc)) < 400 else unparsable) from None
+        except (ValueError, TypeError, AttributeError, RecursionError, MemoryError):
+            # Python's own parser gives up on some texts (NUL bytes, deep nesting)
+            raise ConfigError(unparsable) from None
+
+    def _check_objective(self) -> None:
+        """`objective`, when given, is a callable or a ``module:function`` text."""
         if self.objective is not None and not (
             callable(self.objective)
             or (isinstance(self.objective, str) and self.objective.count(":") == 1)
         ):
             raise ConfigError(
-                f"objective: got {show.repr(self.objective)}, "
+                f"objective: got {_SHOW.repr(self.objective)}, "
                 "expected 'module:function' or a callable"
             )
-        if not isinstance(self.controller_options, dict) or not plain(self.controller_options):
+
+    def _check_plain_data(self) -> None:
+        """`controller_options` and the included architectures are JSON-like data."""
+        if not isinstance(self.controller_options, dict) or not _plain(self.controller_options):
             raise ConfigError(
                 "controller_options: expected a mapping of option -> value "
                 "(names, numbers, strings, lists)"
             )
-        if not plain(self.included_architectures()):
+        if not _plain(self.included_architectures()):
             raise ConfigError(
                 "include: expected architectures as JSON-like data (mappings with string "
                 "keys, lists, strings, numbers), at most 10,000 values"
