@@ -11,25 +11,17 @@ import torch
 from spaces import load_space
 from spaces.families import InvalidArchitecture, build_model
 from spaces.families.vae import DEFAULT_IMAGE_VAE, DEFAULT_SEQUENCE_VAE, VAE
+from tests.examples import DIGITS, SMALL_CONV_VAE
 
-DIGITS = (1, 8, 8)
 WAVES = (64, 1)
-CONV = {
-    "network": "conv",
-    "layers": [{"filters": 16, "downsample": True}, {"filters": 32, "downsample": False}],
-    "activation": "gelu",
-    "norm": "batch",
-    "latent": 4,
-    "beta": 0.5,
-}
 
 
 @pytest.mark.parametrize(
     ("arch", "shape", "likelihood"),
     [
         (DEFAULT_IMAGE_VAE, DIGITS, "bernoulli"),
-        (CONV, DIGITS, "bernoulli"),
-        ({**CONV, "kernel": 5, "norm": "layer"}, (3, 7, 5), "bernoulli"),
+        (SMALL_CONV_VAE, DIGITS, "bernoulli"),
+        ({**SMALL_CONV_VAE, "kernel": 5, "norm": "layer"}, (3, 7, 5), "bernoulli"),
         (DEFAULT_SEQUENCE_VAE, WAVES, "gaussian"),
         ({**DEFAULT_SEQUENCE_VAE, "scale": 0.1, "norm": "batch"}, (20, 3), "gaussian"),
         ({**DEFAULT_IMAGE_VAE, "likelihood": "gaussian"}, DIGITS, "gaussian"),
@@ -65,7 +57,7 @@ def test_defaults_are_members_of_the_builtin_spaces() -> None:
 @pytest.mark.parametrize(
     ("arch", "match"),
     [
-        ({**CONV}, "conv needs a \\(C, H, W\\)"),
+        ({**SMALL_CONV_VAE}, "conv needs a \\(C, H, W\\)"),
         ({**DEFAULT_SEQUENCE_VAE, "likelihood": "poisson"}, "likelihood"),
         ({**DEFAULT_SEQUENCE_VAE, "likelihood": "bernoulli", "scale": 0.1}, "scale"),
         ({**DEFAULT_SEQUENCE_VAE, "scale": -1.0}, "scale"),
@@ -82,12 +74,12 @@ def test_invalid_architectures_are_reported(arch, match) -> None:
 
 
 def test_conv_rejects_too_much_downsampling_and_even_kernels() -> None:
-    deep = {**CONV, "layers": [{"filters": 4, "downsample": True}] * 3}
+    deep = {**SMALL_CONV_VAE, "layers": [{"filters": 4, "downsample": True}] * 3}
     build_model("vae", deep, DIGITS, 10)  # 8 -> 4 -> 2 -> 1
     with pytest.raises(InvalidArchitecture, match="layers.2.downsample"):
         build_model("vae", deep, (1, 4, 4), 10)
     with pytest.raises(InvalidArchitecture, match="kernel"):
-        build_model("vae", {**CONV, "kernel": 4}, DIGITS, 10)
+        build_model("vae", {**SMALL_CONV_VAE, "kernel": 4}, DIGITS, 10)
 
 
 @pytest.mark.parametrize(

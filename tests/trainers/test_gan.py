@@ -11,40 +11,10 @@ import spaces.families.gan  # noqa: F401  (registers the family)
 import trainers.gan  # noqa: F401  (registers the trainer)
 from spaces.families import build_model
 from spaces.families.gan import DEFAULT_IMAGE_GAN, DEFAULT_SEQUENCE_GAN
+from tests.examples import DIGITS, FAST_IMAGE_GAN
 from trainers import TrainOptions, get_trainer, load_task
 
-DIGITS = (1, 8, 8)
-
-# Small dense GANs that leave mode collapse behind within two epochs of batch 16.
-FAST_IMAGE_GAN = {
-    "latent": 16,
-    "generator": "dense",
-    "g_layers": [{"width": 128}],
-    "g_norm": "batch",
-    "g_activation": "relu",
-    "discriminator": "dense",
-    "d_layers": [{"width": 128}],
-    "d_norm": "layer",
-    "d_activation": "leaky_relu",
-    "g_lr": 0.001,
-    "d_lr": 0.001,
-}
 FAST_SEQUENCE_GAN = {**FAST_IMAGE_GAN, "latent": 8}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: quicker for these small models on a shared machine, and repeatable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def reference_dir(tmp_path_factory):
-    """One cache of reference classifiers for the module (each is trained once)."""
-    return str(tmp_path_factory.mktemp("reference"))
 
 
 @pytest.fixture(scope="module")

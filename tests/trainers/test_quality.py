@@ -21,14 +21,6 @@ ACCURACY_FLOOR = 0.9
 """Measured: digits 0.972, waves 0.988 on the validation split (seed 0)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("reference")

@@ -22,6 +22,7 @@ from torch import nn
 
 from spaces.ensemble import Ensemble
 from spaces.families import build_model
+from tests.examples import FAST_IMAGE_GAN, SMALL_CONV_VAE
 from trainers import (
     Task,
     Trainer,
@@ -80,50 +81,16 @@ CASES = {
     "gan": Case(
         lambda: load_task("digits", seed=0),
         "gan",
-        {
-            "latent": 16,
-            "generator": "dense",
-            "g_layers": [{"width": 128}],
-            "g_norm": "batch",
-            "g_activation": "relu",
-            "discriminator": "dense",
-            "d_layers": [{"width": 128}],
-            "d_norm": "layer",
-            "d_activation": "leaky_relu",
-            "g_lr": 0.001,
-            "d_lr": 0.001,
-        },
+        FAST_IMAGE_GAN,
         {"batch_size": 16},
     ),
     "vae": Case(
         cut("digits", 320, 160),
         "vae",
-        {
-            "network": "conv",
-            "layers": [{"filters": 16, "downsample": True}, {"filters": 32, "downsample": False}],
-            "activation": "gelu",
-            "norm": "batch",
-            "latent": 4,
-            "beta": 0.5,
-        },
+        SMALL_CONV_VAE,
         {"lr": 3e-3, "batch_size": 16},
     ),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: quicker for these tiny models on a shared machine, and repeatable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def reference_dir(tmp_path_factory) -> str:
-    """One cache of reference classifiers for the module (each is trained once)."""
-    return str(tmp_path_factory.mktemp("reference"))
 
 
 @pytest.fixture(scope="module")

@@ -11,33 +11,10 @@ import spaces.families.vae as vae_family
 import trainers.vae as vae_trainer
 from spaces.families import build_model
 from spaces.families.vae import DEFAULT_IMAGE_VAE, DEFAULT_SEQUENCE_VAE
+from tests.examples import DIGITS, SMALL_CONV_VAE
 from trainers import TrainOptions, load_task
 from trainers.tasks import Task
 from trainers.vae import VAETrainer, bpd_reward
-
-DIGITS = (1, 8, 8)
-CONV = {
-    "network": "conv",
-    "layers": [{"filters": 16, "downsample": True}, {"filters": 32, "downsample": False}],
-    "activation": "gelu",
-    "norm": "batch",
-    "latent": 4,
-    "beta": 0.5,
-}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (several spin against each other on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def reference_dir(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("reference"))
 
 
 def _small(name: str, n: int = 320) -> Task:
@@ -70,7 +47,7 @@ def test_bpd_reward_is_bounded_and_decreasing() -> None:
 # Configurations whose samples are no longer collapsed after two epochs of 320 examples (the
 # shared loop ends a child whose samples are still all alike after half its epochs).
 FAST = {
-    "digits": CONV,
+    "digits": SMALL_CONV_VAE,
     "waves": {**DEFAULT_SEQUENCE_VAE, "norm": "batch", "latent": 4, "beta": 0.5},
 }
 
