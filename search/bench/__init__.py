@@ -40,7 +40,7 @@ from __future__ import annotations
 from search.bench.cli import add_bench_arguments, main, run_bench_command
 from search.bench.report import BenchResult
 from search.bench.runs import ControllerFactory, run_bench, run_controller
-from search.bench.stats import CHECKPOINTS, ControllerSummary, summarize
+from search.bench.stats import CHECKPOINTS, ControllerSummary, median_interval, summarize
 from search.bench.tables import (
     BENCHMARKS_DIR,
     LOWER_IS_BETTER,
@@ -49,6 +49,7 @@ from search.bench.tables import (
     Table,
     check_table,
     load_table,
+    shipped_tables,
 )
 
 __all__ = [
@@ -65,8 +66,10 @@ __all__ = [
     "check_table",
     "load_table",
     "main",
+    "median_interval",
     "run_bench",
     "run_bench_command",
     "run_controller",
+    "shipped_tables",
     "summarize",
 ]

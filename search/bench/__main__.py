@@ -4,4 +4,5 @@ import sys
 
 from search.bench.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned workers of --jobs import this module again
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from search.bench.runs import run_bench
 from search.bench.tables import BenchError
@@ -17,8 +18,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "table",
         nargs="?",
-        default="digits-mlp",
         help="a table CSV, or the name of one in benchmarks/ (default digits-mlp)",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="every table shipped in benchmarks/, one after another"
     )
     parser.add_argument(
         "--controllers",
@@ -27,6 +30,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=30, help="controller seeds (default 30)")
     parser.add_argument(
         "--budget", type=int, default=400, help="evaluations (asks) per seed (default 400)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes the seeds are spread over; results do not depend on it (default 1)",
     )
     parser.add_argument("--space", help="the table's space file (default: the CSV with .yaml)")
     parser.add_argument("--out", help="folder for the CSV and PNG (default runs/bench/<table>)")
@@ -46,15 +55,36 @@ def run_bench_command(args: argparse.Namespace) -> int:
     controllers = None
     if args.controllers:
         controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
-    reproduce = _reproduce(args, controllers)
+    if args.all and (args.table or args.space):
+        print(
+            "rlnas bench: --all runs every shipped table: give it no table and no --space",
+            file=sys.stderr,
+        )
+        return 2
+    from search.bench.tables import shipped_tables
+
+    tables = shipped_tables() if args.all else [args.table or "digits-mlp"]
+    for i, table in enumerate(tables):
+        if i:
+            print()
+        status = _bench_one(args, table, controllers)
+        if status:
+            return status
+    return 0
+
+
+def _bench_one(args: argparse.Namespace, table: str, controllers: list[str] | None) -> int:
+    """Bench one table and print its results; the exit status."""
+    reproduce = _reproduce(args, table, controllers)
     try:
         result = run_bench(
-            args.table,
+            table,
             controllers,
             args.seeds,
             args.budget,
+            jobs=args.jobs,
             space=args.space,
-            out_dir=args.out,
+            out_dir=Path(args.out, table) if args.out and args.all else args.out,
             tracking_uri=args.tracking_uri,
             track=not args.no_tracking,
             command=reproduce,
@@ -72,13 +102,13 @@ def run_bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reproduce(args: argparse.Namespace, controllers: list[str] | None) -> str:
+def _reproduce(args: argparse.Namespace, table: str, controllers: list[str] | None) -> str:
     """The command that runs this bench again, every controller named."""
     if controllers is None:
         from controller import list_controllers
 
         controllers = list_controllers()
-    command = ["rlnas", "bench", str(args.table), "--controllers", ",".join(controllers)]
+    command = ["rlnas", "bench", table, "--controllers", ",".join(controllers)]
     command += ["--seeds", str(args.seeds), "--budget", str(args.budget)]
     if args.space:
         command += ["--space", str(args.space)]

@@ -46,6 +46,8 @@ class BenchResult:
                 row[f"regret_{n}_mean"], row[f"regret_{n}_se"] = s.regret_at(n)
             median = s.median_evals_to_top
             row["evals_to_top1pct_median"] = "" if median is None else median
+            low, high = s.evals_to_top_interval
+            row["evals_to_top1pct_low"], row["evals_to_top1pct_high"] = low, high
             row["top1pct_not_reached"] = s.not_reached
             row["selected_val_mean"] = float(s.selected_val.mean())
             row["selected_test_mean"] = float(np.nanmean(s.selected_test))
@@ -58,7 +60,7 @@ class BenchResult:
         """A readable table of the summary."""
         t = self.table
         points = self.checkpoints
-        head = ["controller", *(f"regret@{n}" for n in points), "evals to top 1%"]
+        head = ["controller", *(f"regret@{n}" for n in points), "evals to top 1% [95% CI]"]
         head += [f"test {t.metric} of selected", "seconds"]
         lines = [self._cells(s, points) for s in self.summaries]
         widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
@@ -69,7 +71,8 @@ class BenchResult:
             f"best mean validation {t.metric} {t.optimum:.4f}, top 1% {top} "
             f"{t.top_threshold():.4f}",
             f"{self.seeds} controller seeds, budget {self.budget} asks; regret = "
-            f"{_regret_meaning(t)} (mean +- standard error)",
+            f"{_regret_meaning(t)} (mean +- standard error); median evaluations to the top 1% "
+            "with its distribution-free 95% interval",
             "",
             fmt.format(*head).rstrip(),
             *(fmt.format(*r).rstrip() for r in lines),
@@ -79,7 +82,9 @@ class BenchResult:
     def _cells(self, s: ControllerSummary, points: list[int]) -> list[str]:
         """One controller's line of `format`."""
         median = s.median_evals_to_top
+        low, high = s.evals_to_top_interval
         reach = "-" if median is None else f"{median:g}"
+        reach += f" [{_evals(low)}, {_evals(high)}]"
         reach += f" ({s.not_reached}/{self.seeds} not reached)" if s.not_reached else ""
         return [
             s.name,
@@ -92,6 +97,11 @@ class BenchResult:
 
 def _regret_meaning(table: Table) -> str:
     return "optimum minus best found" if table.higher_is_better else "best found minus optimum"
+
+
+def _evals(value: float) -> str:
+    """An evaluation count; ``never`` for a seed that did not reach the top."""
+    return f"{value:g}" if np.isfinite(value) else "never"
 
 
 def _pm(mean: float, se: float) -> str:

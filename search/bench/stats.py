@@ -13,7 +13,13 @@ import numpy as np
 
 from search.bench.tables import Table
 
-__all__ = ["CHECKPOINTS", "ControllerSummary", "standard_error", "summarize"]
+__all__ = [
+    "CHECKPOINTS",
+    "ControllerSummary",
+    "median_interval",
+    "standard_error",
+    "summarize",
+]
 
 CHECKPOINTS = (25, 50, 100, 200, 400)
 """Evaluations after which regret is reported."""
@@ -63,6 +69,37 @@ class ControllerSummary:
         values = np.array([math.inf if e is None else e for e in self.evals_to_top], float)
         median = float(np.median(values))
         return median if math.isfinite(median) else None
+
+    @property
+    def evals_to_top_interval(self) -> tuple[float, float]:
+        """Distribution-free 95% interval of that median (`median_interval`); inf where a
+        bound is a seed that never reached the top 1%."""
+        values = [math.inf if e is None else float(e) for e in self.evals_to_top]
+        return median_interval(values)
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval of the median of `values` from their order statistics.
+
+    The interval from the j-th to the (n+1-j)-th smallest value holds the population's median
+    with probability ``1 - 2 P(B <= j - 1)``, B ~ Binomial(n, 1/2), whatever the distribution;
+    j is the largest rank for which that is at least `confidence` (for n = 100: the 40th and
+    61st values). Fewer than 6 values give no such rank at 95%: the whole range.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return math.nan, math.nan
+    alpha = 1.0 - confidence
+    j, below = 0, 0.0  # below: P(B <= j - 1) for the next j
+    while True:
+        below += math.comb(n, j) / 2.0**n
+        if 2 * below > alpha:
+            break
+        j += 1
+    if j == 0:
+        return ordered[0], ordered[-1]
+    return ordered[j - 1], ordered[n - j]
 
 
 def standard_error(values: np.ndarray) -> float:

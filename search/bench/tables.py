@@ -26,6 +26,7 @@ __all__ = [
     "Table",
     "check_table",
     "load_table",
+    "shipped_tables",
     "seed_column",
 ]
 
@@ -130,6 +131,11 @@ class Table:
         return row
 
 
+def shipped_tables() -> list[str]:
+    """Names of the tables shipped in `benchmarks/`, sorted."""
+    return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.csv"))
+
+
 def _resolve_table(table: str | Path) -> Path:
     path = Path(table)
     if path.suffix == ".csv" or path.exists():
@@ -155,8 +161,9 @@ def load_table(
     """
     path = _resolve_table(table)
     if not path.exists():
-        shipped = sorted(p.stem for p in BENCHMARKS_DIR.glob("*.csv"))
-        raise BenchError(f"no table {str(table)!r} (no file {path}; shipped tables: {shipped})")
+        raise BenchError(
+            f"no table {str(table)!r} (no file {path}; shipped tables: {shipped_tables()})"
+        )
     space_obj = _load_space(path, space)
     with path.open(newline="") as f:
         reader = csv.DictReader(f)

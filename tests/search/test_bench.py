@@ -19,9 +19,11 @@ from search.bench import (
     add_bench_arguments,
     check_table,
     load_table,
+    median_interval,
     run_bench,
     run_bench_command,
     run_controller,
+    shipped_tables,
     summarize,
 )
 
@@ -203,6 +205,62 @@ def test_median_not_reached_when_most_seeds_miss(tmp_path):
     runs = [run_controller(table, scripted, seed, budget=6) for seed in (0, 2, 2)]
     s = summarize(table, "scripted", runs)
     assert s.not_reached == 2 and s.median_evals_to_top is None
+
+
+@pytest.mark.parametrize(
+    ("n", "ranks"), [(6, (1, 6)), (10, (2, 9)), (30, (10, 21)), (100, (40, 61))]
+)
+def test_median_interval_is_the_order_statistics_of_95_percent(n, ranks):
+    # ranks of the distribution-free 95% interval of a median (e.g. Conover's tables)
+    values = [float(v) for v in np.random.default_rng(n).permutation(np.arange(1, n + 1))]
+    assert median_interval(values) == (float(ranks[0]), float(ranks[1]))
+
+
+def test_median_interval_covers_the_median_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    covered = [
+        lo <= 0.0 <= hi
+        for lo, hi in (median_interval(list(rng.standard_cauchy(30))) for _ in range(2000))
+    ]
+    assert 0.94 <= np.mean(covered) <= 0.985  # 95.7% exactly, for 30 values
+
+
+def test_seeds_spread_over_processes_give_the_same_results(tmp_path):
+    table = write_tiny(tmp_path)
+    one, two = (
+        run_bench(
+            table,
+            ["random", "local"],
+            seeds=4,
+            budget=12,
+            jobs=jobs,
+            track=False,
+            out_dir=tmp_path / f"jobs{jobs}",
+        )
+        for jobs in (1, 2)
+    )
+    for a, b in zip(one.summaries, two.summaries, strict=True):
+        assert a.name == b.name and a.evals_to_top == b.evals_to_top
+        np.testing.assert_array_equal(a.regret, b.regret)
+    with pytest.raises(BenchError, match="jobs"):
+        run_bench(table, ["random"], seeds=1, budget=1, jobs=0, track=False)
+
+
+def test_all_runs_every_shipped_table(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(
+        ["--all", "--controllers", "random", "--seeds", "2", "--budget", "5"]
+        + ["--out", str(tmp_path), "--no-tracking"]
+    )
+    assert run_bench_command(args) == 0
+    out = capsys.readouterr().out
+    for name in shipped_tables():
+        assert f"table {name}:" in out and (tmp_path / name / f"bench-{name}.csv").exists()
+    assert "[95% CI]" in out
+    args = parser.parse_args(["digits-mlp", "--all", "--no-tracking"])
+    assert run_bench_command(args) == 2
+    assert "--all runs every shipped table" in capsys.readouterr().err
 
 
 def _bench_tiny(tmp_path, **kwargs):
