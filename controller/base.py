@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -90,6 +92,21 @@ def draw_unasked(
         drawn = draw(retry)
     asked.add(tuple(actions_of(drawn)))
     return drawn
+
+
+def complete_actions(
+    space, prefix: Sequence[int], kept: dict[int, int], rng: np.random.Generator
+) -> list[int]:
+    """`prefix` made a whole architecture: each later decision takes its choice in `kept` (by
+    slot index) where it has one, else a uniformly drawn one (a decision that a changed count or
+    `when` made active)."""
+    actions = list(prefix)
+    while (slot := space.next_slot(actions)) is not None:
+        if slot.index in kept:
+            actions.append(kept[slot.index])
+        else:
+            actions.append(int(rng.integers(len(slot.choices))))
+    return actions
 
 
 def finite_reward(reward: float | None) -> float | None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.base import Candidate, Controller, finite_reward
+from controller.base import Candidate, Controller, complete_actions, finite_reward
 from controller.registry import register_controller
 
 
@@ -82,13 +82,7 @@ class Evolution(Controller):
         new = (parent[t] + 1 + int(self._rng.integers(n - 1))) % n  # any choice but the old
         kept = {slot.index: a for slot, a in zip(slots, parent, strict=True)}
         kept[slots[t].index] = new
-        child = list(parent[:t]) + [new]
-        while (slot := self.space.next_slot(child)) is not None:
-            if slot.index in kept:
-                child.append(kept[slot.index])
-            else:  # newly active: uniform
-                child.append(int(self._rng.integers(len(slot.choices))))
-        return child
+        return complete_actions(self.space, [*parent[:t], new], kept, self._rng)
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         candidate = self._settle(candidate)

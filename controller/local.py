@@ -25,7 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.base import Candidate, Controller, draw_unasked, finite_reward
+from controller.base import (
+    Candidate,
+    Controller,
+    complete_actions,
+    draw_unasked,
+    finite_reward,
+)
 from controller.registry import register_controller
 
 
@@ -55,13 +61,7 @@ def one_decision_neighbours(space, actions: list[int], rng: np.random.Generator)
     neighbours = []
     for i in rng.permutation(len(moves)):
         t, choice = moves[int(i)]
-        child = list(actions[:t]) + [choice]
-        while (slot := space.next_slot(child)) is not None:
-            if slot.index in kept:
-                child.append(kept[slot.index])
-            else:
-                child.append(int(rng.integers(len(slot.choices))))
-        neighbours.append(child)
+        neighbours.append(complete_actions(space, [*actions[:t], choice], kept, rng))
     return neighbours
 
 
