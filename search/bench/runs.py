@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -66,38 +68,53 @@ def _factories(
 
 
 def _run_seeds(
-    table: Table, controller: str | ControllerFactory, seeds: int, budget: int, jobs: int
+    table: Table,
+    controller: str | ControllerFactory,
+    seeds: int,
+    budget: int,
+    pool: Executor | None,
 ) -> tuple[list[np.ndarray], float]:
-    """Every seed of one controller, on `jobs` processes when the controller is named (a
-    factory may not pickle); the rows of each seed and the seconds they took in all."""
-    if jobs <= 1 or not isinstance(controller, str):
+    """Every seed of one controller, on the `pool`'s processes when there is one and the
+    controller is named (a factory may not pickle); the rows of each seed and the seconds they
+    took in all."""
+    if pool is None or not isinstance(controller, str):
         start = time.perf_counter()
         runs = [run_controller(table, controller, s, budget) for s in range(seeds)]
         return runs, time.perf_counter() - start
+    timed = list(pool.map(_timed_run, [controller] * seeds, range(seeds), [budget] * seeds))
+    return [rows for rows, _ in timed], sum(seconds for _, seconds in timed)
+
+
+def _seed_pool(table: Table, jobs: int) -> AbstractContextManager[Executor | None]:
+    """`jobs` worker processes that each receive `table` once (none for one job)."""
+    if jobs <= 1:
+        return nullcontext()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter per worker, never a fork of a process holding torch threads
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
-        timed = list(
-            pool.map(
-                _timed_run,
-                *zip(*[(table, controller, s, budget) for s in range(seeds)], strict=True),
-            )
-        )
-    return [rows for rows, _ in timed], sum(seconds for _, seconds in timed)
+    return ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(table,)
+    )
 
 
-def _one_thread() -> None:
+_worker_table: Table | None = None
+"""The table a worker process of `_seed_pool` runs its seeds on."""
+
+
+def _start_worker(table: Table) -> None:
     import torch
 
+    global _worker_table
+    _worker_table = table
     torch.set_num_threads(1)  # the controllers' networks are tiny; threads only cost here
 
 
-def _timed_run(table: Table, controller: str, seed: int, budget: int) -> tuple[np.ndarray, float]:
+def _timed_run(controller: str, seed: int, budget: int) -> tuple[np.ndarray, float]:
+    assert _worker_table is not None, "not a worker of _seed_pool"
     start = time.perf_counter()
-    rows = run_controller(table, controller, seed, budget)
+    rows = run_controller(_worker_table, controller, seed, budget)
     return rows, time.perf_counter() - start
 
 
@@ -138,10 +155,12 @@ def run_bench(
         raise BenchError(f"seeds, budget and jobs must be >= 1, got {seeds}, {budget} and {jobs}")
     if not isinstance(table, Table):
         table = load_table(table, space)
+    factories = _factories(controllers)
     summaries = []
-    for name, factory in _factories(controllers).items():
-        runs, seconds = _run_seeds(table, factory, seeds, budget, jobs)
-        summaries.append(summarize(table, name, runs, seconds))
+    with _seed_pool(table, jobs) as pool:
+        for name, factory in factories.items():
+            runs, seconds = _run_seeds(table, factory, seeds, budget, pool)
+            summaries.append(summarize(table, name, runs, seconds))
     result = BenchResult(table, seeds, budget, summaries)
 
     if out_dir is None:
