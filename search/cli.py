@@ -159,8 +159,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(f"rlnas search: {exc}") from None
     if args.resume:
-        assert config.name is not None  # set by SearchConfig.__post_init__
-        return _resume(config.name, None, flags, config.resolved_tracking_uri, args.top)
+        return _resume(config.resolved_name, None, flags, config.resolved_tracking_uri, args.top)
     return _run(config, args.top, new=args.new)
 
 

@@ -327,6 +327,13 @@ class SearchConfig:
         return value
 
     @property
+    def resolved_name(self) -> str:
+        """`name`, which construction fills in (``<task>-<space>`` when not given)."""
+        if self.name is None:
+            raise ConfigError("name: missing")
+        return self.name
+
+    @property
     def resolved_tracking_uri(self) -> str:
         return self.tracking_uri or default_tracking_uri()
 

@@ -260,7 +260,7 @@ def _refuse_unfinished(config: SearchConfig) -> None:
         _, client = open_store(config.resolved_tracking_uri)
     except ResultsError:
         return  # no store yet: nothing to mix with
-    left = unfinished_search(client, _name(config), config.resolved_storage)
+    left = unfinished_search(client, config.resolved_name, config.resolved_storage)
     if left is not None:
         raise UnfinishedSearch(
             f"search {config.name!r} is unfinished ({left.progress}, run {left.run_id}, "
@@ -408,13 +408,6 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
-def _name(config: SearchConfig) -> str:
-    """The search's name (`SearchConfig` fills in the default)."""
-    if config.name is None:
-        raise ConfigError("name: missing")
-    return config.name
-
-
 def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
     """Ray (started here, or joined), the children at once, and the tracker."""
     started_ray = connect(config.address)
@@ -423,7 +416,9 @@ def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
             started_ray,
             _concurrency(config),
             Tracker(
-                config.resolved_tracking_uri, _name(config), outage_limit=config.tracking_outage
+                config.resolved_tracking_uri,
+                config.resolved_name,
+                outage_limit=config.tracking_outage,
             ),
         )
     except BaseException:
@@ -621,12 +616,10 @@ def _combine_best(
     trainings = [
         c for architecture in kept_architectures for c in ranked if c.architecture == architecture
     ]
-    if task is None or len(trainings) < 2:
+    trainer = _children_trainer(space, task)
+    if trainer is None or len(trainings) < 2 or not trainer.ensemble_combine:
         return None
-    trainer = get_trainer(family_trainer(space.family) or task.kind)
     combine = trainer.ensemble_combine
-    if not combine:
-        return None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     kept: dict[str, Any] = {"trainings": len(trainings)}
     with tempfile.TemporaryDirectory() as tmp:
