@@ -247,6 +247,11 @@ class SearchLog:
         self.started = time.monotonic() - float(state["elapsed"])
         self.first_done = None
 
+    @property
+    def ended(self) -> dict[str, str]:
+        """Trial id -> how each child that ended did: finished, failed or retried."""
+        return {t: c.status for t, c in self.children.items() if c.status != "running"}
+
     def count(self, status: str) -> int:
         return sum(1 for c in self.children.values() if c.status == status)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,14 @@ from mlflow.exceptions import MlflowException
 
 from search.config import ConfigError, SearchConfig
 from search.state import ARTIFACT_DIR, FILE_NAME, read_state, state_path
-from search.tags import KILLED_TAG, PARENT_RUN_TAG, ROLE_TAG, STATUS_TAG, tag_filter
+from search.tags import (
+    KILLED_TAG,
+    PARENT_RUN_TAG,
+    ROLE_TAG,
+    STATUS_TAG,
+    TRIAL_ID_TAG,
+    tag_filter,
+)
 
 __all__ = [
     "MAY_CHANGE",
@@ -163,17 +171,27 @@ def merged_config(resume: Resume, overrides: dict[str, Any]) -> SearchConfig:
     return SearchConfig.build({**saved, **overrides}, where=f"resumed search {saved['name']!r}")
 
 
-def mark_cut_off(client, experiment_id: str, parent_run_id: str) -> list[str]:
-    """Child runs of the search left ``RUNNING`` by an interruption (at its end, or found by
-    a resume after a kill): marked ``KILLED`` and tagged, since a resume trains their children
-    again. Returns their run ids."""
+def mark_cut_off(
+    client, experiment_id: str, parent_run_id: str, ended: Mapping[str, str] | None = None
+) -> list[str]:
+    """End the child runs of the search left ``RUNNING`` by an interruption (at its end, or
+    found by a resume after a kill). A run whose child `ended` names (trial id -> ``finished``,
+    ``failed`` or ``retried``, from the saved state) was cut off between the state's write and
+    the run's end: it ends as recorded. Any other is marked ``KILLED`` and tagged, since a
+    resume trains its child again. Returns the killed runs' ids."""
+    ended = ended or {}
     runs = client.search_runs(
         [experiment_id],
         filter_string=tag_filter(PARENT_RUN_TAG, parent_run_id)
         + " and attributes.status = 'RUNNING'",
         max_results=10000,
     )
+    killed = []
     for run in runs:
+        status = ended.get(run.data.tags.get(TRIAL_ID_TAG, ""))
+        if status is not None:
+            client.set_terminated(run.info.run_id, "FINISHED" if status == "finished" else "FAILED")
+            continue
         client.log_batch(
             run.info.run_id,
             tags=[
@@ -182,4 +200,5 @@ def mark_cut_off(client, experiment_id: str, parent_run_id: str) -> list[str]:
             ],
         )
         client.set_terminated(run.info.run_id, "KILLED")
-    return [r.info.run_id for r in runs]
+        killed.append(run.info.run_id)
+    return killed

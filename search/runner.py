@@ -301,22 +301,9 @@ def _continue(
     for trial_id, record in list(log.children.items()):
         if record.status in ("running", "retried") and trial_id not in outstanding:
             del log.children[trial_id]  # an attempt trained again under another trial id
-    mark_cut_off(tracker.client, tracker.experiment_id, resume.run_id)
+    mark_cut_off(tracker.client, tracker.experiment_id, resume.run_id, log.ended)
     if budget > int(resume.config["budget"]):
         searcher.grow_budget(budget)
-
-
-class _SaveState(tune.Callback):
-    """Saves the search's state once a child's end is recorded (after `ChildRunCallback`)."""
-
-    def __init__(self, state: StateFile):
-        self.state = state
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.state.save()
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.state.save()
 
 
 def _fit(tuner) -> None:
@@ -371,10 +358,10 @@ def run_search(
     if resume is not None:
         _continue(resume, searcher, log, tracker, config.budget)
     log.budget = searcher.planned
-    searcher.on_change = state.save
+    searcher.on_change = children.save_state = state.save
     state.save(final=True)
     print(_header(config, plan, concurrency, resume), file=out, flush=True)
-    callbacks = _callbacks(config, searcher, children, state, out)
+    callbacks = _callbacks(config, searcher, children, out)
     status = "FAILED"
     try:
         _fit(
@@ -486,15 +473,13 @@ def _callbacks(
     config: SearchConfig,
     searcher: ControllerSearcher,
     children: ChildRunCallback,
-    state: StateFile,
     out,
 ) -> list[tune.Callback]:
     """Tune's callbacks on the driver, in the order they hear of a trial."""
     callbacks = [
         # first: a child cut off by a lost cluster stays running (trained again on resume)
         ClusterWatch(children.tracker.name),
-        children,
-        _SaveState(state),
+        children,  # saves the state once a child's end is recorded
         ProgressCallback(children.log, out),
     ]
     if config.child_timeout:
@@ -556,7 +541,7 @@ def _finish(
 ) -> tuple[int | None, dict[str, Any] | None]:
     """Leaderboard, plots and controller state into the parent run; register the best (after
     confirmation, its trainings as one model, see `_combine_best`)."""
-    mark_cut_off(tracker.client, tracker.experiment_id, tracker.parent_run_id)
+    mark_cut_off(tracker.client, tracker.experiment_id, tracker.parent_run_id, log.ended)
 
     def save_controller(path: Path) -> None:
         torch.save(controller.state_dict(), path)

@@ -12,6 +12,7 @@ import math
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -260,6 +261,9 @@ class ChildRunCallback(tune.Callback):
         self.reward_of = reward_of or (lambda result: result.get("reward"))
         self.key_of = key_of or (lambda architecture: json.dumps(architecture, sort_keys=True))
         self.searcher: ControllerSearcher | None = None  # once built: why trials ended
+        # Saves the search's state (see `search.state.StateFile`); called once a child's end
+        # is recorded and before its run is ended, so every ended run is one the state knows.
+        self.save_state: Callable[[], None] = lambda: None
 
     def log_reused(self, candidate, key: str, reward: float | None) -> None:
         """A proposal answered from an earlier child's result: a nested run marked as such."""
@@ -326,6 +330,7 @@ class ChildRunCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.log.children.get(trial.trial_id)
         if record is None:
+            self.save_state()
             return
         result = trial.last_result or {}
         if result.get("error") or result.get("diverged"):
@@ -368,12 +373,14 @@ class ChildRunCallback(tune.Callback):
                     else:
                         self.client.log_artifact(record.run_id, str(entry))
                 record.has_model = Path(path, "model").is_dir()
+        self.save_state()
         self.client.set_terminated(record.run_id, "FINISHED")
         self._log_parent_progress(record)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         record = self.log.children.get(trial.trial_id)
         if record is None:
+            self.save_state()
             return
         searcher = self.searcher
         reason = searcher.outcome(trial.trial_id, None, True).error if searcher else ""
@@ -398,6 +405,7 @@ class ChildRunCallback(tune.Callback):
         self.client.log_batch(record.run_id, tags=tags)
         if traceback:
             self.client.log_text(record.run_id, traceback, "error.txt")
+        self.save_state()
         self.client.set_terminated(record.run_id, "FAILED")
 
     def _log_parent_progress(self, record: ChildRecord) -> None:
