@@ -29,6 +29,15 @@ since: slightly off-policy, as in any asynchronous REINFORCE).
 Failed children (reward None, NaN or +-inf) get the worst reward seen so far, so the policy
 learns to avoid what fails; a failure before any finite reward is skipped.
 
+Ranked proposals
+----------------
+Once a few rewards are told (`rank_after`), each ask draws `rank_samples` distinct unasked
+architectures from the policy, adds the one-decision neighbours of the `rank_neighbours` best
+told so far, and proposes the one a reward model ranks first: a bootstrap ensemble of small
+MLPs over the one-hot action encoding, trained on every reward told, and ranking under one
+member drawn at random (Thompson sampling; `controller.reward_model`). The policy still learns
+from every real reward as above; the model only chooses which of its draws is worth a child.
+
 Defaults
 --------
 ENAS's settings (lr 3.5e-4, baseline decay 0.99) are tuned for thousands of cheap children; a
@@ -52,7 +61,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
+from controller.local import one_decision_neighbours
 from controller.registry import register_controller
+from controller.reward_model import RewardModel, encode_actions
 
 
 @dataclass
@@ -93,6 +104,15 @@ class ReinforceOptions:
     replay_best: int = 4
     """Every update also takes this many of the best distinct architectures told before, with
     their advantage against the current baseline, into its PPO-clipped steps (0: off)."""
+    rank_samples: int = 16
+    """Draw this many distinct architectures from the policy and propose the one a reward model
+    learned from the rewards told so far ranks first (`controller.reward_model`; 0 or 1: off;
+    see benchmarks/RESULTS.md#reinforce)."""
+    rank_after: int = 4
+    """Rewards told before the reward model ranks proposals (until then: one draw)."""
+    rank_neighbours: int = 2
+    """The one-decision neighbours of this many of the best architectures told so far join the
+    draws the reward model ranks (as BANANAS ranks mutations; 0: policy draws only)."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -117,11 +137,19 @@ class ReinforceOptions:
             raise ValueError(f"resample_heat must be >= 1, got {self.resample_heat}")
         if int(self.replay_best) != self.replay_best or self.replay_best < 0:
             raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
+        if int(self.rank_samples) != self.rank_samples or self.rank_samples < 0:
+            raise ValueError(f"rank_samples must be an integer >= 0, got {self.rank_samples}")
+        if int(self.rank_neighbours) != self.rank_neighbours or self.rank_neighbours < 0:
+            raise ValueError(f"rank_neighbours must be an integer >= 0, got {self.rank_neighbours}")
+        if int(self.rank_after) != self.rank_after or self.rank_after < 2:
+            raise ValueError(f"rank_after must be an integer >= 2, got {self.rank_after}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be > 0 or None, got {self.clip}")
         self.batch, self.hidden = int(self.batch), int(self.hidden)
         self.update_steps, self.resample = int(self.update_steps), int(self.resample)
         self.replay_best = int(self.replay_best)
+        self.rank_samples, self.rank_after = int(self.rank_samples), int(self.rank_after)
+        self.rank_neighbours = int(self.rank_neighbours)
 
 
 class Policy(nn.Module):
@@ -193,6 +221,10 @@ class Reinforce(Controller):
             for p in self.policy.parameters():
                 p.uniform_(-0.1, 0.1, generator=self._generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
+        self._model = RewardModel(  # its own generator: the policy's draws stay as they were
+            self.space.max_steps * self.space.max_choices,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def _squash(self, logits, mask, heat: float = 1.0):
         """Temperature (times `heat`), tanh clipping, then the space's mask (illegal -> -inf);
@@ -209,19 +241,26 @@ class Reinforce(Controller):
     # -- ask ----------------------------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        actions, log_prob, entropy = draw_unasked(
-            lambda retry: self._sample(self.options.resample_heat**retry),
-            lambda drawn: drawn[0],
-            self._asked,
-            self.options.resample,
-        )
+        o = self.options
+        if o.rank_samples > 1 and len(self._model) >= o.rank_after:
+            actions, log_prob, entropy = self._ranked_draw()
+        else:
+            actions, log_prob, entropy = draw_unasked(
+                lambda retry: self._sample(o.resample_heat**retry),
+                lambda drawn: drawn[0],
+                self._asked,
+                o.resample,
+            )
         if not self._stats["updates"]:
             self._stats["entropy"] = entropy  # until the first update reports the batch mean
         return self._candidate(actions, log_prob=log_prob, entropy=entropy)
 
-    def _sample(self, heat: float = 1.0) -> tuple[list[int], float, float]:
-        """One action sequence drawn from the policy at its temperature times `heat`: ->
-        actions, and the policy's own log-probability and entropy along them."""
+    def _sample(
+        self, heat: float = 1.0, forced: list[int] | None = None
+    ) -> tuple[list[int], float, float]:
+        """One action sequence drawn from the policy at its temperature times `heat` (or the
+        `forced` one): -> actions, and the policy's own log-probability and entropy along
+        them."""
         arrays = self.policy.arrays()
         h = c = np.zeros(self.options.hidden, dtype=np.float32)
         actions: list[int] = []
@@ -236,13 +275,52 @@ class Reinforce(Controller):
             cdf = np.cumsum(
                 p if heat == 1 else np.exp(_log_softmax(self._squash(logits, mask, heat)))
             )
-            u = float(torch.rand((), dtype=torch.float64, generator=self._generator))
-            a = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+            if forced is None:
+                u = float(torch.rand((), dtype=torch.float64, generator=self._generator))
+                a = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+            else:
+                a = forced[len(actions)]
             log_prob += float(logp[a])
             entropy -= float((p[mask] * logp[mask]).sum())
             actions.append(a)
             token = self.policy.token(slot.index, a)
         return actions, log_prob, entropy
+
+    def _ranked_draw(self) -> tuple[list[int], float, float]:
+        """`rank_samples` draws; of the distinct ones not asked before, the best under one
+        member of the reward model drawn at random (Thompson sampling)."""
+        o = self.options
+        drawn: dict[tuple[int, ...], tuple[list[int], float, float]] = {}
+        for retry in range(o.rank_samples + o.resample):
+            sample = self._sample(o.resample_heat ** max(0, retry + 1 - o.rank_samples))
+            if tuple(sample[0]) not in self._asked:
+                drawn.setdefault(tuple(sample[0]), sample)
+            if len(drawn) >= o.rank_samples or (retry >= o.rank_samples and drawn):
+                break
+        for actions in self._neighbours_of_best():
+            if tuple(actions) not in self._asked and tuple(actions) not in drawn:
+                drawn[tuple(actions)] = self._sample(forced=actions)
+        if not drawn:  # the policy only proposes what it asked before: repeat the last draw
+            drawn[tuple(sample[0])] = sample
+        options = list(drawn.values())
+        scores = self._model.predict(
+            np.stack([encode_actions(self.space, a) for a, _, _ in options])
+        )
+        member = int(torch.randint(len(scores), (), generator=self._generator))
+        chosen = options[int(np.argmax(scores[member]))]
+        self._asked.add(tuple(chosen[0]))
+        return chosen
+
+    def _neighbours_of_best(self) -> list[list[int]]:
+        """The one-decision neighbours of the `rank_neighbours` best distinct architectures."""
+        best: list[list[int]] = []
+        for _, actions in sorted(self._history, key=lambda x: -x[0]):
+            if actions not in best:
+                best.append(actions)
+            if len(best) >= self.options.rank_neighbours:
+                break
+        rng = np.random.default_rng(len(self._history) + 7919 * self.seed)
+        return [n for actions in best for n in one_decision_neighbours(self.space, actions, rng)]
 
     # -- tell and learn -----------------------------------------------------------------------
 
@@ -254,6 +332,8 @@ class Reinforce(Controller):
             return
         self._buffer.append((list(candidate.actions), self._advantage(reward)))
         self._history.append((reward, list(candidate.actions)))
+        if self.options.rank_samples > 1:
+            self._model.add(encode_actions(self.space, candidate.actions), reward)
         if len(self._buffer) >= self.options.batch:
             self._update()
 
@@ -365,6 +445,7 @@ class Reinforce(Controller):
             "asked": [list(actions) for actions in sorted(self._asked)],
             "history": [[reward, list(actions)] for reward, actions in self._history],
             "stats": dict(self._stats),
+            "reward_model": self._model.state_dict(),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -383,6 +464,8 @@ class Reinforce(Controller):
             (float(r), [int(a) for a in actions]) for r, actions in state.get("history", [])
         ]
         self._stats = {k: float(v) for k, v in state["stats"].items()}
+        if "reward_model" in state:
+            self._model.load_state_dict(state["reward_model"])
 
     def stats(self) -> dict[str, float]:
         """Counters plus baseline, reward_std, and the loss and mean policy entropy (nats per

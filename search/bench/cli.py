@@ -25,7 +25,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--controllers",
-        help="comma-separated controller names (default: every registered controller)",
+        help="comma-separated controller names, each with options if wanted "
+        "(reinforce:lr=0.01:batch=2; default: every registered controller)",
     )
     parser.add_argument("--seeds", type=int, default=30, help="controller seeds (default 30)")
     parser.add_argument(

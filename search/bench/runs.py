@@ -15,7 +15,15 @@ from search.bench.report import BenchResult, write_outputs
 from search.bench.stats import summarize
 from search.bench.tables import BenchError, Table, load_table
 
-__all__ = ["ControllerFactory", "run_bench", "run_controller"]
+__all__ = [
+    "ControllerFactory",
+    "check_spec",
+    "parse_spec",
+    "run_bench",
+    "run_controller",
+    "run_seeds",
+    "seed_pool",
+]
 
 ControllerFactory = Callable[[Any, int], Any]
 """`factory(space, seed) -> Controller`; a name of a registered controller stands for one."""
@@ -36,19 +44,54 @@ def run_controller(
     return rows
 
 
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """A controller with options: ``reinforce:lr=0.01:batch=2`` -> ("reinforce", {...}); each
+    value is read as YAML (numbers, ``null``, ``true``)."""
+    import yaml
+
+    name, *pairs = spec.split(":")
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BenchError(f"controller {spec!r}: expected NAME:option=value:..., got {pair!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    return name.strip(), options
+
+
 def _factory(controller: str | ControllerFactory) -> ControllerFactory:
     if not isinstance(controller, str):
         return controller
     from controller import make_controller
 
-    return lambda space, seed: make_controller(controller, space, seed=seed)
+    name, options = parse_spec(controller)
+    return lambda space, seed: make_controller(name, space, seed=seed, **options)
+
+
+def check_spec(spec: str) -> None:
+    """An unknown controller or option of `spec` as one `BenchError`."""
+    import dataclasses
+
+    from controller import get_controller
+
+    name, options = parse_spec(spec)
+    try:
+        known = {f.name for f in dataclasses.fields(get_controller(name).Options)}
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BenchError(
+            f"controller {spec!r}: {name} has no option {', '.join(unknown)} "
+            f"(its options: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 def _factories(
     controllers: Sequence[str] | Mapping[str, ControllerFactory] | None,
 ) -> dict[str, str | ControllerFactory]:
     """Controllers by name; names must be registered (default: every registered one)."""
-    from controller import get_controller, list_controllers
+    from controller import list_controllers
 
     if controllers is None:
         controllers = list_controllers()
@@ -57,35 +100,33 @@ def _factories(
     else:
         factories = {}
         for name in controllers:
-            try:
-                get_controller(name)
-            except ValueError as exc:
-                raise BenchError(str(exc)) from None
+            check_spec(name)
             factories[name] = name
     if not factories:
         raise BenchError("no controllers to bench")
     return factories
 
 
-def _run_seeds(
+def run_seeds(
     table: Table,
     controller: str | ControllerFactory,
-    seeds: int,
+    seeds: Sequence[int],
     budget: int,
     pool: Executor | None,
 ) -> tuple[list[np.ndarray], float]:
-    """Every seed of one controller, on the `pool`'s processes when there is one and the
+    """The `seeds` of one controller, on the `pool`'s processes when there is one and the
     controller is named (a factory may not pickle); the rows of each seed and the seconds they
     took in all."""
     if pool is None or not isinstance(controller, str):
         start = time.perf_counter()
-        runs = [run_controller(table, controller, s, budget) for s in range(seeds)]
+        runs = [run_controller(table, controller, s, budget) for s in seeds]
         return runs, time.perf_counter() - start
-    timed = list(pool.map(_timed_run, [controller] * seeds, range(seeds), [budget] * seeds))
+    n = len(seeds)
+    timed = list(pool.map(_timed_run, [controller] * n, list(seeds), [budget] * n))
     return [rows for rows, _ in timed], sum(seconds for _, seconds in timed)
 
 
-def _seed_pool(table: Table, jobs: int) -> AbstractContextManager[Executor | None]:
+def seed_pool(table: Table, jobs: int) -> AbstractContextManager[Executor | None]:
     """`jobs` worker processes that each receive `table` once (none for one job)."""
     if jobs <= 1:
         return nullcontext()
@@ -100,7 +141,7 @@ def _seed_pool(table: Table, jobs: int) -> AbstractContextManager[Executor | Non
 
 
 _worker_table: Table | None = None
-"""The table a worker process of `_seed_pool` runs its seeds on."""
+"""The table a worker process of `seed_pool` runs its seeds on."""
 
 
 def _start_worker(table: Table) -> None:
@@ -112,7 +153,7 @@ def _start_worker(table: Table) -> None:
 
 
 def _timed_run(controller: str, seed: int, budget: int) -> tuple[np.ndarray, float]:
-    assert _worker_table is not None, "not a worker of _seed_pool"
+    assert _worker_table is not None, "not a worker of seed_pool"
     start = time.perf_counter()
     rows = run_controller(_worker_table, controller, seed, budget)
     return rows, time.perf_counter() - start
@@ -157,9 +198,9 @@ def run_bench(
         table = load_table(table, space)
     factories = _factories(controllers)
     summaries = []
-    with _seed_pool(table, jobs) as pool:
+    with seed_pool(table, jobs) as pool:
         for name, factory in factories.items():
-            runs, seconds = _run_seeds(table, factory, seeds, budget, pool)
+            runs, seconds = run_seeds(table, factory, range(seeds), budget, pool)
             summaries.append(summarize(table, name, runs, seconds))
     result = BenchResult(table, seeds, budget, summaries)
 

@@ -292,3 +292,8 @@ def test_tpe_restored_continues_identically_with_failures(space, capsys):
         controller.tell(outstanding, 2.0)
     assert run(original, 15) == run(restored, 15)
     assert capsys.readouterr().err == ""  # optuna's per-trial logging is silenced
+
+
+def test_tpe_counts_outstanding_asks_as_losses_whatever_optunas_default(space):
+    sampler = make_controller("tpe", space)._sampler()
+    assert sampler._constant_liar is True  # Optuna's default only from 5.0; we allow >= 4.0
