@@ -100,12 +100,13 @@ def complete_actions(
     """`prefix` made a whole architecture: each later decision takes its choice in `kept` (by
     slot index) where it has one, else a uniformly drawn one (a decision that a changed count or
     `when` made active)."""
-    actions = list(prefix)
-    while (slot := space.next_slot(actions)) is not None:
-        if slot.index in kept:
-            actions.append(kept[slot.index])
-        else:
-            actions.append(int(rng.integers(len(slot.choices))))
+    actions, walk = list(prefix), space.walk()
+    for action in prefix:
+        walk.take(action)
+    while (slot := walk.next_slot()) is not None:
+        action = kept[slot.index] if slot.index in kept else int(rng.integers(len(slot.choices)))
+        actions.append(action)
+        walk.take(action)
     return actions
 
 

@@ -54,7 +54,7 @@ def one_decision_neighbours(space, actions: list[int], rng: np.random.Generator)
     Decisions that the change makes active are drawn uniformly from `rng`; those that stay
     active keep their choice.
     """
-    slots = [space.next_slot(actions[:t]) for t in range(len(actions))]
+    slots = space.slots_of(actions)
     kept = {slot.index: a for slot, a in zip(slots, actions, strict=True)}
     moves = [(t, c) for t, slot in enumerate(slots) for c in range(len(slot.choices))]
     moves = [(t, c) for t, c in moves if c != actions[t]]

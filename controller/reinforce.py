@@ -184,7 +184,9 @@ def lstm_step(arrays, token: int, slot: int, h: np.ndarray, c: np.ndarray):
     """`Policy.forward` for one step of one sequence, in numpy: a torch call costs ~10 us, and
     sampling makes ~10 per decision. -> logits (max_choices,), h, c."""
     embed, w_ih, w_hh, b, weight, bias = arrays
-    i, f, g, o = np.split(w_ih @ embed[token] + w_hh @ h + b, 4)  # nn.LSTM's gate order
+    gates = w_ih @ embed[token] + w_hh @ h + b
+    n = len(h)  # nn.LSTM's gate order; slices, not np.split (its wrapper costs more here)
+    i, f, g, o = gates[:n], gates[n : 2 * n], gates[2 * n : 3 * n], gates[3 * n :]
     c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
     h = _sigmoid(o) * np.tanh(c)
     return weight[slot] @ h + bias[slot], h, c
@@ -265,9 +267,10 @@ class Reinforce(Controller):
         h = c = np.zeros(self.options.hidden, dtype=np.float32)
         actions: list[int] = []
         token, log_prob, entropy = 0, 0.0, 0.0
-        while (slot := self.space.next_slot(actions)) is not None:
+        walk = self.space.walk()
+        while (slot := walk.next_slot()) is not None:
             logits, h, c = lstm_step(arrays, token, slot.index, h, c)
-            mask = np.asarray(self.space.action_mask(actions), dtype=bool)
+            mask = self.space.slot_mask(slot)
             logits = logits.astype(np.float64)
             logp = _log_softmax(self._squash(logits, mask))
             p = np.exp(logp)
@@ -283,6 +286,7 @@ class Reinforce(Controller):
             log_prob += float(logp[a])
             entropy -= float((p[mask] * logp[mask]).sum())
             actions.append(a)
+            walk.take(a)
             token = self.policy.token(slot.index, a)
         return actions, log_prob, entropy
 
@@ -374,9 +378,9 @@ class Reinforce(Controller):
         valid = np.zeros((B, T), dtype=np.float32)
         for i, actions in enumerate(sequences):
             n = len(actions)
-            for t in range(n):
-                slots[i, t] = self.space.next_slot(actions[:t]).index
-                masks[i, t] = self.space.action_mask(actions[:t])
+            for t, slot in enumerate(self.space.slots_of(actions)):
+                slots[i, t] = slot.index
+                masks[i, t] = self.space.slot_mask(slot)
                 if t + 1 < n:
                     tokens[i, t + 1] = self.policy.token(slots[i, t], actions[t])
             chosen[i, :n], valid[i, :n] = actions, 1.0

@@ -28,8 +28,7 @@ def encode_actions(space, actions: Sequence[int]) -> np.ndarray:
     """One-hot encoding of an action sequence: a 1 at (slot, action) for each active slot;
     shape ``(space.max_steps * space.max_choices,)``."""
     x = np.zeros(space.max_steps * space.max_choices, dtype=np.float32)
-    for t, action in enumerate(actions):
-        slot = space.next_slot(actions[:t])
+    for slot, action in zip(space.slots_of(actions), actions, strict=True):
         x[slot.index * space.max_choices + action] = 1.0
     return x
 

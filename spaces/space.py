@@ -40,7 +40,7 @@ import yaml
 
 from spaces.yaml_files import YamlFileError, read_yaml
 
-__all__ = ["Slot", "Space", "SpaceError"]
+__all__ = ["Slot", "Space", "SpaceError", "Walk"]
 
 _TOP_KEYS = {"name", "family", "description", "decisions"}
 _DECISION_KEYS = {"name", "choices", "when"}
@@ -126,6 +126,30 @@ class Slot:
         if place is not None and assigned.get(place[0], 0) <= place[1]:
             return False
         return all(c.holds(assigned) for c in self.conditions)
+
+
+class Walk:
+    """The decisions of a space taken one action at a time (see `Space.walk`)."""
+
+    def __init__(self, space: Space):
+        self.slots = space.slots
+        self.assigned: dict[str, Any] = {}
+        self._at = 0  # the first slot not yet passed
+
+    def next_slot(self) -> Slot | None:
+        """The next decision, or None when the actions taken make a whole architecture."""
+        while self._at < len(self.slots) and not self.slots[self._at].active(self.assigned):
+            self._at += 1
+        return self.slots[self._at] if self._at < len(self.slots) else None
+
+    def take(self, action: int) -> Slot:
+        """Take `action` at the next decision; returns that decision."""
+        slot = self.next_slot()
+        if slot is None or not 0 <= action < len(slot.choices):
+            raise ValueError(f"action {action} is illegal at {slot.name if slot else 'the end'}")
+        self.assigned[slot.name] = slot.choices[action]
+        self._at += 1
+        return slot
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -228,6 +252,24 @@ class Space:
     def next_slot(self, prefix: Sequence[int]) -> Slot | None:
         """The decision taken after `prefix`, or None when the prefix is a whole architecture."""
         return self._walk(prefix)[1]
+
+    def walk(self) -> Walk:
+        """A walk through the decisions that takes one action at a time (`next_slot` of each
+        prefix of a sequence without walking it again from the start)."""
+        return Walk(self)
+
+    def slots_of(self, actions: Sequence[int]) -> list[Slot]:
+        """The decision each action of `actions` takes, in one walk."""
+        walk, slots = self.walk(), []
+        for action in actions:
+            slots.append(walk.take(action))
+        return slots
+
+    def slot_mask(self, slot: Slot) -> np.ndarray:
+        """`action_mask` of a prefix whose next decision is `slot`."""
+        mask = np.zeros(self.max_choices, dtype=bool)
+        mask[: len(slot.choices)] = True
+        return mask
 
     def is_complete(self, prefix: Sequence[int]) -> bool:
         """Whether `prefix` is a whole architecture."""

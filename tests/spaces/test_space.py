@@ -96,6 +96,21 @@ def test_round_trip_and_mask_legality(data, picks):
         space.decode([*actions, 0])
 
 
+@settings(max_examples=100, deadline=None)
+@given(space_dicts(), st.lists(st.integers(0, 10), min_size=1, max_size=20))
+def test_a_walk_one_action_at_a_time_meets_the_decisions_of_each_prefix(data, picks):
+    space = Space.from_dict(data)
+    actions = walk(space, picks)
+    stepwise = space.walk()
+    for t, action in enumerate(actions):
+        slot = stepwise.next_slot()
+        assert slot == space.next_slot(actions[:t])
+        assert (space.slot_mask(slot) == space.action_mask(actions[:t])).all()
+        assert stepwise.take(action) == slot
+    assert stepwise.next_slot() is None
+    assert space.slots_of(actions) == [space.next_slot(actions[:t]) for t in range(len(actions))]
+
+
 @settings(max_examples=80, deadline=None)
 @given(space_dicts())
 def test_cardinality_matches_enumeration(data):
