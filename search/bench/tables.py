@@ -183,8 +183,7 @@ def load_table(
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = list(reader)
-    metric, val_columns, test_columns = _seed_columns(path, columns)
-    seeds = [int(_SEED_COLUMN.match(c)[3]) for c in val_columns]  # type: ignore[index]
+    metric, seeds, val_columns, test_columns = _seed_columns(path, columns)
     curve_columns = _epoch_columns(path, columns, metric, seeds)
     keys: list[str] = []
     index: dict[tuple[int, ...], int] = {}
@@ -224,8 +223,11 @@ def _load_space(path: Path, space: str | Path | None) -> Any:
         raise BenchError(f"{path}: cannot load its space: {exc}") from None
 
 
-def _seed_columns(path: Path, columns: Sequence[str]) -> tuple[str, list[str], list[str | None]]:
-    """The metric, its validation columns by training seed, and the matching test columns."""
+def _seed_columns(
+    path: Path, columns: Sequence[str]
+) -> tuple[str, list[int], list[str], list[str | None]]:
+    """The metric, the training seeds, their validation columns and the matching test
+    columns."""
     seeds: dict[str, dict[int, str]] = {"val": {}, "test": {}}
     metrics = set()
     for column in columns:
@@ -237,9 +239,10 @@ def _seed_columns(path: Path, columns: Sequence[str]) -> tuple[str, list[str], l
             f"{path}: expected columns 'key', 'val_<metric>_seed<k>' and "
             f"'test_<metric>_seed<k>' of one metric, got {columns}"
         )
-    val_columns = [seeds["val"][s] for s in sorted(seeds["val"])]
-    test_columns = [seeds["test"].get(s) for s in sorted(seeds["val"])]
-    return metrics.pop(), val_columns, test_columns
+    numbers = sorted(seeds["val"])
+    val_columns = [seeds["val"][s] for s in numbers]
+    test_columns = [seeds["test"].get(s) for s in numbers]
+    return metrics.pop(), numbers, val_columns, test_columns
 
 
 def _epoch_columns(path: Path, columns: Sequence[str], metric: str, seeds: list[int]) -> np.ndarray:
