@@ -5,19 +5,29 @@ Regenerate the shipped tables (see ``benchmarks/README.md`` for how long each to
     nice -n 10 python benchmarks/make_table.py benchmarks/digits-mlp.yaml
     nice -n 10 python benchmarks/make_table.py benchmarks/mackeyglass-tdnn.yaml \
         --task forecast:MackeyGlass --epochs 5 --batch-size 128 --lr 0.01
+    nice -n 10 python benchmarks/make_table.py benchmarks/digits-cnn.yaml \
+        --epochs 5 --batch-size 256 --lr 0.01
+    nice -n 10 python benchmarks/make_table.py benchmarks/italypower-rnn.yaml \
+        --task ucr:ItalyPowerDemand:pooled --epochs 4 --batch-size 256 --lr 0.01
+    nice -n 10 python benchmarks/make_table.py benchmarks/japanesevowels-rnn.yaml \
+        --task uea:JapaneseVowels:pooled --epochs 4 --batch-size 256 --lr 0.01
 
 The table is ``<space>.csv`` next to the space file, one row per architecture: its canonical key
 (`Space.key`), its decisions (``layers``, ``layers.0.width``, ...; empty where inactive), the
 validation and test metric of each training seed (``val_<metric>_seed0``,
-``test_<metric>_seed0``, ...), its parameter count and its mean training seconds per seed. The
-metric follows the task's kind (`METRICS`): ``accuracy`` for classification (higher is better),
-``nrmse`` for forecasting (lower is better). The recipe, with the metric's name and direction,
-lives in ``<space>.json`` beside it.
+``test_<metric>_seed0``, ...), its parameter count, its mean training seconds per seed, and the
+learning curves: the validation metric after every epoch of each seed
+(``val_<metric>_seed0_epoch1``, ..., `search.bench.tables.epoch_column`; empty for an epoch not
+finished because training diverged before), so that methods that stop training early (ASHA,
+Hyperband) can be simulated on the table. The metric follows the task's kind (`METRICS`):
+``accuracy`` for classification (higher is better), ``nrmse`` for forecasting (lower is better).
+The recipe, with the metric's name and direction, lives in ``<space>.json`` beside it.
 
 The script is resumable: rows are appended and flushed one architecture at a time, keys already
 in the table are skipped, and a half-written last line (a crash mid-write) is dropped on restart,
 so stopping it loses at most the architecture in progress. Restarting with a different recipe
-than the one recorded is refused.
+than the one recorded, or on a table whose columns differ (one made before the curves), is
+refused.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from search.bench.tables import seed_column
+from search.bench.tables import epoch_column, seed_column
 from spaces import Space, load_space
 from spaces.families import build_model
 from trainers import (
@@ -59,11 +69,22 @@ class Metric(NamedTuple):
     description: str
     values: Callable[[TrainResult, Task], tuple[float, float | None]]
     """``values(result, task) -> (validation, test or None when the seed diverged)``."""
+    epoch: Callable[[dict[str, float], Task], float]
+    """``epoch(record, task)``: the validation value of one epoch, from the record the trainer
+    reports after it."""
 
 
 def _accuracy(result: TrainResult, task: Task) -> tuple[float, float | None]:
     # not result.reward, which may carry a tie-breaker besides the accuracy
     return (0.0 if result.diverged else result.val_accuracy), result.test_accuracy
+
+
+def _epoch_accuracy(record: dict[str, float], task: Task) -> float:
+    return record["val_accuracy"]
+
+
+def _epoch_nrmse(record: dict[str, float], task: Task) -> float:
+    return record["val_rmse"] / float(task.metadata.get("scale", 1.0))
 
 
 def _nrmse(result: TrainResult, task: Task) -> tuple[float, float | None]:
@@ -79,6 +100,7 @@ METRICS = {
         True,
         "best validation accuracy over the epochs; test accuracy of those weights",
         _accuracy,
+        _epoch_accuracy,
     ),
     "forecasting": Metric(
         "nrmse",
@@ -87,6 +109,7 @@ METRICS = {
         "lower is better: the best validation value over the epochs and the test value of "
         "those weights; a search's reward is 1 / (1 + validation nrmse)",
         _nrmse,
+        _epoch_nrmse,
     ),
 }
 """The metric a table records, by the task's kind."""
@@ -162,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None:
         todo = todo[: args.limit]
     print(f"{out}: {len(done)} of {len(archs)} done, {len(todo)} to train", flush=True)
-    header = _header(decision_columns(space, archs), metric, args.seeds)
+    header = _header(decision_columns(space, archs), metric, args.seeds, args.epochs)
+    if not _same_header(out, header):
+        return 2
     trainer = get_trainer(task.kind)
     _append_rows(out, header, todo, lambda a: _train_row(args, space, task, trainer, metric, a))
     return 0
@@ -196,6 +221,7 @@ def _recipe(args: argparse.Namespace, metric: Metric) -> dict[str, Any]:
         "metric": metric.name,
         "higher_is_better": metric.higher_is_better,
         "reward": metric.description,
+        "curves": "validation metric after every epoch: val_<metric>_seed<k>_epoch<e>",
     }
 
 
@@ -211,7 +237,7 @@ def _write_recipe(out: Path, recipe: dict[str, Any]) -> bool:
     return True
 
 
-def _header(decisions: list[str], metric: Metric, seeds: int) -> list[str]:
+def _header(decisions: list[str], metric: Metric, seeds: int, epochs: int) -> list[str]:
     return [
         "key",
         *decisions,
@@ -219,7 +245,24 @@ def _header(decisions: list[str], metric: Metric, seeds: int) -> list[str]:
         *(seed_column("test", metric.name, s) for s in range(seeds)),
         "params",
         "train_seconds",
+        *(
+            epoch_column("val", metric.name, s, e)
+            for s in range(seeds)
+            for e in range(1, epochs + 1)
+        ),
     ]
+
+
+def _same_header(out: Path, header: list[str]) -> bool:
+    """False (with a message) if the table exists with other columns than `header`."""
+    if not out.exists() or out.stat().st_size == 0:
+        return True
+    with out.open(newline="") as f:
+        old = next(csv.reader(f), [])
+    if old != header:
+        print(f"{out}: its columns {old} differ from {header}; refusing", file=sys.stderr)
+        return False
+    return True
 
 
 def _train_row(
@@ -239,8 +282,15 @@ def _train_row(
         options = TrainOptions(
             epochs=args.epochs, seed=s, device="cpu", batch_size=args.batch_size, lr=args.lr
         )
-        result = trainer.fit(model, task, options)
+        curve: dict[int, float] = {}  # epoch -> validation value; none after a divergence
+
+        def report(record: dict[str, Any], curve: dict[int, float] = curve) -> None:
+            curve[int(record["epoch"])] = metric.epoch(record, task)
+
+        result = trainer.fit(model, task, options, report)
         val, test = metric.values(result, task)
+        for e in range(1, args.epochs + 1):
+            row[epoch_column("val", metric.name, s, e)] = f"{curve[e]:.6f}" if e in curve else ""
         row[seed_column("val", metric.name, s)] = f"{val:.6f}"
         row[seed_column("test", metric.name, s)] = "" if test is None else f"{test:.6f}"
         row["params"] = result.params

@@ -9,6 +9,9 @@ standardisation, so it reads as "the mean value").
   aeon ships under ``aeon/datasets/data/`` (``rlnas tasks`` lists them). They are read offline
   from the package; nothing is downloaded. The validation split is carved from the archive's
   train split (stratified, seeded); the archive's test split is only ever reported.
+  ``ucr:NAME:pooled`` (and ``uea:``) pools the archive's train and test splits and splits them
+  again: 20 % test, then 20 % of the rest for validation (stratified, seeded), for archives
+  whose own train split is too small to validate on (ItalyPowerDemand: 67 series).
 - ``*.npz`` holds ``x_train, y_train, x_test, y_test`` and optionally ``x_val, y_val``;
   inputs are ``(N, T)`` or ``(N, T, F)`` numeric arrays, labels integers or strings.
 - ``*.csv`` holds one series per row: the label first, then the values (univariate); rows may
@@ -23,6 +26,7 @@ per channel) so that new series can be prepared the same way.
 from __future__ import annotations
 
 import functools
+import math
 import reprlib
 import zipfile
 import zlib
@@ -45,6 +49,9 @@ from trainers.tasks import (
 __all__ = ["AEON_DATA_DIR", "archive_names", "pad_series", "sequence_task"]
 
 VAL_FRACTION = 0.2
+POOLED = "pooled"
+"""The suffix of an archive's name (``ucr:NAME:pooled``) for its splits pooled and re-split."""
+POOLED_TEST_FRACTION = 0.2
 
 # What numpy and zipfile raise on a damaged or foreign .npz file (MemoryError: a header that
 # claims an array larger than memory).
@@ -143,7 +150,18 @@ def archive_names() -> list[str]:
     return sorted(_archives())
 
 
+def _pooled(rest: str) -> tuple[str, bool]:
+    """The archive's name in ``NAME`` or ``NAME:pooled``, and whether it is pooled."""
+    name, sep, suffix = rest.rpartition(":")
+    return (name, True) if sep and suffix == POOLED else (rest, False)
+
+
+def _pooled_test_count(n: int) -> int:
+    return math.ceil(POOLED_TEST_FRACTION * n)  # as scikit-learn's train_test_split
+
+
 def _lookup(prefix: str, rest: str) -> tuple[Path, Path]:
+    rest = _pooled(rest)[0]
     archives = _archives()
     name = f"{prefix}:{rest}"
     if name in archives:
@@ -164,14 +182,18 @@ def _describe_archive(prefix: str, rest: str) -> dict[str, Any]:
     train, test = _lookup(prefix, rest)
     head, test_head = _header(train), _header(test)
     length = max(head["length"], test_head["length"])
-    n_val = _val_count(head["cases"], len(head["labels"]))
+    n_train, n_test = head["cases"], test_head["cases"]
+    if _pooled(rest)[1]:
+        n_test = _pooled_test_count(n_train + n_test)
+        n_train = head["cases"] + test_head["cases"] - n_test
+    n_val = _val_count(n_train, len(head["labels"]))
     unequal = head["length"] != test_head["length"] or _unequal(train)
     return {
         "name": f"{prefix}:{rest}",
         "kind": "classification",
         "input_shape": (length, head["channels"]),
         "num_classes": len(head["labels"]),
-        "sizes": (head["cases"] - n_val, n_val, test_head["cases"]),
+        "sizes": (n_train - n_val, n_val, n_test),
         "notes": "unequal length, padded" if unequal else "",
     }
 
@@ -203,6 +225,9 @@ def _resolver(prefix: str):
         train, test = _lookup(prefix, rest)
         x_tr, y_tr = _read_ts(train)
         x_te, y_te = _read_ts(test)
+        pooled = _pooled(rest)[1]
+        if pooled:
+            x_tr, y_tr, x_te, y_te = _pool(x_tr, y_tr, x_te, y_te, seed)
         return sequence_task(
             f"{prefix}:{rest}",
             x_tr,
@@ -210,11 +235,26 @@ def _resolver(prefix: str):
             x_te,
             y_te,
             seed=seed,
-            source=f"aeon shipped archive {train.parent.name}",
+            source=f"aeon shipped archive {train.parent.name}"
+            + (", train and test pooled and re-split" if pooled else ""),
             where=f"task {prefix}:{rest}",
         )
 
     return resolve
+
+
+def _pool(
+    x_tr: list[np.ndarray], y_tr: np.ndarray, x_te: list[np.ndarray], y_te: np.ndarray, seed: int
+) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+    """Train and test series pooled, then split again: `POOLED_TEST_FRACTION` test, the rest
+    train (stratified, seeded)."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = [*x_tr, *x_te], np.concatenate([y_tr, y_te])
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=POOLED_TEST_FRACTION, stratify=y, random_state=seed
+    )
+    return [x[i] for i in train], y[train], [x[i] for i in test], y[test]
 
 
 def _archive_names_of(prefix: str) -> list[str]:

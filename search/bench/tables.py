@@ -2,7 +2,9 @@
 
 A table (``benchmarks/<name>.csv``, made by ``benchmarks/make_table.py``) has a ``key`` column
 (`Space.key`) and ``val_<metric>_seed<k>`` / ``test_<metric>_seed<k>`` columns; its space is the
-``.yaml`` beside it, and its recipe (``.json``) may say the metric's direction.
+``.yaml`` beside it, and its recipe (``.json``) may say the metric's direction. It may also hold
+the learning curves: ``val_<metric>_seed<k>_epoch<e>`` columns, the validation metric after every
+epoch (`epoch_column`), so that methods that stop training early can be simulated on it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "BenchError",
     "Table",
     "check_table",
+    "epoch_column",
     "load_table",
     "shipped_tables",
     "seed_column",
@@ -35,6 +38,8 @@ TOP_FRACTION = 0.01
 """The top of a table that "evaluations to the top" counts (1%)."""
 _SEED_COLUMN = re.compile(r"^(val|test)_(.+)_seed(\d+)$")
 """`seed_column`'s names, parsed."""
+_EPOCH_COLUMN = re.compile(r"^val_(.+)_seed(\d+)_epoch(\d+)$")
+"""`epoch_column`'s names, parsed."""
 LOWER_IS_BETTER = frozenset({"error", "loss", "mae", "mse", "nrmse", "rmse"})
 """Metric names minimised when the table's recipe does not say."""
 
@@ -42,6 +47,11 @@ LOWER_IS_BETTER = frozenset({"error", "loss", "mae", "mse", "nrmse", "rmse"})
 def seed_column(split: str, metric: str, seed: int) -> str:
     """The column of `metric` on `split` (``val`` or ``test``) for a training seed."""
     return f"{split}_{metric}_seed{seed}"
+
+
+def epoch_column(split: str, metric: str, seed: int, epoch: int) -> str:
+    """The column of `metric` on `split` for a training seed after `epoch` (1-based) epochs."""
+    return f"{seed_column(split, metric, seed)}_epoch{epoch}"
 
 
 class BenchError(ValueError):
@@ -61,6 +71,9 @@ class Table:
         val: Validation metric per row and training seed, shape (rows, seeds).
         test: Test metric per row and training seed (NaN where training diverged).
         higher_is_better: The metric's direction (accuracy: True; an error: False).
+        curves: Validation metric per row, training seed and epoch, shape (rows, seeds,
+            epochs), ``curves[:, :, e - 1]`` after epoch ``e``; NaN for an epoch that training
+            did not finish (it diverged before). None when the table holds no curves.
     """
 
     name: str
@@ -71,6 +84,7 @@ class Table:
     val: np.ndarray
     test: np.ndarray
     higher_is_better: bool = True
+    curves: np.ndarray | None = None
     _index: dict[tuple[int, ...], int] = field(default_factory=dict, repr=False)
 
     @property
@@ -169,11 +183,13 @@ def load_table(
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = list(reader)
-    metric, val_columns, test_columns = _seed_columns(path, columns)
+    metric, seeds, val_columns, test_columns = _seed_columns(path, columns)
+    curve_columns = _epoch_columns(path, columns, metric, seeds)
     keys: list[str] = []
     index: dict[tuple[int, ...], int] = {}
     val = np.empty((len(rows), len(val_columns)))
     test = np.full((len(rows), len(val_columns)), np.nan)
+    curves = np.full((len(rows), *curve_columns.shape), np.nan) if curve_columns.size else None
     for i, row in enumerate(rows):
         where = f"{path}: row {i + 2}"
         actions = _row_actions(space_obj, row["key"], where, index)
@@ -183,6 +199,9 @@ def load_table(
             val[i, j] = _number(row.get(vc), f"{where}, {vc}", required=True)
             if tc is not None:
                 test[i, j] = _number(row.get(tc), f"{where}, {tc}", required=False)
+        if curves is not None:
+            for (j, e), column in np.ndenumerate(curve_columns):
+                curves[i, j, e] = _number(row.get(column), f"{where}, {column}", required=False)
     if not keys:
         raise BenchError(f"{path}: the table has no rows")
     if higher_is_better is None:
@@ -190,7 +209,7 @@ def load_table(
     if not higher_is_better and (val < 0).any():
         raise BenchError(f"{path}: {metric} is minimised, so it must not be negative")
     return Table(
-        path.stem, path, space_obj, metric, keys, val, test, higher_is_better, _index=index
+        path.stem, path, space_obj, metric, keys, val, test, higher_is_better, curves, index
     )
 
 
@@ -204,8 +223,11 @@ def _load_space(path: Path, space: str | Path | None) -> Any:
         raise BenchError(f"{path}: cannot load its space: {exc}") from None
 
 
-def _seed_columns(path: Path, columns: Sequence[str]) -> tuple[str, list[str], list[str | None]]:
-    """The metric, its validation columns by training seed, and the matching test columns."""
+def _seed_columns(
+    path: Path, columns: Sequence[str]
+) -> tuple[str, list[int], list[str], list[str | None]]:
+    """The metric, the training seeds, their validation columns and the matching test
+    columns."""
     seeds: dict[str, dict[int, str]] = {"val": {}, "test": {}}
     metrics = set()
     for column in columns:
@@ -217,9 +239,42 @@ def _seed_columns(path: Path, columns: Sequence[str]) -> tuple[str, list[str], l
             f"{path}: expected columns 'key', 'val_<metric>_seed<k>' and "
             f"'test_<metric>_seed<k>' of one metric, got {columns}"
         )
-    val_columns = [seeds["val"][s] for s in sorted(seeds["val"])]
-    test_columns = [seeds["test"].get(s) for s in sorted(seeds["val"])]
-    return metrics.pop(), val_columns, test_columns
+    numbers = sorted(seeds["val"])
+    val_columns = [seeds["val"][s] for s in numbers]
+    test_columns = [seeds["test"].get(s) for s in numbers]
+    return metrics.pop(), numbers, val_columns, test_columns
+
+
+def _epoch_columns(path: Path, columns: Sequence[str], metric: str, seeds: list[int]) -> np.ndarray:
+    """The curve columns of the training `seeds` (those of the validation columns), shape
+    (seeds, epochs) of names; (0, 0) when the table has none.
+
+    Raises:
+        BenchError: They name another metric, or do not cover every seed and epoch 1..E.
+    """
+    found: dict[tuple[int, int], str] = {}
+    for column in columns:
+        if match := _EPOCH_COLUMN.match(column):
+            if match[1] != metric:
+                raise BenchError(f"{path}: curve column {column!r} is not of the metric {metric!r}")
+            found[int(match[2]), int(match[3])] = column
+    if not found:
+        return np.empty((0, 0), dtype=object)
+    epochs = max(e for _, e in found)
+    names = np.empty((len(seeds), epochs), dtype=object)
+    for j, s in enumerate(seeds):
+        for e in range(1, epochs + 1):
+            if (s, e) not in found:
+                raise BenchError(
+                    f"{path}: curve columns of seeds {seeds} and epochs 1..{epochs} "
+                    f"expected; no {epoch_column('val', metric, s, e)!r}"
+                )
+            names[j, e - 1] = found.pop((s, e))
+    if found:
+        raise BenchError(
+            f"{path}: curve columns of unknown seeds or epochs: {sorted(found.values())}"
+        )
+    return names
 
 
 def _row_actions(

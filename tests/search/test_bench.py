@@ -26,6 +26,7 @@ from search.bench import (
     shipped_tables,
     summarize,
 )
+from search.bench.tables import epoch_column
 
 TINY_SPACE = """\
 name: tiny
@@ -337,6 +338,48 @@ def test_bad_tables_are_refused(tmp_path):
         load_table(write_tiny(tmp_path, skip=[(8,)], extra_rows=[missing]))
 
 
+def _add_curves(path: Path, curves, metric="accuracy", epochs=2) -> None:
+    """Append curve columns to a table: ``curves(row, seed, epoch)`` is a cell's text."""
+    rows = list(csv.reader(path.open(newline="")))
+    names = [(s, e) for s in (0, 1) for e in range(1, epochs + 1)]
+    rows[0] += [epoch_column("val", metric, s, e) for s, e in names]
+    for i, row in enumerate(rows[1:]):
+        row += [curves(i, s, e) for s, e in names]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_load_table_reads_the_learning_curves(tmp_path):
+    path = write_tiny(tmp_path)
+    assert load_table(path).curves is None  # a table made before the curves
+    _add_curves(path, lambda i, s, e: "" if (s, e) == (1, 2) else f"{i / 10 + s / 100 + e}")
+    table = load_table(path)
+    assert table.curves is not None and table.curves.shape == (6, 2, 2)
+    assert table.curves[4, 0, 1] == pytest.approx(2.4)  # row 4, seed 0, epoch 2
+    assert table.curves[5, 1, 0] == pytest.approx(1.51)
+    assert np.isnan(table.curves[:, 1, 1]).all()  # not reached: NaN
+    assert np.isfinite(table.curves[:, :, 0]).all()
+
+
+def test_bad_curve_columns_are_refused(tmp_path):
+    path = write_tiny(tmp_path)
+    _add_curves(path, lambda i, s, e: "0.5", metric="nrmse")
+    with pytest.raises(BenchError, match="not of the metric 'accuracy'"):
+        load_table(path)
+    path = write_tiny(tmp_path)
+    _add_curves(path, lambda i, s, e: "0.5")
+    rows = list(csv.reader(path.open(newline="")))
+    drop = rows[0].index("val_accuracy_seed1_epoch1")
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([r[:drop] + r[drop + 1 :] for r in rows])
+    with pytest.raises(BenchError, match="no 'val_accuracy_seed1_epoch1'"):
+        load_table(path)
+    path = write_tiny(tmp_path)
+    _add_curves(path, lambda i, s, e: "x")
+    with pytest.raises(BenchError, match="'x' is not a number"):
+        load_table(path)
+
+
 def test_incomplete_table_is_reported_and_its_holes_raise(tmp_path):
     table = load_table(write_tiny(tmp_path, skip=[(16, 16)]))
     assert check_table(table) == ["5 rows for 6 architectures of the space"]
@@ -364,7 +407,31 @@ def test_make_table_resumes_without_duplicates(tmp_path):
     table = load_table(out)
     assert check_table(table) == [] and len(table.keys) == 6
     assert ((table.val > 0) & (table.val <= 1)).all()
+    assert table.curves is not None and table.curves.shape == (6, 2, 1)
+    assert (table.curves[:, :, 0] == table.val).all()  # one epoch: the best one
     assert make_table.main([*argv, "--epochs", "2"]) == 2  # another recipe is refused
+
+
+def test_make_table_keeps_every_epoch_and_refuses_other_columns(tmp_path, capsys):
+    make_table = _make_table_module()
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    argv = [str(space), "--epochs", "3", "--seeds", "2", "--limit", "2"]
+    assert make_table.main(argv) == 0
+    out = tmp_path / "tiny.csv"
+    header = next(csv.reader(out.open(newline="")))
+    assert header[-6:] == [epoch_column("val", "accuracy", s, e) for s in (0, 1) for e in (1, 2, 3)]
+    table = load_table(out)
+    assert table.curves is not None and table.curves.shape == (2, 2, 3)
+    assert np.isfinite(table.curves).all()
+    assert (table.curves.max(axis=2) == table.val).all()  # the best epoch's value
+    # a table begun without the curves (its recipe gone) is refused, not mixed
+    rows = [r[:-6] for r in csv.reader(out.open(newline=""))]
+    with out.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    out.with_suffix(".json").unlink()
+    assert make_table.main(argv) == 2
+    assert "differ" in capsys.readouterr().err
 
 
 def test_make_table_records_an_error_metric_for_forecasting(tmp_path):
@@ -381,9 +448,16 @@ def test_make_table_records_an_error_metric_for_forecasting(tmp_path):
     table = load_table(tmp_path / "mg.csv")
     assert table.metric == "nrmse" and not table.higher_is_better
     assert check_table(table) == [] and (table.val > 0).all() and np.isfinite(table.test).all()
+    assert table.curves is not None and (table.curves.min(axis=2) == table.val).all()
 
 
-SHIPPED = {"digits-mlp": ("accuracy", True), "mackeyglass-tdnn": ("nrmse", False)}
+SHIPPED = {  # name: metric, higher is better, epochs of its learning curves (None: made before)
+    "digits-mlp": ("accuracy", True, None),
+    "mackeyglass-tdnn": ("nrmse", False, None),
+    "digits-cnn": ("accuracy", True, 5),
+    "italypower-rnn": ("accuracy", True, 4),
+    "japanesevowels-rnn": ("accuracy", True, 4),
+}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -392,7 +466,16 @@ def test_shipped_table_covers_its_space_once_with_two_seeds(tmp_path, name):
     if not path.exists():
         pytest.skip(f"no shipped table {name}")
     table = load_table(name)
-    assert (table.metric, table.higher_is_better) == SHIPPED[name]
+    metric, higher_is_better, epochs = SHIPPED[name]
+    assert (table.metric, table.higher_is_better) == (metric, higher_is_better)
+    if epochs is None:
+        assert table.curves is None
+    else:
+        assert table.curves is not None and table.curves.shape[1:] == (table.val.shape[1], epochs)
+        best = (
+            np.nanmax(table.curves, axis=2) if higher_is_better else np.nanmin(table.curves, axis=2)
+        )
+        assert np.allclose(best, table.val)  # no seed diverged in these tables
     assert check_table(table) == []  # every architecture once (duplicates refused on load)
     assert len(table.keys) >= 1000 and table.val.shape[1] >= 2
     assert np.isfinite(table.test_mean).all()

@@ -61,6 +61,25 @@ def test_validation_is_carved_from_train_and_test_is_the_archive_test() -> None:
     assert torch.equal(a.x_val, again.x_val)
 
 
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("name", ["ucr:ItalyPowerDemand", "uea:JapaneseVowels"])
+def test_pooled_archive_is_train_and_test_split_again(name: str) -> None:
+    plain, pooled = load_task(name, seed=0), load_task(f"{name}:pooled", seed=0)
+    sizes = tuple(len(x) for x in (pooled.x_train, pooled.x_val, pooled.x_test))
+    assert sizes == describe_task(f"{name}:pooled")["sizes"]
+    assert pooled.name == f"{name}:pooled" and pooled.input_shape == plain.input_shape
+    total = sum(len(x) for x in (plain.x_train, plain.x_val, plain.x_test))
+    assert sum(sizes) == total and sizes[2] == -(-total // 5)  # 20 % test, rounded up
+    assert sizes[1] == round(0.2 * (sizes[0] + sizes[1]))
+    for y in (pooled.y_train, pooled.y_val, pooled.y_test):  # stratified
+        assert set(y.tolist()) == set(range(pooled.num_classes))
+    again, other = load_task(f"{name}:pooled", seed=0), load_task(f"{name}:pooled", seed=1)
+    assert torch.equal(pooled.x_test, again.x_test)
+    assert not torch.equal(pooled.y_test, other.y_test)  # the seed re-splits the pool
+    with pytest.raises(TaskError, match="unknown task"):
+        load_task("ucr:Nope:pooled")
+
+
 def test_new_series_are_prepared_with_the_tasks_statistics(tmp_path: Path) -> None:
     raw_test = _series(6, channels=3, seed=1) * 5.0 + 2.0
     y = np.array(["a", "b"] * 10)
