@@ -143,3 +143,28 @@ class TPE(Controller):
     def stats(self) -> dict[str, float]:
         """Counters plus the number of failed trials."""
         return {**super().stats(), "failed": float(self._failed)}
+
+    def _warm_start(self, state: dict, shared) -> str:
+        """The finished trials, each with the params of the shared decisions (trials without
+        one are dropped), added to the study: TPE models them from the first ask (its random
+        startup trials included). Outstanding and failed trials are not carried."""
+        choices = shared.by_source_name()
+        carried = 0
+        for t in state["algorithm"]["trials"]:
+            params = {
+                name: choices[name][int(c)]
+                for name, c in t["params"].items()
+                if int(c) in choices.get(name, {})
+            }
+            if t["state"] != TrialState.COMPLETE.name or not params:
+                continue
+            self._study.add_trial(
+                create_trial(
+                    state=TrialState.COMPLETE,
+                    value=float(t["value"]),
+                    params=params,
+                    distributions={k: self._distributions[k] for k in params},
+                )
+            )
+            carried += 1
+        return f"its {carried} finished trials"
