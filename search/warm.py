@@ -59,11 +59,18 @@ def load_warm_start(config: SearchConfig, controller) -> WarmStart:
     """
     name = str(config.warm_start)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = config.resolved_tracking_uri
+    expected = "expected the name of a search that ran in this tracking store"
     try:
-        uri, client = open_store(config.resolved_tracking_uri)
+        _, client = open_store(uri)
+    except ResultsError:
+        raise ConfigError(
+            f"warm_start: no search named {name!r}: nothing is recorded at {uri}; {expected}"
+        ) from None
+    try:
         run = find_search(client, name)
-    except (ResultsError, ConfigError) as exc:
-        raise ConfigError(f"warm_start: {exc}; expected a search that ran before") from None
+    except ConfigError:
+        raise ConfigError(f"warm_start: no search named {name!r} in {uri}; {expected}") from None
     run_id = run.info.run_id
     where = f"warm_start: search {name!r} (run {run_id} in {uri})"
     with tempfile.TemporaryDirectory() as tmp:

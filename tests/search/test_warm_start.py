@@ -78,11 +78,11 @@ def test_the_setting_is_a_search_name():
 @pytest.mark.parametrize(
     ("recorded", "args", "needles"),
     [
-        ({}, ("--warm-start", "a"), ["warm_start: no searches recorded at"]),
+        ({}, ("--warm-start", "a"), ["warm_start: no search named 'a': nothing is recorded"]),
         (
             {"b": "evolution"},
             ("--warm-start", "a"),
-            ["warm_start: no search named 'a'", "expected a search that ran before"],
+            ["warm_start: no search named 'a' in sqlite:///", "expected the name of a search"],
         ),
         (
             {"a": None},
