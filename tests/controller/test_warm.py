@@ -180,20 +180,23 @@ def test_local_search_starts_from_the_best_and_tries_best_known_neighbours_first
     assert warm._queue[-len(known) :] == sorted(known, key=lambda a: source._rewards[tuple(a)])
 
 
-def test_tpe_carries_finished_trials_through_the_shared_decisions(space):
+def test_tpe_asks_the_best_finished_trials_first_through_the_shared_decisions(space):
     other = other_space()
     source = trained("tpe", other, n=30)
     source.ask()  # a RUNNING trial: not carried
     warm = make_controller("tpe", space)
-    assert warm.warm_start(saved(source), other).startswith("its 30 finished trials")
-    trials = warm._study.get_trials(deepcopy=False)
-    assert len(trials) == 30 and all("dropout" not in t.params for t in trials)
-    lstm = [
-        t
-        for t in source._study.get_trials()
-        if t.params.get("cell") == 0 and t.state.name == "COMPLETE"
-    ]
-    assert lstm and all(trials[t.number].params["cell"] == 2 for t in lstm)
+    assert warm.warm_start(saved(source), other).startswith("its 10 best architectures")
+    fixed = [t.system_attrs["fixed_params"] for t in warm._study.get_trials()]
+    assert len(fixed) == 10 and all("dropout" not in f for f in fixed)
+    finished = [t for t in source._study.get_trials() if t.state.name == "COMPLETE"]
+    best = max(finished, key=lambda t: t.value)
+    cell = {0: 2, 1: 1}  # lstm, gru (transformer has no counterpart)
+    expected = {k: cell.get(v) if k == "cell" else v for k, v in best.params.items()}
+    assert fixed[0] == {k: v for k, v in expected.items() if k != "dropout" and v is not None}
+    warm.ask()
+    asked = warm._study.get_trials()[0]
+    assert asked.state.name == "RUNNING"
+    assert {k: asked.params[k] for k in fixed[0]} == fixed[0]
 
 
 def test_shared_decisions_match_by_name_and_choice_value(space):
