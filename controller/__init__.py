@@ -17,6 +17,7 @@ from controller.registry import (
 )
 from controller.reinforce import Reinforce, ReinforceOptions
 from controller.tpe import TPE, TPEOptions
+from controller.warm import SharedDecisions
 
 __all__ = [
     "DQN",
@@ -34,6 +35,7 @@ __all__ = [
     "RandomSearch",
     "Reinforce",
     "ReinforceOptions",
+    "SharedDecisions",
     "TPEOptions",
     "get_controller",
     "list_controllers",

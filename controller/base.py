@@ -10,6 +10,8 @@ reward seen so far).
 `state_dict()` returns plain data (tensors, numbers, strings, lists, dicts) that
 `torch.save` / `torch.load(weights_only=True)` accept, RNG state included, so a restored
 controller continues exactly where the saved one was, outstanding candidates included.
+`warm_start(state, space)` instead begins a new controller from what a saved one learned, on
+the same space or on one sharing decisions with it (`controller.warm`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+
+from controller.warm import SharedDecisions
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,41 @@ class Controller(abc.ABC):
         self._pending = {int(d["id"]): Candidate.from_dict(d) for d in state["pending"]}
         self._load_state_dict(state["algorithm"])
 
+    def warm_start(self, state: dict, space) -> str:
+        """Begin from what another controller of this kind learned, before the first ask.
+
+        `state` is its `state_dict()`, learned on `space`: this controller's own space, or one
+        that shares decisions with it (by name and choice values, see `controller.warm`). The
+        learned part carries over through the shared decisions (each controller's
+        `_warm_start` says what: a policy, Q-values, a population, a history); this
+        controller's seed, options, counters and random numbers stay its own, and what the
+        other one had outstanding is dropped.
+
+        Returns:
+            What was carried, in one line (e.g. ``its policy network; all 7 decisions shared``).
+
+        Raises:
+            ValueError: Another controller's state, a controller that has already asked, two
+                spaces that share no decision, a state that does not fit this controller's
+                options (e.g. another network size), or a controller without a warm start.
+        """
+        if state["controller"] != self.name:
+            raise ValueError(
+                f"state belongs to controller {state['controller']!r}, not {self.name!r}"
+            )
+        if self._next_id:
+            raise ValueError("a controller warm-starts before its first ask")
+        shared = SharedDecisions.between(space, self.space)
+        if not shared.slots:
+            raise ValueError(
+                f"space {space.name!r} shares no decision with space {self.space.name!r} "
+                "(expected decisions of the same name with a choice in common)"
+            )
+        carried = self._warm_start(state, shared)
+        if carried is None:
+            raise ValueError(f"controller {self.name!r} has no warm start")
+        return f"{carried}; {shared.describe()}"
+
     def stats(self) -> dict[str, float]:
         """Numbers worth logging now (subclasses add their own)."""
         return {
@@ -206,6 +245,12 @@ class Controller(abc.ABC):
 
     def _load_state_dict(self, state: dict) -> None:  # noqa: B027 (optional hook)
         """Restore what `_state_dict` returned."""
+
+    def _warm_start(self, state: dict, shared: SharedDecisions) -> str | None:
+        """Take the learned part of `state` (a whole `state_dict()`, learned on
+        ``shared.source``) through `shared`; return what was carried, in a few words. None:
+        this controller cannot warm-start."""
+        return None
 
     def _candidate(self, actions, **info: Any) -> Candidate:
         """Decode `actions` into a new outstanding candidate."""

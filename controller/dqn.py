@@ -129,6 +129,7 @@ class DQN(Controller):
         self._worst: float | None = None
         self._skipped = 0
         self._stats = {"loss": 0.0, "updates": 0.0}
+        self._explored = 0  # architectures a warm start's source asked (epsilon goes on)
 
     def _build(self) -> None:
         o, S, K = self.options, self.space.max_steps, self.space.max_choices
@@ -157,7 +158,7 @@ class DQN(Controller):
     @property
     def epsilon(self) -> float:
         o = self.options
-        fraction = self._next_id / o.exploration
+        fraction = (self._explored + self._next_id) / o.exploration
         if fraction >= 1:
             return o.end_epsilon
         return o.start_epsilon + fraction * (o.end_epsilon - o.start_epsilon)
@@ -271,6 +272,7 @@ class DQN(Controller):
             "worst": self._worst,
             "skipped": self._skipped,
             "stats": dict(self._stats),
+            "explored": self._explored,
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -287,6 +289,43 @@ class DQN(Controller):
         self._worst = None if state["worst"] is None else float(state["worst"])
         self._skipped = int(state["skipped"])
         self._stats = {k: float(v) for k, v in state["stats"].items()}
+        self._explored = int(state.get("explored", 0))
+
+    def _warm_start(self, state: dict, shared) -> str:
+        """The Q-network's weights, for the target network too: the hidden layers whole, the
+        input columns of the shared decisions and choices, and the output of each action index
+        that means the same choice in every shared decision (the rest keep their initial
+        weights); epsilon goes on from the architectures the source asked. The replay buffer
+        (rewards of another search), optimiser and RNG are not carried."""
+        source = state["algorithm"]["q_network"]
+        hidden = int(source["net.0.weight"].shape[0])
+        if hidden != self.options.hidden:
+            raise ValueError(
+                f"the saved Q-network has {hidden} hidden units, this one {self.options.hidden} "
+                "(option hidden)"
+            )
+        weights = {k: v.detach().clone() for k, v in self.q_network.state_dict().items()}
+        for key in ("net.0.bias", "net.2.weight", "net.2.bias"):
+            weights[key] = source[key].clone()
+        S, K = self.space.max_steps, self.space.max_choices
+        s_steps, k = shared.source.max_steps, shared.source.max_choices
+        ours, theirs = weights["net.0.weight"], source["net.0.weight"]
+        for t_slot, t_choice, s_slot, s_choice in shared.pairs():  # (slot, action) one-hots
+            ours[:, t_slot * K + t_choice] = theirs[:, s_slot * k + s_choice]
+        for t_slot, s_slot in shared.slots.items():  # the slot being decided
+            ours[:, S * K + t_slot] = theirs[:, s_steps * k + s_slot]
+        for action in range(min(K, k)):
+            if all(
+                shared.choices[t].get(action) == action
+                for t in shared.slots
+                if action < len(self.space.slots[t].choices)
+            ):
+                weights["net.4.weight"][action] = source["net.4.weight"][action]
+                weights["net.4.bias"][action] = source["net.4.bias"][action]
+        self.q_network.load_state_dict(weights)
+        self.target_network.load_state_dict(weights)
+        self._explored = int(state["next_id"]) + int(state["algorithm"].get("explored", 0))
+        return f"its Q-network (epsilon as after its {self._explored} architectures)"
 
     def stats(self) -> dict[str, float]:
         """Counters plus epsilon, the last TD loss, gradient steps, buffer size, skipped."""

@@ -63,9 +63,10 @@ class Evolution(Controller):
         self._rng = np.random.default_rng(self.seed)
         self._population: deque[tuple[list[int], float]] = deque()  # oldest first
         self._skipped = 0
+        self._carried = 0  # members a warm start brought (the random phase is that much shorter)
 
     def ask(self) -> Candidate:
-        if self._next_id < self.options.population or not self._population:
+        if self._carried + self._next_id < self.options.population or not self._population:
             return self._candidate(self.space.sample(self._rng), parent=-1)
         drawn = self._rng.integers(len(self._population), size=self.options.sample)
         parent = max(drawn, key=lambda i: (self._population[i][1], -i))  # ties: the oldest
@@ -99,12 +100,26 @@ class Evolution(Controller):
             "population": [[list(a), r] for a, r in self._population],
             "rng": self._rng.bit_generator.state,
             "skipped": self._skipped,
+            "carried": self._carried,
         }
 
     def _load_state_dict(self, state: dict) -> None:
         self._population = deque(([int(x) for x in a], float(r)) for a, r in state["population"])
         self._rng.bit_generator.state = state["rng"]
         self._skipped = int(state["skipped"])
+        self._carried = int(state.get("carried", 0))
+
+    def _warm_start(self, state: dict, shared) -> str:
+        """The population with its rewards, oldest first, each member's decisions that are not
+        shared drawn at random; the random phase is shortened by as many members (a full
+        population has none), and the members age out as this search's rewards come in."""
+        members = state["algorithm"]["population"][-self.options.population :]
+        for actions, reward in members:
+            translated = shared.translate([int(a) for a in actions], self._rng)
+            assert translated is not None  # every decision not shared is filled
+            self._population.append((translated, float(reward)))
+        self._carried = len(self._population)
+        return f"its population of {self._carried}"
 
     def stats(self) -> dict[str, float]:
         """Counters plus the population's size, its best and mean reward, skipped failures."""

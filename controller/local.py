@@ -79,6 +79,10 @@ class LocalSearch(Controller):
         self._queue: list[list[int]] = []  # the incumbent's untried neighbours, next last
         self._restarts = 0
         self._incumbents = 0
+        # a warm start's: the rewards the source was told (the order neighbours are tried in)
+        # and the first architecture to start from (its best)
+        self._prior: dict[tuple[int, ...], float] = {}
+        self._start: tuple[int, ...] | None = None
 
     def ask(self) -> Candidate:
         while self._queue:
@@ -92,6 +96,9 @@ class LocalSearch(Controller):
         if self._incumbent is not None and not self._neighbours_outstanding():
             self._incumbent = None  # a local optimum: every neighbour tried, none better
             self._restarts += 1
+        if self._start is not None:
+            start, self._start = self._start, None
+            return self._candidate(start, role="start")
         return self._candidate(self._random_unseen(), role="random")
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
@@ -110,6 +117,8 @@ class LocalSearch(Controller):
         self._incumbents += 1
         self._incumbent = actions
         self._queue = one_decision_neighbours(self.space, list(actions), self._rng)
+        if self._prior:  # best-known first (the queue's end is asked first), unknown last
+            self._queue.sort(key=lambda a: self._prior.get(tuple(a), -math.inf))
 
     def _neighbours_outstanding(self) -> bool:
         """Whether a neighbour of the incumbent is still training."""
@@ -135,6 +144,8 @@ class LocalSearch(Controller):
             "queue": [list(a) for a in self._queue],
             "restarts": self._restarts,
             "incumbents": self._incumbents,
+            "prior": [[list(a), r] for a, r in self._prior.items()],
+            "start": None if self._start is None else list(self._start),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -145,6 +156,24 @@ class LocalSearch(Controller):
         self._queue = [[int(x) for x in a] for a in state["queue"]]
         self._restarts = int(state["restarts"])
         self._incumbents = int(state["incumbents"])
+        self._prior = {tuple(int(x) for x in a): float(r) for a, r in state.get("prior", [])}
+        start = state.get("start")
+        self._start = None if start is None else tuple(int(x) for x in start)
+
+    def _warm_start(self, state: dict, shared) -> str:
+        """The rewards the source was told (and those it had carried), as a prior: the first
+        architecture is the source's best, and an incumbent's neighbours are tried best-known
+        first. They are not this search's rewards: every architecture is evaluated here before
+        it is compared. Decisions not shared are drawn at random."""
+        source = state["algorithm"]
+        for actions, reward in [*source.get("prior", []), *source["rewards"]]:
+            if math.isfinite(reward):
+                translated = shared.translate([int(a) for a in actions], self._rng)
+                assert translated is not None  # every decision not shared is filled
+                self._prior[tuple(translated)] = float(reward)
+        if self._prior:
+            self._start = max(self._prior, key=lambda a: self._prior[a])
+        return f"the rewards of its {len(self._prior)} architectures, as the order to try them in"
 
     def stats(self) -> dict[str, float]:
         """Counters plus the incumbent's reward, incumbents so far and restarts."""

@@ -125,6 +125,7 @@ class QLearning(Controller):
         self._worst: float | None = None
         self._skipped = 0
         self._asked: set[tuple[int, ...]] = set()
+        self._explored = 0  # architectures a warm start's source asked (the schedule goes on)
 
     def _state(self, slot: int, prev_slot: int, prev_action: int) -> int:
         """Offset of a state's row in the flat Q-table (-1 = no previous decision)."""
@@ -133,7 +134,7 @@ class QLearning(Controller):
 
     @property
     def epsilon(self) -> float:
-        return staged_epsilon(self.options.schedule, self._next_id)
+        return staged_epsilon(self.options.schedule, self._explored + self._next_id)
 
     # -- ask ----------------------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class QLearning(Controller):
             "worst": self._worst,
             "skipped": self._skipped,
             "asked": [list(actions) for actions in sorted(self._asked)],
+            "explored": self._explored,
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -218,6 +220,30 @@ class QLearning(Controller):
         self._worst = None if state["worst"] is None else float(state["worst"])
         self._skipped = int(state["skipped"])
         self._asked = {tuple(int(a) for a in actions) for actions in state.get("asked", [])}
+        self._explored = int(state.get("explored", 0))
+
+    def _warm_start(self, state: dict, shared) -> str:
+        """The Q-values of every state and action the shared decisions and choices make up
+        (the others keep `initial_q`), and the epsilon schedule goes on from the architectures
+        the source asked: a schedule restarted at epsilon 1 would ignore the Q-values it was
+        given. The replay memory (rewards of another search) and the RNG are not carried."""
+        source = state["algorithm"]
+        S, K = shared.source.max_steps, shared.source.max_choices
+        theirs = np.asarray(source["q"].tolist(), dtype=float).reshape(S, S + 1, K + 1, K)
+        ours = np.asarray(self._q).reshape(*self._shape, self.space.max_choices)
+        before = [(-1, -1, {-1: -1}), *((t, s, shared.choices[t]) for t, s in shared.slots.items())]
+        for t_slot, s_slot in shared.slots.items():
+            t_actions = np.asarray(list(shared.choices[t_slot]))
+            s_actions = np.asarray(list(shared.choices[t_slot].values()))
+            for t_prev, s_prev, prev_choices in before:  # the previous decision and action
+                t_rows = np.asarray(list(prev_choices)) + 1
+                s_rows = np.asarray(list(prev_choices.values())) + 1
+                ours[t_slot, t_prev + 1][np.ix_(t_rows, t_actions)] = theirs[s_slot, s_prev + 1][
+                    np.ix_(s_rows, s_actions)
+                ]
+        self._q = ours.ravel().tolist()
+        self._explored = int(state["next_id"]) + int(source.get("explored", 0))
+        return f"its Q-values (epsilon as after its {self._explored} architectures)"
 
     def stats(self) -> dict[str, float]:
         """Counters plus the current epsilon, the replay memory's size and skipped failures."""

@@ -27,6 +27,10 @@ class RandomSearch(Controller):
     def tell(self, candidate: Candidate, reward: float | None) -> None:
         self._settle(candidate)
 
+    def _warm_start(self, state: dict, shared) -> str:
+        """Nothing: random search learns nothing (a warm start proposes what a cold one does)."""
+        return "nothing (random search learns nothing)"
+
     def _state_dict(self) -> dict:
         return {"rng": self._rng.bit_generator.state}
 

@@ -482,6 +482,32 @@ class Reinforce(Controller):
             "skipped": float(self._skipped),
         }
 
+    def _warm_start(self, state: dict, shared) -> str:
+        """The policy's weights: the LSTM's whole, each shared decision's head row and input
+        embedding per shared choice (the rest keep their initial weights). The optimiser,
+        baseline, history and generator stay this search's own: rewards of another search are
+        not this one's."""
+        source = state["algorithm"]["policy"]
+        hidden = int(source["lstm.weight_hh_l0"].shape[1])
+        if hidden != self.options.hidden:
+            raise ValueError(
+                f"the saved policy has {hidden} hidden units, this one {self.options.hidden} "
+                "(option hidden)"
+            )
+        weights = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        for key in weights:
+            if key.startswith("lstm."):
+                weights[key] = source[key].clone()
+        weights["embed.weight"][0] = source["embed.weight"][0]  # the start token
+        k = shared.source.max_choices
+        for t_slot, t_choice, s_slot, s_choice in shared.pairs():
+            ours, theirs = self.policy.token(t_slot, t_choice), 1 + s_slot * k + s_choice
+            weights["embed.weight"][ours] = source["embed.weight"][theirs]
+            weights["weight"][t_slot, t_choice] = source["weight"][s_slot, s_choice]
+            weights["bias"][t_slot, t_choice] = source["bias"][s_slot, s_choice]
+        self.policy.load_state_dict(weights)
+        return "its policy network"
+
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     """Log-softmax of a row of logits (-inf stays -inf)."""

@@ -116,6 +116,8 @@ class TPE(Controller):
                 "params": {k: int(v) for k, v in t.params.items()},
                 "state": t.state.name,
                 "value": t.value,
+                # an enqueued trial not asked yet (a warm start's): its params to ask
+                **({"fixed": t.system_attrs["fixed_params"]} if t.state.name == "WAITING" else {}),
             }
             for t in self._study.get_trials(deepcopy=False)
         ]
@@ -135,6 +137,7 @@ class TPE(Controller):
                     value=None if t["value"] is None else float(t["value"]),
                     params=params,
                     distributions={k: self._distributions[k] for k in params},
+                    system_attrs={"fixed_params": t["fixed"]} if "fixed" in t else None,
                 )
             )
         self._trial_of = {int(cid): int(n) for cid, n in state["trial_of"]}
@@ -143,3 +146,28 @@ class TPE(Controller):
     def stats(self) -> dict[str, float]:
         """Counters plus the number of failed trials."""
         return {**super().stats(), "failed": float(self._failed)}
+
+    def _warm_start(self, state: dict, shared) -> str:
+        """The best finished trials, as many as the random startup trials (`n_startup_trials`),
+        with the params of the shared decisions, enqueued: they are asked first, in place of
+        random startup trials, and TPE models the rewards they get here. The other search's
+        values are not carried: on another task their scale differs, and a model fitted to them
+        would rank every trial of this search below (or above) all of theirs."""
+        choices = shared.by_source_name()
+        finished = [t for t in state["algorithm"]["trials"] if t["state"] == "COMPLETE"]
+        queued: list[dict[str, int]] = []
+        for t in sorted(finished, key=lambda t: -float(t["value"])):  # stable: earlier on ties
+            params = {
+                name: choices[name][int(c)]
+                for name, c in t["params"].items()
+                if int(c) in choices.get(name, {})
+            }
+            if params and params not in queued:
+                queued.append(params)
+            if len(queued) == self.options.n_startup_trials:
+                break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for params in queued:
+                self._study.enqueue_trial(params)
+        return f"its {len(queued)} best architectures, asked first instead of random ones"

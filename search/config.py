@@ -119,6 +119,15 @@ class SearchConfig:
     """Built-in space name or a path to a space YAML file."""
     controller: str = "reinforce"
     """Controller that proposes architectures."""
+    warm_start: str | None = None
+    """Start the controller from the final state of the latest search of this name (in the same
+    tracking store).
+
+    That search must have used the same controller and ended (its ``controller.pt``), on this
+    space or on one that shares decisions with it (by name and choice values): the learned part
+    carries over through the shared decisions, this search's own counters and random numbers
+    start fresh. The first line says what was carried; a resumed search goes on from its own
+    state instead."""
     budget: int = 48
     """Number of children to train."""
     epochs: int = 20
@@ -232,6 +241,12 @@ class SearchConfig:
                 "a finite number of seconds > 0",
             ),
             ("name", isinstance(self.name, str) and bool(self.name.strip()), "a non-empty name"),
+            (
+                "warm_start",
+                self.warm_start is None
+                or (isinstance(self.warm_start, str) and bool(self.warm_start.strip())),
+                "the name of a search",
+            ),
         ]
         for key, ok, expected in checks:
             if not ok:

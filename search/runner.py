@@ -41,6 +41,7 @@ from search.state import ARTIFACT_DIR, StateFile, state_path
 from search.tags import BEST_ARCHITECTURES_TAG, BEST_RUN_ID_TAG, BEST_TRAININGS_TAG
 from search.tracking import ChildRunCallback, Tracker
 from search.trainable import train_child
+from search.warm import CONTROLLER_FILE, WarmStart, load_warm_start
 from spaces import SpaceError, load_space
 from spaces.ensemble import Ensemble
 from spaces.families import InvalidArchitecture, build_model, family_trainer
@@ -273,7 +274,13 @@ class UnfinishedSearch(ConfigError):
     """A new search was asked under the name of one that can still be resumed."""
 
 
-def _header(config: SearchConfig, plan: _Plan, concurrency: int, resume: Resume | None) -> str:
+def _header(
+    config: SearchConfig,
+    plan: _Plan,
+    concurrency: int,
+    resume: Resume | None,
+    warm: WarmStart | None,
+) -> str:
     custom = config.objective is not None
     what = f"objective {config.to_dict()['objective']}" if custom else config.task
     each = "" if custom else f", {config.epochs} epochs each"
@@ -283,10 +290,13 @@ def _header(config: SearchConfig, plan: _Plan, concurrency: int, resume: Resume 
         else ""
     )
     verb = f"resuming {resume.run_id[:8]} ({resume.progress}): " if resume else ""
+    started = f", {warm.text}" if warm else ""
+    if resume and config.warm_start:  # its own state goes on: no second warm start
+        started = f", warm-started from {config.warm_start!r} when it began"
     return (
         f"rlnas: {verb}searching {plan.space.name} ({plan.space.cardinality():,} architectures) "
         f"on {what} with {config.controller}: {config.budget} children, {concurrency} at a "
-        f"time{each}{then}"
+        f"time{each}{then}{started}"
     )
 
 
@@ -347,8 +357,10 @@ def run_search(
     check_tracking(config.resolved_tracking_uri)  # an unreachable server: before Ray starts
     if resume is None and not new:
         _refuse_unfinished(config)
+    # a resumed search's controller goes on from its own saved state (`_continue`)
+    warm = load_warm_start(config, plan.controller) if config.warm_start and not resume else None
     started_ray, concurrency, tracker = _connect(config)
-    parent = _open_parent(tracker, config, plan, resume)
+    parent = _open_parent(tracker, config, plan, resume, warm)
     log = SearchLog(budget=config.budget + config.confirm * config.confirm_runs)
     children = ChildRunCallback(
         tracker, log, plan.controller, reward_of=plan.reward_of, key_of=plan.space.key
@@ -360,7 +372,7 @@ def run_search(
     log.budget = searcher.planned
     searcher.on_change = children.save_state = state.save
     state.save(final=True)
-    print(_header(config, plan, concurrency, resume), file=out, flush=True)
+    print(_header(config, plan, concurrency, resume, warm), file=out, flush=True)
     callbacks = _callbacks(config, searcher, children, out)
     status = "FAILED"
     try:
@@ -413,12 +425,22 @@ def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
         raise
 
 
-def _open_parent(tracker: Tracker, config: SearchConfig, plan: _Plan, resume: Resume | None) -> str:
-    """The search's parent run: the resumed search's, or a new one."""
+def _open_parent(
+    tracker: Tracker,
+    config: SearchConfig,
+    plan: _Plan,
+    resume: Resume | None,
+    warm: WarmStart | None,
+) -> str:
+    """The search's parent run: the resumed search's, or a new one (tagged with its warm
+    start)."""
     if resume is not None:
         return tracker.resume_parent(resume.run_id)
     return tracker.start_parent(
-        config.to_dict(), plan.space.text, run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        config.to_dict(),
+        plan.space.text,
+        run_name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags=warm.tags if warm else None,
     )
 
 
@@ -548,7 +570,7 @@ def _finish(
 
     files: dict[str, Any] = {
         "leaderboard.csv": board.to_csv(index=False),
-        "controller.pt": save_controller,
+        CONTROLLER_FILE: save_controller,
         "invalid.jsonl": "".join(json.dumps(i) + "\n" for i in log.invalid),
         "reused.jsonl": "".join(json.dumps(r) + "\n" for r in log.reused),
     }

@@ -27,6 +27,8 @@ __all__ = [
     "TEST_METRIC_TAG",
     "TRAINS_AGAIN_TAG",
     "TRIAL_ID_TAG",
+    "WARM_START_CARRIED_TAG",
+    "WARM_START_TAG",
     "tag_filter",
 ]
 
@@ -51,6 +53,10 @@ BEST_TRAININGS_TAG = "rlnas.best_trainings"
 """Trainings the kept model averages (after confirmation runs)."""
 BEST_ARCHITECTURES_TAG = "rlnas.best_architectures"
 """Architectures among those trainings."""
+WARM_START_TAG = "rlnas.warm_start"
+"""The parent run of the search whose controller this one's started from (``warm_start``)."""
+WARM_START_CARRIED_TAG = "rlnas.warm_start_carried"
+"""What that warm start carried over, in one line."""
 
 # a child's run
 STATUS_TAG = "rlnas.status"

@@ -156,11 +156,18 @@ class Tracker:
             self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment_id
 
-    def start_parent(self, config: dict[str, Any], space_text: str, run_name: str) -> str:
+    def start_parent(
+        self,
+        config: dict[str, Any],
+        space_text: str,
+        run_name: str,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """A new search's parent run, with its config, space and any other `tags`."""
         run = self.client.create_run(
             self.experiment_id,
             run_name=run_name,
-            tags={ROLE_TAG: "search", SPACE_TAG: str(config.get("space"))},
+            tags={ROLE_TAG: "search", SPACE_TAG: str(config.get("space")), **(tags or {})},
         )
         self.parent_run_id = run.info.run_id
         self.client.log_batch(self.parent_run_id, params=mlflow_params(config))

@@ -42,6 +42,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="folder for the CSV and PNG (default runs/bench/<table>)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///runs/...)")
     parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    parser.add_argument(
+        "--warm-start-from",
+        metavar="TABLE",
+        help="also run each controller warm-started: each seed first searches this table (a "
+        "related one: the same decisions on another task), then starts on TABLE from that "
+        "final state; evaluations to the top 1%% cold and warm side by side",
+    )
+    parser.add_argument(
+        "--warm-budget",
+        type=int,
+        help="evaluations (asks) per seed on the --warm-start-from table (default: --budget)",
+    )
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
@@ -56,11 +68,15 @@ def run_bench_command(args: argparse.Namespace) -> int:
     controllers = None
     if args.controllers:
         controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
-    if args.all and (args.table or args.space):
+    if args.all and (args.table or args.space or args.warm_start_from):
         print(
-            "rlnas bench: --all runs every shipped table: give it no table and no --space",
+            "rlnas bench: --all runs every shipped table: give it no table, no --space and no "
+            "--warm-start-from",
             file=sys.stderr,
         )
+        return 2
+    if args.warm_budget is not None and not args.warm_start_from:
+        print("rlnas bench: --warm-budget needs --warm-start-from TABLE", file=sys.stderr)
         return 2
     from search.bench.tables import shipped_tables
 
@@ -89,6 +105,8 @@ def _bench_one(args: argparse.Namespace, table: str, controllers: list[str] | No
             tracking_uri=args.tracking_uri,
             track=not args.no_tracking,
             command=reproduce,
+            warm_from=args.warm_start_from,
+            warm_budget=args.warm_budget,
         )
     except BenchError as exc:
         print(f"rlnas bench: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -113,6 +131,9 @@ def _reproduce(args: argparse.Namespace, table: str, controllers: list[str] | No
     command += ["--seeds", str(args.seeds), "--budget", str(args.budget)]
     if args.space:
         command += ["--space", str(args.space)]
+    if args.warm_start_from:
+        command += ["--warm-start-from", str(args.warm_start_from)]
+        command += ["--warm-budget", str(args.warm_budget or args.budget)]
     return shlex.join(command)
 
 

@@ -26,6 +26,10 @@ class BenchResult:
     csv_path: Path | None = None
     png_path: Path | None = None
     run_id: str | None = None
+    warm_from: str | None = None
+    """The table each warm-started summary (named ``<controller>-warm``) first searched."""
+    warm_budget: int | None = None
+    """Asks per seed on that table."""
 
     @property
     def checkpoints(self) -> list[int]:
@@ -77,19 +81,51 @@ class BenchResult:
             fmt.format(*head).rstrip(),
             *(fmt.format(*r).rstrip() for r in lines),
         ]
+        if self.warm_from is not None:
+            text += ["", *self._warm_lines()]
         return "\n".join(text)
 
-    def _cells(self, s: ControllerSummary, points: list[int]) -> list[str]:
-        """One controller's line of `format`."""
+    def _warm_lines(self) -> list[str]:
+        """Each controller's evaluations to the top 1% without and with its warm start, side
+        by side, and the gain (the difference of the medians)."""
+        from search.bench.runs import WARM_SUFFIX
+
+        by_name = {s.name: s for s in self.summaries}
+        head = ["controller", "cold [95% CI]", "warm [95% CI]", "gain"]
+        lines = []
+        for s in self.summaries:
+            warm = by_name.get(s.name + WARM_SUFFIX)
+            if warm is None:
+                continue
+            cold_median, warm_median = s.median_evals_to_top, warm.median_evals_to_top
+            gain = "-"
+            if cold_median is not None and warm_median is not None:
+                gain = f"{cold_median - warm_median:g}"
+            lines.append([s.name, self._reach(s), self._reach(warm), gain])
+        widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return [
+            f"warm start from {self.warm_from} ({self.warm_budget} asks per seed there first): "
+            "median evaluations to the top 1%, cold and warm; gain = cold minus warm",
+            "",
+            fmt.format(*head).rstrip(),
+            *(fmt.format(*r).rstrip() for r in lines),
+        ]
+
+    def _reach(self, s: ControllerSummary) -> str:
+        """Median evaluations to the top 1% with its interval (and how many never got there)."""
         median = s.median_evals_to_top
         low, high = s.evals_to_top_interval
         reach = "-" if median is None else f"{median:g}"
         reach += f" [{_evals(low)}, {_evals(high)}]"
-        reach += f" ({s.not_reached}/{self.seeds} not reached)" if s.not_reached else ""
+        return reach + (f" ({s.not_reached}/{self.seeds} not reached)" if s.not_reached else "")
+
+    def _cells(self, s: ControllerSummary, points: list[int]) -> list[str]:
+        """One controller's line of `format`."""
         return [
             s.name,
             *(_pm(*s.regret_at(n)) for n in points),
-            reach,
+            self._reach(s),
             _pm(float(np.nanmean(s.selected_test)), standard_error(s.selected_test)),
             f"{s.seconds:.1f}",
         ]

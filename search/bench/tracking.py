@@ -54,6 +54,9 @@ def _params(result: BenchResult, command: str | None) -> dict[str, Any]:
         "higher_is_better": table.higher_is_better,
         "training_seeds": table.val.shape[1],
     }
+    if result.warm_from is not None:
+        params["warm_start_from"] = result.warm_from
+        params["warm_budget"] = result.warm_budget
     if command:
         params["command"] = command
     return params

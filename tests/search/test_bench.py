@@ -482,3 +482,60 @@ def test_shipped_table_covers_its_space_once_with_two_seeds(tmp_path, name):
     assert path.stat().st_size < 2_000_000
     result = run_bench(table, ["random"], seeds=2, budget=25, out_dir=tmp_path, track=False)
     assert (result.summaries[0].regret >= 0).all()
+
+
+def test_warm_start_from_a_related_table_runs_both_side_by_side(tmp_path):
+    (tmp_path / "source").mkdir()
+    source = write_tiny(tmp_path / "source")
+    result = run_bench(
+        write_tiny(tmp_path),
+        ["local", "random"],
+        seeds=3,
+        budget=6,
+        track=False,
+        out_dir=tmp_path / "out",
+        warm_from=source,
+        warm_budget=6,
+    )
+    local, local_warm, random, random_warm = result.summaries
+    assert [s.name for s in result.summaries] == ["local", "local-warm", "random", "random-warm"]
+    assert local_warm.evals_to_top == [1, 1, 1]  # it starts from the source's best
+    assert random_warm.evals_to_top == random.evals_to_top  # random search learns nothing
+    text = result.format()
+    assert "warm start from tiny (6 asks per seed there first)" in text
+    gain = [line for line in text.splitlines() if line.startswith("local ")][-1].split()[-1]
+    assert gain == f"{local.median_evals_to_top - 1:g}"  # cold minus warm
+    with result.csv_path.open(newline="") as f:
+        assert [row["controller"] for row in csv.DictReader(f)][:2] == ["local", "local-warm"]
+
+
+def test_warm_start_command_and_its_refusals(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    table = write_tiny(tmp_path)
+    common = ["--controllers", "tpe", "--seeds", "2", "--budget", "8", "--no-tracking"]
+    args = parser.parse_args(
+        [str(table), *common, "--out", str(tmp_path / "out"), "--warm-start-from", str(table)]
+    )
+    assert run_bench_command(args) == 0
+    out = capsys.readouterr().out
+    assert "tpe-warm" in out and "cold [95% CI]" in out
+    assert f"--budget 8 --warm-start-from {table} --warm-budget 8" in out
+
+    (tmp_path / "flat.yaml").write_text(
+        "family: mlp\ndecisions:\n  - {name: units, choices: [1, 2]}\n"
+    )
+    (tmp_path / "flat.csv").write_text(
+        'key,val_accuracy_seed0,val_accuracy_seed1\n"{""units"":1}",0.5,0.5\n'
+        '"{""units"":2}",0.6,0.6\n'
+    )
+    for extra, message in [
+        (["--warm-start-from", str(tmp_path / "flat.csv")], "shares no decision with tiny's"),
+        (["--warm-budget", "5"], "--warm-budget needs --warm-start-from"),
+    ]:
+        assert run_bench_command(parser.parse_args([str(table), *common, *extra])) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    args = parser.parse_args(["--all", "--warm-start-from", str(table), "--no-tracking"])
+    assert run_bench_command(args) == 2
+    assert "no --warm-start-from" in capsys.readouterr().err

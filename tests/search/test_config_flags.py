@@ -25,6 +25,7 @@ STRINGS = {
     "task": "waves",
     "space": "mlp",
     "controller": "random",
+    "warm_start": "digits-cnn",
     "augment": "scale",
     "name": "toy-search",
     "objective": "toyobj:score",
