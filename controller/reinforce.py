@@ -307,11 +307,8 @@ class Reinforce(Controller):
         if not drawn:  # the policy only proposes what it asked before: repeat the last draw
             drawn[tuple(sample[0])] = sample
         options = list(drawn.values())
-        scores = self._model.predict(
-            np.stack([encode_actions(self.space, a) for a, _, _ in options])
-        )
-        member = int(torch.randint(len(scores), (), generator=self._generator))
-        chosen = options[int(np.argmax(scores[member]))]
+        encodings = [encode_actions(self.space, a) for a, _, _ in options]
+        chosen = options[self._model.pick(encodings, self._generator)]
         self._asked.add(tuple(chosen[0]))
         return chosen
 

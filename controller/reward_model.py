@@ -113,10 +113,10 @@ class RewardModel:
         with torch.no_grad():
             return self._forward(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
 
-    def pick(self, x: Sequence[np.ndarray]) -> int:
-        """Index of the best of encodings `x` under one member drawn at random (Thompson
+    def pick(self, x: Sequence[np.ndarray], generator: torch.Generator) -> int:
+        """Index of the best of encodings `x` under one member drawn from `generator` (Thompson
         sampling over the ensemble)."""
-        member = int(torch.randint(self.members, (), generator=self._generator))
+        member = int(torch.randint(self.members, (), generator=generator))
         return int(np.argmax(self.predict(np.stack(x))[member]))
 
     def state_dict(self) -> dict:
