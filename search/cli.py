@@ -198,7 +198,9 @@ def _run(config, top: int, resume=None, new: bool = False) -> int:
     print()
     print(
         f"rlnas: {config.name}: {len(result.leaderboard)} children trained in "
-        f"{format_seconds(result.seconds)} ({result.failed} failed; skipped without training: "
+        f"{format_seconds(result.seconds)} ("
+        + (f"{result.stopped} stopped early, " if result.stopped else "")
+        + f"{result.failed} failed; skipped without training: "
         f"{result.invalid} invalid, {result.reused} already known)"
     )
     print(format_leaderboard(result.leaderboard, top=top))

@@ -23,6 +23,7 @@ __all__ = [
     "DUPLICATES",
     "KEEP",
     "LR_SCHEDULES",
+    "SCHEDULERS",
     "ConfigError",
     "SearchConfig",
     "default_tracking_uri",
@@ -36,6 +37,8 @@ trainers implement them (`trainers.options.LR_SCHEDULES`, kept equal by a test; 
 trainers here would load torch for `--help`)."""
 DUPLICATES = ("reuse", "retrain")
 """What an architecture proposed again gets (`SearchConfig.duplicates`)."""
+SCHEDULERS = ("fifo", "asha", "hyperband")
+"""Early stopping of children (`SearchConfig.scheduler`; `search.schedulers` builds them)."""
 KEEP = ("confirmed", "best")
 """What a search with confirmation runs keeps (`SearchConfig.keep`)."""
 
@@ -132,6 +135,19 @@ class SearchConfig:
     """Number of children to train."""
     epochs: int = 20
     """Training epochs per child."""
+    scheduler: str = field(default="fifo", metadata={"choices": SCHEDULERS})
+    """Early stopping of children: ``fifo`` trains every child all its epochs; ``asha`` stops
+    a child whose reward so far at epoch ``grace_epochs * reduction_factor**k`` is below the
+    best ``1/reduction_factor`` of the children that reached that epoch; ``hyperband`` runs
+    several such brackets, one stopping no one.
+
+    The controller is told a stopped child's reward at the epoch it reached plus the median
+    gain from that epoch to the end among the children trained in full; the registered model
+    is always a child trained in full."""
+    grace_epochs: int = 2
+    """Epochs every child trains before `scheduler` may stop it."""
+    reduction_factor: int = 3
+    """The share of children kept at each of `scheduler`'s rungs is 1 in this many."""
     concurrency: int = 0
     """Children trained at once; 0 = as many as the cluster's CPUs (or GPUs) allow."""
     cpus_per_trial: float = 1.0
@@ -216,6 +232,7 @@ class SearchConfig:
         self._check_ranges()
         self._check_augment()
         self._check_choices()
+        self._check_scheduler()
         self._check_reward()
         self._check_objective()
         self._check_plain_data()
@@ -226,6 +243,8 @@ class SearchConfig:
             ("budget", _integer(self.budget, 1), "an integer >= 1"),
             ("epochs", _integer(self.epochs, 1), "an integer >= 1"),
             ("concurrency", _integer(self.concurrency, 0), "an integer >= 0"),
+            ("grace_epochs", _integer(self.grace_epochs, 1), "an integer >= 1"),
+            ("reduction_factor", _integer(self.reduction_factor, 2), "an integer >= 2"),
             ("cpus_per_trial", _number(self.cpus_per_trial, 0, strict=True), "a finite number > 0"),
             ("gpus_per_trial", _number(self.gpus_per_trial, 0), "a finite number >= 0"),
             ("seed", _integer(self.seed, 0, 2**32 - 1), "an integer from 0 to 2**32 - 1"),
@@ -263,6 +282,14 @@ class SearchConfig:
         except (ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         self.augment = ",".join(names) or "none"
+
+    def _check_scheduler(self) -> None:
+        """An early-stopping scheduler has a rung before the last epoch."""
+        if self.scheduler != "fifo" and self.grace_epochs >= self.epochs:
+            raise ConfigError(
+                f"grace_epochs: {self.grace_epochs} is not below epochs ({self.epochs}): "
+                f"--scheduler {self.scheduler} could stop no child; lower it or use fifo"
+            )
 
     def _check_choices(self) -> None:
         """Fields with a fixed set of values (their ``choices`` metadata) hold one of them."""

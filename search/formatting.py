@@ -43,7 +43,8 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
 
     The test column is each child's ``test_metric`` (accuracy unless the frame says otherwise),
     headed by its name when every row shares it; a child given by the config is marked ``*``,
-    one whose training failed (divergence, mode collapse) ``!``, a confirmation run ``+``. When
+    one whose training failed (divergence, mode collapse) ``!``, a confirmation run ``+``; a
+    child stopped early shows ``stop@N`` (the epoch it reached) for its seconds. When
     the search confirmed its best architectures, a ``mean`` column shows each architecture's
     mean reward over its trainings (the order's key).
     """
@@ -69,10 +70,13 @@ def format_leaderboard(frame: pd.DataFrame, top: int = 10) -> str:
         child += "*" if row.get("included") else "!" if row.get("failure") else ""
         child += "+" if row.get("confirmation") else ""
         mean = f" {_num(row.get('mean_reward'), 4):>7}" if confirmed else ""
+        seconds = _num(row.get("train_seconds"), 1)
+        if row.get("stopped_epoch"):
+            seconds = f"stop@{int(row['stopped_epoch'])}"
         lines.append(
             f"{rank:>4}  {child:<10} {_num(row.get('reward'), 4):>7}{mean} "
             f"{_num(row.get('test'), 4):>{width}} {_int(row.get('params')):>9} "
-            f"{_num(row.get('train_seconds'), 1):>6}  {arch}"
+            f"{seconds:>6}  {arch}"
         )
     return "\n".join(lines)
 

@@ -3,11 +3,16 @@
 An objective maps an architecture (the plain dict a space decodes) to a reward (a number) or
 to a dict of metrics (with a ``reward`` entry, or scored by a reward expression). From the CLI
 it is named ``module:function``; the module is imported from the working directory first.
+
+An objective that trains something may take a second argument, ``report``, and call it after
+each epoch with that epoch's metrics (a dict with ``reward``, the reward so far): then
+``--scheduler asha`` can stop it early, and its runs chart the epochs.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import os
 import sys
@@ -17,9 +22,10 @@ from typing import Any
 
 from ray import tune
 
-__all__ = ["Objective", "ObjectiveError", "evaluate_child", "load_objective"]
+__all__ = ["Objective", "ObjectiveError", "evaluate_child", "load_objective", "reports_epochs"]
 
-Objective = Callable[[dict[str, Any]], "float | dict[str, Any]"]
+Objective = Callable[..., "float | dict[str, Any]"]
+"""``objective(architecture)`` or ``objective(architecture, report)``."""
 
 
 class ObjectiveError(ValueError):
@@ -46,6 +52,24 @@ def load_objective(spec: str | Objective, search_path: str | None = None) -> Obj
     return function
 
 
+def reports_epochs(objective: Objective) -> bool:
+    """Whether `objective` takes a second argument (``report``, called after each epoch)."""
+    try:
+        parameters = list(inspect.signature(objective).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def _epoch_report(metrics: dict[str, Any]) -> None:
+    """One epoch of an objective that reports epochs, as Tune hears of a trainer's."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("reward"), (int, float)):
+        raise ObjectiveError(f"report() takes a dict with a numeric 'reward', got {metrics!r}")
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    tune.report({**numbers, "final": False})
+
+
 def as_metrics(value: Any) -> dict[str, Any]:
     """An objective's return value as a metrics dict."""
     if isinstance(value, dict):
@@ -62,7 +86,11 @@ def evaluate_child(config: dict[str, Any]) -> None:
     setup = config["setup"]  # a `search.child_setup.ChildSetup`
     objective = load_objective(setup.objective, setup.cwd)
     started = time.perf_counter()
-    metrics = as_metrics(objective(config["architecture"]))
+    if reports_epochs(objective):
+        value = objective(config["architecture"], _epoch_report)
+    else:
+        value = objective(config["architecture"])
+    metrics = as_metrics(value)
     numbers = {
         k: float(v)
         for k, v in metrics.items()

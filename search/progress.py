@@ -35,8 +35,9 @@ class ProgressCallback(tune.Callback):
 
     def status(self) -> str:
         log = self.log
-        done, failed = log.count("finished"), log.count("failed")
+        done, failed = log.count("finished") + log.count("stopped"), log.count("failed")
         running = log.count("running")
+        stopped = f" ({log.count('stopped')} stopped early)" if log.count("stopped") else ""
         best = log.best
         best_text = f"{best.reward:.4f} (child {best.number})" if best else "-"
         ended = done + failed
@@ -50,7 +51,7 @@ class ProgressCallback(tune.Callback):
         else:
             eta = "estimating time left"
         return (
-            f"[{done + failed:>{len(str(log.budget))}}/{log.budget}] done {done}, running "
+            f"[{done + failed:>{len(str(log.budget))}}/{log.budget}] done {done}{stopped}, running "
             f"{running}, failed {failed}, skipped {len(log.invalid)} invalid + {len(log.reused)} "
             f"known | best {best_text}"
             f" | {format_seconds(log.elapsed)} elapsed, {eta}"
@@ -63,7 +64,9 @@ class ProgressCallback(tune.Callback):
     def _child_ended(self) -> None:
         if self.log.first_done is None:
             self.log.first_done = time.monotonic()
-            self._ended_at_first = self.log.count("finished") + self.log.count("failed")
+            self._ended_at_first = sum(
+                self.log.count(status) for status in ("finished", "stopped", "failed")
+            )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._child_ended()
@@ -74,6 +77,8 @@ class ProgressCallback(tune.Callback):
             self._print(f"child {record.number:>3} FAILED: {record.error}   {self.status()}")
             return
         reward = "-" if record.reward is None else f"{record.reward:.4f}"
+        if record.status == "stopped":
+            reward = f"{reward} (stopped at epoch {record.stopped_epoch}, estimated)"
         self._print(f"child {record.number:>3} reward {reward}   {self.status()}")
 
     def on_trial_error(self, iteration, trials, trial, **info):

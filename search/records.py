@@ -54,10 +54,11 @@ def rank_children(frame: pd.DataFrame) -> pd.DataFrame:
     """Children best first, each row with ``trainings`` (finished trainings of its architecture)
     and ``mean_reward`` (their mean reward).
 
-    By reward, ties to fewer params; but when the frame holds confirmation runs (column
-    ``confirmation``), the architectures they confirmed come first, by mean reward, each one's
-    trainings by reward: the first row is then the best training of the architecture that did
-    best on average, not the luckiest single training.
+    Children trained to the full budget before those stopped early (``stopped_epoch`` above 0);
+    among them by reward, ties to fewer params; but when the frame holds confirmation runs
+    (column ``confirmation``), the architectures they confirmed come first, by mean reward, each
+    one's trainings by reward: the first row is then the best training of the architecture that
+    did best on average, not the luckiest single training.
     """
     if frame.empty:
         return frame
@@ -66,18 +67,20 @@ def rank_children(frame: pd.DataFrame) -> pd.DataFrame:
         trainings=by_architecture["reward"].transform("size"),
         mean_reward=by_architecture["reward"].transform("mean"),
     )
+    full = frame["stopped_epoch"].fillna(0).eq(0) if "stopped_epoch" in frame else True
     if "confirmation" not in frame or not frame["confirmation"].any():
-        return frame.sort_values(
-            ["reward", "params"], ascending=[False, True], kind="stable"
-        ).reset_index(drop=True)
+        order = frame.assign(_full=full).sort_values(
+            ["_full", "reward", "params"], ascending=[False, False, True], kind="stable"
+        )
+        return order.drop(columns=["_full"]).reset_index(drop=True)
     confirmed = by_architecture["confirmation"].transform("any").astype(bool)
     key = frame["mean_reward"].where(confirmed, frame["reward"])
-    order = frame.assign(_confirmed=confirmed, _key=key).sort_values(
-        ["_confirmed", "_key", "reward", "params"],
-        ascending=[False, False, False, True],
+    order = frame.assign(_full=full, _confirmed=confirmed, _key=key).sort_values(
+        ["_full", "_confirmed", "_key", "reward", "params"],
+        ascending=[False, False, False, False, True],
         kind="stable",
     )
-    return order.drop(columns=["_confirmed", "_key"]).reset_index(drop=True)
+    return order.drop(columns=["_full", "_confirmed", "_key"]).reset_index(drop=True)
 
 
 @dataclass
@@ -86,7 +89,8 @@ class LeaderboardRow:
 
     Attributes:
         child: The child's number (its run is `child_run_name` of it).
-        reward: What the controller was told.
+        reward: What the controller was told (for a child stopped early, the estimate
+            `search.schedulers.StoppedChildren.estimate`).
         test_metric: The test metric that sums the child up (``test_accuracy``, ``test_fd``).
         test: That metric's value.
         test_accuracy: The test accuracy, where the child has one.
@@ -98,6 +102,8 @@ class LeaderboardRow:
         failure: Why training ended early with a penalised reward, or empty.
         run_id: The child's MLflow run.
         architecture: The architecture as JSON.
+        stopped_epoch: The epoch it reached when a scheduler stopped it early; 0: trained
+            to the full budget.
     """
 
     child: int
@@ -113,6 +119,7 @@ class LeaderboardRow:
     failure: str
     run_id: str | None
     architecture: str
+    stopped_epoch: int = 0
 
     @classmethod
     def build(
@@ -127,6 +134,7 @@ class LeaderboardRow:
         failure: str,
         run_id: str | None,
         architecture: str,
+        stopped_epoch: int = 0,
     ) -> LeaderboardRow:
         """The row of a child that reported `metrics` (the test values, ``params``, ...)."""
         params = metrics.get("params")
@@ -144,6 +152,7 @@ class LeaderboardRow:
             failure=failure,
             run_id=run_id,
             architecture=architecture,
+            stopped_epoch=stopped_epoch,
         )
 
 
@@ -161,7 +170,7 @@ class ChildRecord:
     candidate_id: int
     architecture: dict[str, Any]
     run_id: str | None = None
-    status: str = "running"  # running | finished | failed | retried
+    status: str = "running"  # running | finished | stopped | failed | retried
     reward: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -171,6 +180,7 @@ class ChildRecord:
     test_metric: str = DEFAULT_TEST_METRIC  # the test metric that sums the child up
     failure: str = ""  # why training ended early with a penalised reward, or failed
     epoch_metrics: set[str] = field(default_factory=set)  # names logged once per epoch
+    stopped_epoch: int = 0  # the epoch reached when stopped early; 0: trained in full
 
     def leaderboard_row(self) -> LeaderboardRow:
         """The child's row on the leaderboard."""
@@ -184,6 +194,7 @@ class ChildRecord:
             failure=self.failure,
             run_id=self.run_id,
             architecture=json.dumps(self.architecture),
+            stopped_epoch=self.stopped_epoch,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -257,7 +268,13 @@ class SearchLog:
 
     @property
     def finished(self) -> list[ChildRecord]:
+        """Children trained to the full budget."""
         return [c for c in self.children.values() if c.status == "finished"]
+
+    @property
+    def stopped(self) -> list[ChildRecord]:
+        """Children a scheduler stopped early."""
+        return [c for c in self.children.values() if c.status == "stopped"]
 
     @property
     def best(self) -> ChildRecord | None:
@@ -275,5 +292,6 @@ class SearchLog:
         return time.monotonic() - self.started
 
     def leaderboard(self) -> pd.DataFrame:
-        """Finished children, best reward first; ``test`` holds each child's ``test_metric``."""
-        return leaderboard_frame([c.leaderboard_row() for c in self.finished])
+        """Finished children, best reward first, then those stopped early; ``test`` holds each
+        child's ``test_metric``."""
+        return leaderboard_frame([c.leaderboard_row() for c in self.finished + self.stopped])

@@ -22,6 +22,7 @@ from search.tags import (
     INCLUDED_TAG,
     PARENT_RUN_TAG,
     ROLE_TAG,
+    STOPPED_EPOCH_TAG,
     TEST_METRIC_TAG,
     tag_filter,
 )
@@ -134,4 +135,5 @@ def leaderboard_row(run: Run) -> LeaderboardRow:
         failure=tags.get(FAILURE_TAG, ""),
         run_id=run.info.run_id,
         architecture=tags.get(ARCHITECTURE_TAG, "{}"),
+        stopped_epoch=int(tags.get(STOPPED_EPOCH_TAG, 0)),
     )

@@ -176,8 +176,8 @@ def mark_cut_off(
 ) -> list[str]:
     """End the child runs of the search left ``RUNNING`` by an interruption (at its end, or
     found by a resume after a kill). A run whose child `ended` names (trial id -> ``finished``,
-    ``failed`` or ``retried``, from the saved state) was cut off between the state's write and
-    the run's end: it ends as recorded. Any other is marked ``KILLED`` and tagged, since a
+    ``stopped``, ``failed`` or ``retried``, from the saved state) was cut off between the state's
+    write and the run's end: it ends as recorded. Any other is marked ``KILLED`` and tagged, since a
     resume trains its child again. Returns the killed runs' ids."""
     ended = ended or {}
     runs = client.search_runs(
@@ -190,7 +190,8 @@ def mark_cut_off(
     for run in runs:
         status = ended.get(run.data.tags.get(TRIAL_ID_TAG, ""))
         if status is not None:
-            client.set_terminated(run.info.run_id, "FINISHED" if status == "finished" else "FAILED")
+            ok = status in ("finished", "stopped")
+            client.set_terminated(run.info.run_id, "FINISHED" if ok else "FAILED")
             continue
         client.log_batch(
             run.info.run_id,

@@ -30,12 +30,13 @@ from search.combined import combine_model_dirs, evaluate_on_test
 from search.config import ConfigError, SearchConfig
 from search.failures import reporting_failures
 from search.mlflow_client import check_tracking
-from search.objective import evaluate_child, load_objective
+from search.objective import evaluate_child, load_objective, reports_epochs
 from search.progress import ProgressCallback, format_seconds
 from search.records import SearchLog
 from search.results import ResultsError, open_store
 from search.resume import Resume, mark_cut_off, unfinished_search
 from search.rewards import RewardExpression
+from search.schedulers import RungScheduler, make_scheduler, rung_epochs
 from search.searcher import ATTEMPTS, ControllerSearcher, default_reward
 from search.state import ARTIFACT_DIR, StateFile, state_path
 from search.tags import BEST_ARCHITECTURES_TAG, BEST_RUN_ID_TAG, BEST_TRAININGS_TAG
@@ -77,6 +78,8 @@ class SearchResult:
     """Why a run of failures stopped the search (it can be resumed), or empty."""
     planned: int = 0
     """Trainings planned in all (the budget and any confirmation runs)."""
+    stopped: int = 0
+    """Children an early-stopping scheduler stopped (see `SearchConfig.scheduler`)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -174,7 +177,14 @@ def _included(config: SearchConfig, space, validate) -> list[dict[str, Any]]:
     return out
 
 
-def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, run_name: str):
+def _tuner(
+    config: SearchConfig,
+    searcher,
+    scheduler: RungScheduler | None,
+    concurrency: int,
+    callbacks: list,
+    run_name: str,
+):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
@@ -184,6 +194,7 @@ def _tuner(config: SearchConfig, searcher, concurrency: int, callbacks: list, ru
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+            scheduler=scheduler,
             # an upper bound: the searcher says when the search is done (reruns come on top)
             num_samples=ATTEMPTS * (config.budget + config.confirm * config.confirm_runs),
             metric="reward",
@@ -221,7 +232,13 @@ def _plan(config: SearchConfig) -> _Plan:
     task = None if custom else load_task(config.task, seed=config.seed)
     reward_of = RewardExpression(config.reward) if config.reward else default_reward
     if custom:
-        load_objective(config.objective)
+        objective = load_objective(config.objective)
+        if config.scheduler != "fifo" and not reports_epochs(objective):
+            raise ConfigError(
+                f"scheduler: {config.scheduler} stops children by the rewards they report each "
+                "epoch, and the objective reports none: give it a second argument, report, "
+                "and call report({'reward': ...}) after each epoch"
+            )
     _check_augment(config, space, task)
     _check_lr_schedule(config, space, task)
     validate = _validator(space, task)
@@ -284,6 +301,10 @@ def _header(
     custom = config.objective is not None
     what = f"objective {config.to_dict()['objective']}" if custom else config.task
     each = "" if custom else f", {config.epochs} epochs each"
+    if config.scheduler != "fifo":
+        rungs = rung_epochs(config.epochs, config.grace_epochs, config.reduction_factor)
+        at = ", ".join(map(str, rungs))
+        each += f" ({config.scheduler} may stop a child at epoch {at})"
     then = (
         f"; then the {config.confirm} best retrained {config.confirm_runs} more times each"
         if config.confirm
@@ -366,9 +387,14 @@ def run_search(
         tracker, log, plan.controller, reward_of=plan.reward_of, key_of=plan.space.key
     )
     searcher = _searcher(config, plan, log, children)
-    state = _state_file(config, parent, searcher, log, tracker)
+    scheduler = make_scheduler(
+        config.scheduler, config.epochs, config.grace_epochs, config.reduction_factor
+    )
+    state = _state_file(config, parent, searcher, scheduler, log, tracker)
     if resume is not None:
         _continue(resume, searcher, log, tracker, config.budget)
+        if scheduler is not None:
+            scheduler.load_rungs(resume.state.get("scheduler", []))
     log.budget = searcher.planned
     searcher.on_change = children.save_state = state.save
     state.save(final=True)
@@ -377,7 +403,14 @@ def run_search(
     status = "FAILED"
     try:
         _fit(
-            _tuner(config, searcher, concurrency, callbacks, run_name=f"{config.name}-{parent[:8]}")
+            _tuner(
+                config,
+                searcher,
+                scheduler,
+                concurrency,
+                callbacks,
+                run_name=f"{config.name}-{parent[:8]}",
+            )
         )
         log.budget = searcher.planned
         status = _end_status(searcher)
@@ -474,6 +507,7 @@ def _state_file(
     config: SearchConfig,
     parent: str,
     searcher: ControllerSearcher,
+    scheduler: RungScheduler | None,
     log: SearchLog,
     tracker: Tracker,
 ) -> StateFile:
@@ -484,6 +518,7 @@ def _state_file(
             "config": config.to_dict(),
             "parent_run_id": parent,
             "searcher": searcher.state_dict(),
+            "scheduler": scheduler.rungs_state() if scheduler else [],
             "log": log.state_dict(),
         },
         defer=tracker.after_writes,
@@ -548,6 +583,7 @@ def _result(
         kept=kept,
         failure_stop=searcher.failure_stop,
         planned=log.budget,
+        stopped=log.count("stopped"),
     )
 
 

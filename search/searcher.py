@@ -19,6 +19,7 @@ from ray.tune.search import Searcher
 
 from controller import Candidate, Controller
 from search.child_setup import ChildSetup
+from search.schedulers import StoppedChildren
 from search.stages import (
     FINISHED,
     Budget,
@@ -113,6 +114,8 @@ class ControllerSearcher(Searcher):
         self.rerun: list[tuple[str, Proposal]] = []  # (trial id it replaces, proposal)
         self.timed_out: dict[str, float] = {}  # trial id -> the limit it exceeded (s)
         self.finished = False  # the chain said FINISHED: nothing more to train
+        self.curves = StoppedChildren()
+        self.stopped_early: dict[str, tuple[int, float]] = {}  # trial id -> (epoch, estimate)
 
     # -- views used by the runner and the tests ---------------------------------------------
 
@@ -170,8 +173,14 @@ class ControllerSearcher(Searcher):
             config["trains_again"] = replaces
         return config
 
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if not result.get("final") and "reward" in result:
+            self.curves.epoch(trial_id, float(result["reward"]))
+
     def outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> Outcome:
         """How trial `trial_id` ended, from Tune's last result."""
+        if trial_id in self.stopped_early:
+            return Outcome(self.stopped_early[trial_id][1])
         if trial_id in self.timed_out:
             return Outcome(None, f"exceeded the child timeout of {self.timed_out[trial_id]:g} s")
         if error:
@@ -189,12 +198,28 @@ class ControllerSearcher(Searcher):
     ) -> None:
         proposal = self.live.pop(trial_id, None)
         if proposal is None:
+            self.curves.forget(trial_id)
             return
         if error and trial_id not in self.timed_out and proposal.attempt < ATTEMPTS:
             proposal.attempt += 1
             self.rerun.append((trial_id, proposal))
-        else:
-            self.chain.done(proposal, self.outcome(trial_id, result, error))
+            self.curves.forget(trial_id)
+            return
+        if not error and result and not result.get("final") and trial_id not in self.timed_out:
+            self._stopped(trial_id, result)
+        outcome = self.outcome(trial_id, result, error)
+        if trial_id not in self.stopped_early:
+            self.curves.finished(trial_id, outcome.finite_reward)
+        self.chain.done(proposal, outcome)
+
+    def _stopped(self, trial_id: str, result: dict[str, Any]) -> None:
+        """A scheduler stopped the trial early: the estimate the controller is told."""
+        curve = self.curves.live.get(trial_id, [])
+        if "reward" in result and int(result.get("training_iteration", 0)) == len(curve) + 1:
+            self.curves.epoch(trial_id, float(result["reward"]))  # Tune withholds the last
+        stopped = self.curves.stopped(trial_id)
+        if stopped is not None:
+            self.stopped_early[trial_id] = stopped
 
     # -- state ------------------------------------------------------------------------------
 
@@ -205,14 +230,17 @@ class ControllerSearcher(Searcher):
             "chain": self.chain.chain_state(),
             "outstanding": [[trial_id, p.to_dict()] for trial_id, p in outstanding],
             "finished": self.finished,
+            "curves": self.curves.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from `state_dict()`: trainings that were running are trained again first."""
         self.chain.load_chain_state(state["chain"])
         self.rerun = [(trial_id, Proposal.from_dict(p)) for trial_id, p in state["outstanding"]]
-        self.live, self.timed_out = {}, {}
+        self.live, self.timed_out, self.stopped_early = {}, {}, {}
         self.finished = False
+        if "curves" in state:  # saved before early stopping existed: none
+            self.curves.load_state_dict(state["curves"])
         self.chain.require(FailureStop).reset()
 
     def grow_budget(self, budget: int) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "ROLE_TAG",
     "SPACE_TAG",
     "STATUS_TAG",
+    "STOPPED_EPOCH_TAG",
     "TEST_METRIC_TAG",
     "TRAINS_AGAIN_TAG",
     "TRIAL_ID_TAG",
@@ -60,7 +61,10 @@ WARM_START_CARRIED_TAG = "rlnas.warm_start_carried"
 
 # a child's run
 STATUS_TAG = "rlnas.status"
-"""``finished``, ``failed``, ``retried``, ``reused`` or ``killed``."""
+"""``finished``, ``stopped`` (early, by ``--scheduler``), ``failed``, ``retried``, ``reused``
+or ``killed``."""
+STOPPED_EPOCH_TAG = "rlnas.stopped_epoch"
+"""The epoch a child stopped early had reached."""
 TRIAL_ID_TAG = "rlnas.trial_id"
 """Ray Tune's trial id."""
 CANDIDATE_ID_TAG = "rlnas.candidate_id"

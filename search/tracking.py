@@ -42,6 +42,7 @@ from search.tags import (
     ROLE_TAG,
     SPACE_TAG,
     STATUS_TAG,
+    STOPPED_EPOCH_TAG,
     TEST_METRIC_TAG,
     TRAINS_AGAIN_TAG,
     TRIAL_ID_TAG,
@@ -340,6 +341,10 @@ class ChildRunCallback(tune.Callback):
             self.save_state()
             return
         result = trial.last_result or {}
+        stopped = self.searcher.stopped_early.get(trial.trial_id) if self.searcher else None
+        if stopped is not None:
+            self._stopped(record, result, *stopped)
+            return
         if result.get("error") or result.get("diverged"):
             reason = str(result.get("error") or result.get("failure") or "diverged")
             self._failed(record, reason, result.get("traceback"))
@@ -384,6 +389,25 @@ class ChildRunCallback(tune.Callback):
         self.client.set_terminated(record.run_id, "FINISHED")
         self._log_parent_progress(record)
 
+    def _stopped(
+        self, record: ChildRecord, result: dict[str, Any], epoch: int, estimate: float
+    ) -> None:
+        """A scheduler stopped the child at `epoch`: the controller was told `estimate`."""
+        record.status, record.stopped_epoch = "stopped", epoch
+        record.reward = estimate
+        record.metrics = {**reported_metrics(result), "reward": estimate}
+        record.metrics.pop("final", None)
+        tags = [RunTag(STATUS_TAG, "stopped"), RunTag(STOPPED_EPOCH_TAG, str(epoch))]
+        self.client.log_batch(
+            record.run_id, metrics=mlflow_metrics({"reward": estimate}, epoch), tags=tags
+        )
+        self.client.log_text(
+            record.run_id, json.dumps(record.architecture, indent=2), "architecture.json"
+        )
+        self.save_state()
+        self.client.set_terminated(record.run_id, "FINISHED")
+        self._log_parent_progress(record)
+
     def on_trial_error(self, iteration, trials, trial, **info):
         record = self.log.children.get(trial.trial_id)
         if record is None:
@@ -416,10 +440,11 @@ class ChildRunCallback(tune.Callback):
         self.client.set_terminated(record.run_id, "FAILED")
 
     def _log_parent_progress(self, record: ChildRecord) -> None:
-        done = self.log.count("finished") + self.log.count("failed")
+        done = sum(self.log.count(status) for status in ("finished", "stopped", "failed"))
         best = self.log.best
         metrics: dict[str, Any] = {
             "children_finished": self.log.count("finished"),
+            "children_stopped": self.log.count("stopped"),
             "children_failed": self.log.count("failed"),
             "invalid_proposals": len(self.log.invalid),
         }

@@ -1,0 +1,219 @@
+"""Early stopping: where ASHA's rungs lie, what the controller is told about a child stopped
+early, and a search through real Ray and MLflow that stops children and still finds the best
+architecture of a toy objective."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from controller import make_controller
+from search.child_setup import ChildSetup
+from search.config import ConfigError, SearchConfig
+from search.schedulers import StoppedChildren, make_scheduler, rung_epochs
+from search.searcher import ControllerSearcher
+from search.tags import STATUS_TAG, STOPPED_EPOCH_TAG
+from spaces import load_space
+
+TOY_SPACE = """\
+family: custom
+decisions:
+  - {name: a, choices: [0, 1, 2, 3, 4]}
+  - {name: b, choices: [0, 1, 2, 3, 4]}
+  - {name: c, choices: [0, 1, 2, 3, 4]}
+"""
+
+TOY_OBJECTIVE = """\
+def score(architecture, report):
+    quality = (architecture["a"] + architecture["b"] + architecture["c"]) / 12
+    for epoch in range(1, 10):
+        value = quality * (1 - 0.5 ** epoch)
+        report({"reward": value, "val_accuracy": value})
+    return {"reward": value, "val_accuracy": value}
+"""
+
+
+def test_rungs_lie_before_the_last_epoch():
+    assert rung_epochs(20, 2, 3) == [2, 6, 18]
+    assert rung_epochs(18, 2, 3) == [2, 6]  # a rung at the last epoch would stop a done child
+    assert rung_epochs(9, 1, 3) == [1, 3]
+    asha = make_scheduler("asha", 20, 2, 3)
+    assert [[m for m, _ in b._rungs] for b in asha._brackets] == [[18, 6, 2]]
+    hyperband = make_scheduler("hyperband", 20, 2, 3)
+    brackets = [[m for m, _ in b._rungs] for b in hyperband._brackets]
+    assert brackets == [[18, 6, 2], [18, 6], [18], []]  # the last bracket stops no one
+    assert make_scheduler("fifo", 20, 2, 3) is None
+
+
+def test_a_scheduler_needs_a_rung_before_the_last_epoch():
+    with pytest.raises(ConfigError, match="grace_epochs: 5 is not below epochs"):
+        SearchConfig(scheduler="asha", epochs=5, grace_epochs=5)
+    with pytest.raises(ConfigError, match="reduction_factor"):
+        SearchConfig(scheduler="asha", reduction_factor=1)
+    SearchConfig(scheduler="fifo", epochs=2, grace_epochs=5)  # fifo stops no one: no rung needed
+
+
+class _Trial:
+    def __init__(self, trial_id: str):
+        self.trial_id = trial_id
+
+
+def test_the_final_report_is_never_judged_and_rungs_survive_a_resume():
+    scheduler = make_scheduler("asha", 9, 1, 3)
+    scheduler.set_search_properties("reward", "max")
+    for i, value in enumerate([0.9, 0.8, 0.7]):
+        trial = _Trial(f"t{i}")
+        scheduler.on_trial_add(None, trial)
+        scheduler.on_trial_result(None, trial, {"training_iteration": 1, "reward": value})
+    low = _Trial("low")
+    scheduler.on_trial_add(None, low)
+    # below the best third of those that reached epoch 1: stopped
+    assert scheduler.on_trial_result(None, low, {"training_iteration": 1, "reward": 0.1}) == "STOP"
+    late = _Trial("late")
+    scheduler.on_trial_add(None, late)
+    final = {"training_iteration": 1, "reward": 0.0, "final": True}
+    assert scheduler.on_trial_result(None, late, final) == "CONTINUE"
+
+    again = make_scheduler("asha", 9, 1, 3)
+    again.set_search_properties("reward", "max")
+    again.load_rungs(scheduler.rungs_state())
+    assert again.rungs_state() == scheduler.rungs_state()
+    other = _Trial("other")
+    again.on_trial_add(None, other)
+    assert again.on_trial_result(None, other, {"training_iteration": 1, "reward": 0.2}) == "STOP"
+
+
+def test_a_stopped_child_is_estimated_on_the_full_budgets_scale():
+    curves = StoppedChildren()
+    assert curves.estimate(2, 0.5) == 0.5  # nobody trained in full yet: its own reward
+    for trial, values, final in [("a", [0.4, 0.6, 0.8], 0.8), ("b", [0.2, 0.5, 0.6], 0.6)]:
+        for value in values:
+            curves.epoch(trial, value)
+        curves.finished(trial, final)
+    # gains from epoch 1 to the end: 0.4 and 0.4; from epoch 2: 0.2 and 0.1 (median 0.15)
+    assert curves.estimate(1, 0.1) == pytest.approx(0.5)
+    assert curves.estimate(2, 0.3) == pytest.approx(0.45)
+    curves.epoch("c", 0.3)
+    assert curves.stopped("c") == (1, pytest.approx(0.7))
+    restored = StoppedChildren()
+    restored.load_state_dict(curves.state_dict())
+    assert restored.estimate(2, 0.3) == pytest.approx(0.45)
+
+
+class _Recording:
+    """A random controller that records what it is told."""
+
+    def __init__(self, space):
+        self.inner = make_controller("random", space, seed=0)
+        self.told: list[float] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def tell(self, candidate, reward):
+        self.told.append(reward)
+        self.inner.tell(candidate, reward)
+
+
+def test_the_controller_hears_the_estimate_not_the_last_epoch(tmp_path):
+    (tmp_path / "toy.yaml").write_text(TOY_SPACE)
+    space = load_space(str(tmp_path / "toy.yaml"), check_family=False)
+    controller = _Recording(space)
+    setup = ChildSetup(task="toy", family="custom", space="toy", epochs=3, batch_size=1, lr=1.0)
+    searcher = ControllerSearcher(controller, setup, lambda arch: None, budget=3)
+    for trial, values in [("full-1", [0.2, 0.5, 0.9]), ("full-2", [0.3, 0.6, 0.7])]:
+        searcher.suggest(trial)
+        for epoch, value in enumerate(values, start=1):
+            searcher.on_trial_result(trial, {"training_iteration": epoch, "reward": value})
+        final = {"training_iteration": 4, "reward": values[-1], "final": True}
+        searcher.on_trial_complete(trial, final)
+    searcher.suggest("stopped")
+    # Tune hands the searcher the stopping result only at the end, as the trial's last result
+    searcher.on_trial_complete("stopped", {"training_iteration": 1, "reward": 0.1})
+    assert searcher.stopped_early["stopped"] == (1, pytest.approx(0.1 + 0.55))
+    assert controller.told == [pytest.approx(0.9), pytest.approx(0.7), pytest.approx(0.65)]
+    state = searcher.state_dict()
+    assert [final for _, final in state["curves"]["full"]] == [0.9, 0.7]
+
+
+@pytest.mark.slow
+def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
+    (tmp_path / "toycurve.py").write_text(TOY_OBJECTIVE)
+    (tmp_path / "toy.yaml").write_text(TOY_SPACE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [
+        sys.executable,
+        "-m",
+        "search.cli",
+        "search",
+        "--objective",
+        "toycurve:score",
+        "--space",
+        "toy.yaml",
+        "--scheduler",
+        "asha",
+        "--epochs",
+        "9",
+        "--grace-epochs",
+        "1",
+        "--budget",
+        "30",
+        "--concurrency",
+        "2",
+        "--seed",
+        "0",
+        "--name",
+        "toy",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "asha may stop a child at epoch 1, 3" in result.stdout
+    assert "stopped at epoch" in result.stdout and "stopped early" in result.stdout
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("toy")
+    runs = client.search_runs([experiment.experiment_id], "tags.`rlnas.role` = 'child'")
+    stopped = [r for r in runs if r.data.tags[STATUS_TAG] == "stopped"]
+    full = [r for r in runs if r.data.tags[STATUS_TAG] == "finished"]
+    assert stopped and full and len(stopped) + len(full) == 30
+    for run in stopped:
+        assert int(run.data.tags[STOPPED_EPOCH_TAG]) in (1, 3)
+        assert run.info.status == "FINISHED"
+        # its per-epoch series ends at the epoch it reached
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert max(m.step for m in history) == int(run.data.tags[STOPPED_EPOCH_TAG])
+    best = max(full, key=lambda r: r.data.metrics["reward"])
+    assert best.data.params["a"] == best.data.params["b"] == best.data.params["c"] == "4"
+    assert max(r.data.metrics["reward"] for r in stopped) < best.data.metrics["reward"]
+
+    board = subprocess.run(
+        [sys.executable, "-m", "search.cli", "leaderboard", "toy", "--top", "30"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert board.returncode == 0, board.stderr
+    assert "a=4 b=4 c=4" in board.stdout.splitlines()[1]
+
+
+def test_a_scheduler_needs_an_objective_that_reports_epochs(tmp_path):
+    from search import run_search
+
+    (tmp_path / "toy.yaml").write_text(TOY_SPACE)
+    config = SearchConfig(
+        objective=lambda arch: 1.0,
+        space=str(tmp_path / "toy.yaml"),
+        scheduler="asha",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+    with pytest.raises(ConfigError, match="the objective reports none"):
+        run_search(config)
