@@ -388,7 +388,7 @@ def run_search(
     )
     searcher = _searcher(config, plan, log, children)
     scheduler = make_scheduler(
-        config.scheduler, config.epochs, config.grace_epochs, config.reduction_factor
+        config.scheduler, config.epochs, config.grace_epochs, config.reduction_factor, config.seed
     )
     state = _state_file(config, parent, searcher, scheduler, log, tracker)
     if resume is not None:

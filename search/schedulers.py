@@ -21,6 +21,7 @@ import math
 import statistics
 from typing import Any
 
+import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from search.config import SCHEDULERS
@@ -43,10 +44,19 @@ class RungScheduler(AsyncHyperBandScheduler):
     report (which carries its checkpoint) is never judged, and the rungs' records can be saved
     with the search's state and loaded on resume."""
 
-    def __init__(self, epochs: int, **kwargs: Any):
+    def __init__(self, epochs: int, seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs, max_t=epochs, stop_last_trials=False)
         for bracket in self._brackets:  # no rung at the last epoch: it would stop a done child
             bracket._rungs = [(m, r) for m, r in bracket._rungs if m < epochs]
+        self._rng = np.random.default_rng(seed)
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        """A bracket for the new trial, as Tune draws it (brackets with more rungs more
+        often), from the search's own seed rather than NumPy's global one."""
+        sizes = np.array([len(bracket._rungs) for bracket in self._brackets])
+        weights = np.exp(sizes - sizes.max())
+        pick = self._rng.choice(len(sizes), p=weights / weights.sum())
+        self._trial_info[trial.trial_id] = self._brackets[pick]
 
     def on_trial_result(self, tune_controller, trial, result: dict[str, Any]) -> str:
         if result.get("final"):
@@ -75,14 +85,17 @@ class RungScheduler(AsyncHyperBandScheduler):
 
 
 def make_scheduler(
-    name: str, epochs: int, grace_epochs: int, reduction_factor: int
+    name: str, epochs: int, grace_epochs: int, reduction_factor: int, seed: int = 0
 ) -> RungScheduler | None:
     """The scheduler `name` for children of `epochs` epochs; None for ``fifo``."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"scheduler {name!r}: expected one of {', '.join(SCHEDULERS)}")
     if name == "fifo":
         return None
     rungs = len(rung_epochs(epochs, grace_epochs, reduction_factor))
     return RungScheduler(
         epochs,
+        seed,
         time_attr="training_iteration",  # the search's Tuner sets metric and mode
         grace_period=grace_epochs,
         reduction_factor=reduction_factor,

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from search.bench.runs import run_bench
+from search.bench.runs import check_spec, run_bench
 from search.bench.tables import BenchError
 
 __all__ = ["add_bench_arguments", "main", "run_bench_command"]
@@ -50,6 +50,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "final state; evaluations to the top 1%% cold and warm side by side",
     )
     parser.add_argument(
+        "--scheduler",
+        help="simulate early stopping on the table's learning curves instead: comma-separated "
+        "schedulers (fifo, asha, hyperband), each controller under each, compared by regret "
+        "against epochs spent (the epochs of --budget children trained in full)",
+    )
+    parser.add_argument(
+        "--grace-epochs", type=int, default=2, help="with --scheduler: as in rlnas search"
+    )
+    parser.add_argument(
+        "--reduction-factor", type=int, default=3, help="with --scheduler: as in rlnas search"
+    )
+    parser.add_argument(
         "--warm-budget",
         type=int,
         help="evaluations (asks) per seed on the --warm-start-from table (default: --budget)",
@@ -84,7 +96,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     for i, table in enumerate(tables):
         if i:
             print()
-        status = _bench_one(args, table, controllers)
+        bench = _bench_scheduled if args.scheduler else _bench_one
+        status = bench(args, table, controllers)
         if status:
             return status
     return 0
@@ -118,6 +131,53 @@ def _bench_one(args: argparse.Namespace, table: str, controllers: list[str] | No
     if result.run_id is not None:
         print(f"tracking:  experiment 'bench-{result.table.name}', run {result.run_id}")
     print(f"reproduce: {reproduce}")
+    return 0
+
+
+def _bench_scheduled(args: argparse.Namespace, table: str, controllers: list[str] | None) -> int:
+    """Simulate schedulers on one table's curves and print the comparison; the exit status."""
+    from controller import list_controllers
+    from search.bench.scheduled import bench_scheduled, format_scheduled
+    from search.bench.tables import load_table
+    from search.config import SCHEDULERS
+
+    schedulers = [s.strip() for s in args.scheduler.split(",") if s.strip()]
+    unknown = [s for s in schedulers if s not in SCHEDULERS]
+    if unknown or not schedulers:
+        print(
+            f"rlnas bench: --scheduler {args.scheduler!r}: expected some of "
+            f"{', '.join(SCHEDULERS)}",
+            file=sys.stderr,
+        )
+        return 2
+    controllers = controllers or list_controllers()
+    try:
+        if args.seeds < 1 or args.budget < 1 or args.reduction_factor < 2 or args.grace_epochs < 1:
+            raise BenchError(
+                "--seeds, --budget and --grace-epochs must be >= 1, --reduction-factor >= 2"
+            )
+        for spec in controllers:
+            check_spec(spec)
+        summaries, epoch_budget = bench_scheduled(
+            load_table(table, args.space),
+            controllers,
+            schedulers,
+            args.seeds,
+            args.budget,
+            args.grace_epochs,
+            args.reduction_factor,
+            args.jobs,
+        )
+    except BenchError as exc:
+        print(f"rlnas bench: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"{table}: {args.seeds} seeds, early stopping simulated on the learning curves")
+    print(format_scheduled(summaries, epoch_budget))
+    command = ["rlnas", "bench", table, "--controllers", ",".join(controllers)]
+    command += ["--scheduler", ",".join(schedulers), "--seeds", str(args.seeds)]
+    command += ["--budget", str(args.budget), "--grace-epochs", str(args.grace_epochs)]
+    command += ["--reduction-factor", str(args.reduction_factor)]
+    print(f"reproduce: {shlex.join(command)}")
     return 0
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ControllerFactory",
     "WarmFrom",
     "check_spec",
+    "controller_factory",
     "parse_spec",
     "run_bench",
     "run_controller",
@@ -53,7 +54,7 @@ def run_controller(
     """Run one controller seed for `budget` asks; the table rows it evaluated, in ask order.
     With `warm`, the same controller and seed first search ``warm.table``, and this one starts
     from its final state."""
-    make = _factory(controller)
+    make = controller_factory(controller)
     c = make(table.space, seed)
     if warm is not None:
         source = make(warm.table.space, seed)
@@ -89,7 +90,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), options
 
 
-def _factory(controller: str | ControllerFactory) -> ControllerFactory:
+def controller_factory(controller: str | ControllerFactory) -> ControllerFactory:
+    """`controller` as a factory: a spec (`parse_spec`) or a factory itself."""
     if not isinstance(controller, str):
         return controller
     from controller import make_controller
