@@ -90,7 +90,10 @@ def run_scheduled(
     if rungs is not None:
         rungs.set_search_properties("reward", "max")
     estimates = StoppedChildren()
-    rows, spent, full, told = [], [], [], []
+    rows: list[int] = []
+    spent: list[int] = []
+    full: list[bool] = []
+    told: list[float] = []
     total = 0
     while total < epoch_budget:
         candidate = ask.ask()
