@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def train_child(config: dict[str, Any]) -> None:
     device = pick_device()
     if device.type == "cpu":
         configure_cpu_threads(_trial_cpus())
-    task = load_task(setup.task_path(), seed=setup.data_seed)
+    task = _load_task(setup.task_path(), setup.data_seed)
     try:
         model = build_model(setup.family, architecture, task.input_shape, task.num_outputs)
     except InvalidArchitecture as exc:  # the driver checks first; this guards custom setups
@@ -63,6 +64,13 @@ def train_child(config: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _save_child(Path(tmp), result, setup, task, architecture)
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_task(path: str, seed: int) -> Task:
+    """The task, loaded once per worker process: Tune keeps a worker between children
+    (``reuse_actors``), and a `Task` is frozen (trainers only read it)."""
+    return load_task(path, seed=seed)
 
 
 def _best_so_far() -> ReportFn:

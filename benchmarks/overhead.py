@@ -1,0 +1,135 @@
+"""What a search costs beyond its children's own work: this project against a plain loop.
+
+    python benchmarks/overhead.py                       # 0, 2 and 10 s children, 1 and 2 at once
+    python benchmarks/overhead.py --seconds 2 --children 40 --concurrency 2
+
+Each child is a custom objective that sleeps for a fixed time, proposed by ``random``. The
+plain loop asks the same controller and runs the same objective in-process on as many threads
+as children run at once. For each setting, measured side by side in one process: wall time of
+both, **start-up** (from `run_search`'s call to the first child's start: Ray, MLflow, the first
+worker), **overhead per child** (the search's wall time after start-up minus the plain loop's,
+per child) and the ratio of the two wall times after start-up. Every search tracks to its own
+SQLite store in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from controller import make_controller  # noqa: E402
+from search import SearchConfig, run_search  # noqa: E402
+from spaces import load_space  # noqa: E402
+
+SPACE = "mlp"
+
+
+def sleeper(architecture: dict) -> dict:
+    """The child: sleeps RLNAS_CHILD_SECONDS, notes when it started, returns a reward."""
+    with open(os.environ["RLNAS_CHILD_STARTS"], "a") as f:
+        f.write(f"{time.time()}\n")
+    time.sleep(float(os.environ["RLNAS_CHILD_SECONDS"]))
+    return {"reward": (len(str(architecture)) % 97) / 97}
+
+
+def plain_loop(children: int, concurrency: int) -> float:
+    """Seconds a plain loop takes: ask, run `concurrency` children at once, tell."""
+    controller = make_controller("random", load_space(SPACE), seed=0)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = 0
+        while done < children:
+            batch = [controller.ask() for _ in range(min(concurrency, children - done))]
+            rewards = pool.map(lambda c: sleeper(c.architecture)["reward"], batch)
+            for candidate, reward in zip(batch, rewards, strict=True):
+                controller.tell(candidate, reward)
+            done += len(batch)
+    return time.perf_counter() - started
+
+
+def project(children: int, concurrency: int, folder: Path) -> tuple[float, float]:
+    """(wall seconds, start-up seconds) of `rlnas search` over the same children."""
+    starts = Path(os.environ["RLNAS_CHILD_STARTS"])
+    starts.write_text("")
+    config = SearchConfig(
+        objective=sleeper,
+        space=SPACE,
+        controller="random",
+        budget=children,
+        concurrency=concurrency,
+        duplicates="retrain",
+        name=f"overhead-{children}-{concurrency}-{time.time_ns()}",
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        storage=str(folder / "ray"),
+        quiet=True,
+    )
+    began = time.time()
+    result = run_search(config, new=True)
+    wall = time.time() - began
+    first = min(float(line) for line in starts.read_text().split())
+    assert len(result.leaderboard) == children, "every child should finish"
+    return wall, first - began
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", default="0,2,10", help="child durations (default 0,2,10)")
+    parser.add_argument("--concurrency", default="1,2", help="children at once (default 1,2)")
+    parser.add_argument(
+        "--children",
+        type=int,
+        default=0,
+        help="children per setting (default: 40, 20 and 8 for 0, 2 and 10 s children)",
+    )
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["RLNAS_CHILD_STARTS"] = str(Path(tmp, "starts.txt"))
+        for seconds in [float(s) for s in args.seconds.split(",")]:
+            children = args.children or (40 if seconds < 1 else 20 if seconds < 5 else 8)
+            os.environ["RLNAS_CHILD_SECONDS"] = str(seconds)
+            for concurrency in [int(c) for c in args.concurrency.split(",")]:
+                plain = plain_loop(children, concurrency)
+                wall, startup = project(children, concurrency, Path(tmp))
+                after = wall - startup
+                per_child = (after - plain) / children
+                rows.append((seconds, concurrency, children, plain, wall, startup, per_child))
+                print(
+                    f"children of {seconds:g} s, {concurrency} at once, {children} children: "
+                    f"plain {plain:.1f} s, rlnas {wall:.1f} s (start-up {startup:.1f} s), "
+                    f"overhead {per_child:+.3f} s per child, ratio {after / plain:.3f}"
+                    if plain > 0
+                    else f"children of 0 s: rlnas {wall:.1f} s (start-up {startup:.1f} s), "
+                    f"{per_child:.3f} s per child",
+                    flush=True,
+                )
+    print()
+    print("| child s | at once | children | plain s | rlnas s | start-up s | overhead s/child |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for seconds, concurrency, children, plain, wall, startup, per_child in rows:
+        print(
+            f"| {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
+            f"{startup:.1f} | {per_child:.3f} |"
+        )
+    throughput = {
+        (s, c): n / (w - st) for s, c, n, _, w, st, _ in rows if w > st
+    }
+    for seconds in sorted({s for s, *_ in rows}):
+        if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
+            gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]
+            print(f"children of {seconds:g} s: 2 at once give {gain:.2f}x the throughput of 1")
+    print(f"median start-up {statistics.median(r[5] for r in rows):.1f} s")
+    print(f"reproduce: {shlex.join(['python', 'benchmarks/overhead.py', *sys.argv[1:]])}")
+
+
+if __name__ == "__main__":
+    main()
