@@ -120,9 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
             f"{startup:.1f} | {per_child:.3f} |"
         )
-    throughput = {
-        (s, c): n / (w - st) for s, c, n, _, w, st, _ in rows if w > st
-    }
+    throughput = {(s, c): n / (w - st) for s, c, n, _, w, st, _ in rows if w > st}
     for seconds in sorted({s for s, *_ in rows}):
         if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
             gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]

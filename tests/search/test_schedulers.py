@@ -217,3 +217,19 @@ def test_a_scheduler_needs_an_objective_that_reports_epochs(tmp_path):
     )
     with pytest.raises(ConfigError, match="the objective reports none"):
         run_search(config)
+
+
+def test_children_stopped_early_rank_after_those_trained_in_full():
+    from search.formatting import format_leaderboard
+    from search.records import SearchLog
+
+    log = SearchLog(budget=3)
+    for trial, reward, status, epoch in [("a", 0.95, "stopped", 2), ("b", 0.90, "finished", 0)]:
+        record = log.add(trial, 0, {"width": trial})
+        record.status, record.reward, record.stopped_epoch = status, reward, epoch
+        record.metrics = {"reward": reward}
+    board = log.leaderboard()
+    assert list(board["stopped_epoch"]) == [0, 2]  # the full child first despite its reward
+    assert log.best.trial_id == "b"
+    lines = format_leaderboard(board).splitlines()
+    assert "stop@2" in lines[2] and "stop@" not in lines[1]
