@@ -1,4 +1,4 @@
-"""The `rlnas` command line: search, spaces, tasks, leaderboard, ui."""
+"""The `rlnas` command line: search, resume, bench, spaces, tasks, list, show, leaderboard, ui."""
 
 from __future__ import annotations
 
@@ -134,10 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(p)
 
+    p = sub.add_parser("list", help="the searches recorded in the tracking store")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI")
+
+    p = sub.add_parser(
+        "show",
+        help="a search (its settings, best child, model) or one of its children",
+        description="Show the latest search of a name: its settings, its best child's "
+        "architecture and metrics, and where the model is; with CHILD, that child instead.",
+    )
+    p.add_argument("name", help="search name, e.g. digits-cnn (see rlnas list)")
+    p.add_argument("child", nargs="?", help="a child of it: its number or run name (7, child-007)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI")
+
     p = sub.add_parser("leaderboard", help="best children of a search")
     p.add_argument("name", help="search name, e.g. digits-cnn")
     p.add_argument("--top", type=int, default=10, help="rows to show (default %(default)s)")
     p.add_argument("--all", action="store_true", help="every search of that name, not the latest")
+    p.add_argument("--csv", action="store_true", help="every column as CSV, for other tools")
     p.add_argument("--tracking-uri", help="MLflow tracking URI")
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
@@ -298,7 +312,32 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     frame = leaderboard(
         args.name, top=args.top, tracking_uri=args.tracking_uri, all_searches=args.all
     )
-    print(format_leaderboard(frame, top=args.top))
+    if args.csv:
+        print(frame.to_csv(index=False), end="")
+    else:
+        print(format_leaderboard(frame, top=args.top))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from search.browse import format_searches, searches
+    from search.config import default_tracking_uri, sqlite_path
+
+    path = sqlite_path(args.tracking_uri or default_tracking_uri())
+    if path is not None and not path.exists():
+        print(f"(no searches recorded at {path}: run `rlnas search` first)")
+        return 0
+    print(format_searches(searches(args.tracking_uri)))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from search.browse import show_child, show_search
+
+    if args.child is None:
+        print(show_search(args.name, args.tracking_uri))
+    else:
+        print(show_child(args.name, args.child, args.tracking_uri))
     return 0
 
 
@@ -382,6 +421,8 @@ COMMANDS = {
     "bench": _cmd_bench,
     "spaces": _cmd_spaces,
     "tasks": _cmd_tasks,
+    "list": _cmd_list,
+    "show": _cmd_show,
     "leaderboard": _cmd_leaderboard,
     "ui": _cmd_ui,
 }

@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search import pictures, plots
-from search.records import ChildRecord, SearchLog
+from search.records import SearchLog
 from search.tracking import Tracker
 
 PNG = b"\x89PNG\r\n\x1a\n"
