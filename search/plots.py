@@ -7,7 +7,7 @@ numbers and logs the files into the parent run.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def rewards_plot(numbers: Sequence[int], rewards: Sequence[float], title: str, p
         ax.legend(loc="lower right")
 
 
-def controller_stats(series: dict[str, Sequence[tuple[int, float]]], path: Path) -> None:
+def controller_stats(series: Mapping[str, Sequence[tuple[int, float]]], path: Path) -> None:
     """One small chart per controller statistic: its (step, value) pairs, step = children
     ended."""
     names = sorted(series)
@@ -124,7 +124,7 @@ def pareto_plot(
 
 
 def learning_curves(
-    curves: dict[str, Sequence[tuple[int, float]]], metric: str, path: Path
+    curves: Mapping[str, Sequence[tuple[int, float]]], metric: str, path: Path
 ) -> None:
     """`metric` per epoch of each child in `curves` (label -> (epoch, value) pairs), in the
     order given (best first)."""
