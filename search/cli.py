@@ -354,8 +354,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI for {uri} at {base}")
     for e in experiments:
-        runs_table = f"{base}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning"
-        print(f"  {e.name:<24} {runs_table}")
+        for line in _ui_addresses(client, e, base):
+            print(line)
     if not experiments:
         print("  (no searches yet: run `rlnas search` first)")
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
@@ -373,6 +373,29 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         command += ["--default-artifact-root", root]
     print("Starting the server (it can take a minute); Ctrl-C stops it.", flush=True)
     return _serve(command, ready_url=base)
+
+
+def _ui_addresses(client, experiment, base: str) -> list[str]:
+    """A search's runs table (every child listed, where the search made its view) and its
+    latest parent run's pictures."""
+    from search.pictures import PICTURES
+    from search.tags import ROLE_TAG, RUNS_VIEW, RUNS_VIEW_TAG, tag_filter
+
+    where = f"{base}/#/experiments/{experiment.experiment_id}"
+    table = f"{where}/runs?workflowType=machine_learning"
+    if RUNS_VIEW_TAG in experiment.tags:
+        table += f"&viewStateShareKey={RUNS_VIEW}"
+    lines = [f"  {experiment.name:<24} {table}"]
+    parents = client.search_runs(
+        [experiment.experiment_id],
+        tag_filter(ROLE_TAG, "search"),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if parents:
+        pictures = f"{where}/runs/{parents[0].info.run_id}/artifacts/{PICTURES[0]}"
+        lines.append(f"  {'  pictures':<24} {pictures}")
+    return lines
 
 
 def _serve(command: list[str], ready_url: str | None = None) -> int:
