@@ -562,8 +562,8 @@ def _finish(
     space,
     keep: str,
 ) -> tuple[int | None, dict[str, Any] | None]:
-    """Leaderboard, plots and controller state into the parent run; register the best (after
-    confirmation, its trainings as one model, see `_combine_best`)."""
+    """Leaderboard and controller state into the parent run; register the best (after
+    confirmation, its trainings as one model, see `_combine_best`); then the pictures."""
     mark_cut_off(tracker.client, tracker.experiment_id, tracker.parent_run_id, log.ended)
 
     def save_controller(path: Path) -> None:
@@ -576,8 +576,6 @@ def _finish(
         "reused.jsonl": "".join(json.dumps(r) + "\n" for r in log.reused),
     }
     tracker.log_parent_artifacts(files)
-    trainer = _children_trainer(space, task)
-    log_pictures(tracker, log, board, trainer.lower_is_better if trainer else ())
     version, kept = None, None
     best = log.best
     if best is not None and best.run_id and best.has_model:
@@ -602,6 +600,8 @@ def _finish(
         if best.test_metric in alone:
             metrics[f"best_architecture_{best.test_metric}"] = alone[best.test_metric]
         tracker.log_parent(metrics, step=0)
+    trainer = _children_trainer(space, task)  # pictures last: the model is registered first
+    log_pictures(tracker, log, board, trainer.lower_is_better if trainer else ())
     tracker.end_parent(status)
     return version, kept
 
