@@ -394,6 +394,7 @@ def _ui_addresses(client, experiment, base: str) -> list[str]:
     )
     if parents:
         pictures = f"{where}/runs/{parents[0].info.run_id}/artifacts/{PICTURES[0]}"
+        pictures += "?workflowType=machine_learning"
         lines.append(f"  {'  pictures':<24} {pictures}")
     return lines
 

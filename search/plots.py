@@ -32,8 +32,11 @@ def _figure(path: Path, rows: int = 1, cols: int = 1, size=(6.4, 4.0)) -> Iterat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(rows, cols, figsize=size, dpi=100, squeeze=False)
+    for ax in axes.flat:  # children and epochs are counted: whole numbers on x
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     try:
         yield fig, axes
         fig.tight_layout()
