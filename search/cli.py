@@ -1,4 +1,4 @@
-"""The `rlnas` command line: search, spaces, tasks, leaderboard, ui."""
+"""The `rlnas` command line: search, resume, bench, spaces, tasks, list, show, leaderboard, ui."""
 
 from __future__ import annotations
 
@@ -134,10 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(p)
 
+    p = sub.add_parser("list", help="the searches recorded in the tracking store")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI")
+
+    p = sub.add_parser(
+        "show",
+        help="a search (its settings, best child, model) or one of its children",
+        description="Show the latest search of a name: its settings, its best child's "
+        "architecture and metrics, and where the model is; with CHILD, that child instead.",
+    )
+    p.add_argument("name", help="search name, e.g. digits-cnn (see rlnas list)")
+    p.add_argument("child", nargs="?", help="a child of it: its number or run name (7, child-007)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI")
+
     p = sub.add_parser("leaderboard", help="best children of a search")
     p.add_argument("name", help="search name, e.g. digits-cnn")
     p.add_argument("--top", type=int, default=10, help="rows to show (default %(default)s)")
     p.add_argument("--all", action="store_true", help="every search of that name, not the latest")
+    p.add_argument("--csv", action="store_true", help="every column as CSV, for other tools")
     p.add_argument("--tracking-uri", help="MLflow tracking URI")
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
@@ -300,7 +314,32 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     frame = leaderboard(
         args.name, top=args.top, tracking_uri=args.tracking_uri, all_searches=args.all
     )
-    print(format_leaderboard(frame, top=args.top))
+    if args.csv:
+        print(frame.to_csv(index=False), end="")
+    else:
+        print(format_leaderboard(frame, top=args.top))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from search.browse import format_searches, searches
+    from search.config import default_tracking_uri, sqlite_path
+
+    path = sqlite_path(args.tracking_uri or default_tracking_uri())
+    if path is not None and not path.exists():
+        print(f"(no searches recorded at {path}: run `rlnas search` first)")
+        return 0
+    print(format_searches(searches(args.tracking_uri)))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from search.browse import show_child, show_search
+
+    if args.child is None:
+        print(show_search(args.name, args.tracking_uri))
+    else:
+        print(show_child(args.name, args.child, args.tracking_uri))
     return 0
 
 
@@ -317,8 +356,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI for {uri} at {base}")
     for e in experiments:
-        runs_table = f"{base}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning"
-        print(f"  {e.name:<24} {runs_table}")
+        for line in _ui_addresses(client, e, base):
+            print(line)
     if not experiments:
         print("  (no searches yet: run `rlnas search` first)")
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
@@ -336,6 +375,30 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         command += ["--default-artifact-root", root]
     print("Starting the server (it can take a minute); Ctrl-C stops it.", flush=True)
     return _serve(command, ready_url=base)
+
+
+def _ui_addresses(client, experiment, base: str) -> list[str]:
+    """A search's runs table (every child listed, where the search made its view) and its
+    latest parent run's pictures."""
+    from search.pictures import PICTURES
+    from search.tags import ROLE_TAG, RUNS_VIEW, RUNS_VIEW_TAG, tag_filter
+
+    where = f"{base}/#/experiments/{experiment.experiment_id}"
+    table = f"{where}/runs?workflowType=machine_learning"
+    if RUNS_VIEW_TAG in experiment.tags:
+        table += f"&viewStateShareKey={RUNS_VIEW}"
+    lines = [f"  {experiment.name:<24} {table}"]
+    parents = client.search_runs(
+        [experiment.experiment_id],
+        tag_filter(ROLE_TAG, "search"),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if parents:
+        pictures = f"{where}/runs/{parents[0].info.run_id}/artifacts/{PICTURES[0]}"
+        pictures += "?workflowType=machine_learning"
+        lines.append(f"  {'  pictures':<24} {pictures}")
+    return lines
 
 
 def _serve(command: list[str], ready_url: str | None = None) -> int:
@@ -384,6 +447,8 @@ COMMANDS = {
     "bench": _cmd_bench,
     "spaces": _cmd_spaces,
     "tasks": _cmd_tasks,
+    "list": _cmd_list,
+    "show": _cmd_show,
     "leaderboard": _cmd_leaderboard,
     "ui": _cmd_ui,
 }

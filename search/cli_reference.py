@@ -15,6 +15,7 @@ from pathlib import Path
 from search.cli import build_parser
 from search.config_flags import (
     SETTINGS,
+    builtin_names,
     describe,
     file_only_fields,
     flag_fields,
@@ -79,7 +80,10 @@ def _settings_table(actions: list[argparse.Action]) -> list[str]:
         field = fields[action.option_strings[0]]
         default = shown_default(field)
         shown = "" if default is None else f"`{default}`"
-        lines.append(f"| `{_invocation(action)}` | {shown} | {_markdown_doc(field.name)} |")
+        doc = _markdown_doc(field.name)
+        if names := builtin_names(field):
+            doc += " Built-in: " + ", ".join(f"`{n}`" for n in names) + "."
+        lines.append(f"| `{_invocation(action)}` | {shown} | {doc} |")
     return lines
 
 

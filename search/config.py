@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from spaces import list_spaces
 from spaces.yaml_files import YamlFileError, parse_yaml, read_text, read_yaml, shorten
 
 __all__ = [
+    "CONTROLLERS",
     "DUPLICATES",
     "KEEP",
     "LR_SCHEDULES",
@@ -41,6 +43,10 @@ SCHEDULERS = ("fifo", "asha", "hyperband")
 """Early stopping of children (`SearchConfig.scheduler`; `search.schedulers` builds them)."""
 KEEP = ("confirmed", "best")
 """What a search with confirmation runs keeps (`SearchConfig.keep`)."""
+CONTROLLERS = ("dqn", "evolution", "local", "qlearning", "random", "reinforce", "tpe")
+"""The built-in controllers (`controller.list_controllers`, kept equal by a test; importing
+controller here would load torch for `--help`). Listed by ``--help``; the registry checks a
+name, so a controller registered from Python is searched with too."""
 
 
 class ConfigError(ValueError):
@@ -113,14 +119,16 @@ class SearchConfig:
 
     Every field can be set from a `--config` file and, unless its metadata says ``flag: False``,
     is a flag of `rlnas search` (`search.config_flags`); a field whose metadata has ``choices``
-    takes only those values. The docstring under a field documents it (`field_docs`): a first
-    paragraph short enough for ``--help``, then any details."""
+    takes only those values, one with ``names`` (a tuple, or a function returning one) shows
+    its built-in values in ``--help`` but may name others. The docstring under a field
+    documents it (`field_docs`): a first paragraph short enough for ``--help``, then any
+    details."""
 
     task: str = "digits"
     """Task name (see `rlnas tasks`) or data file."""
-    space: str = "cnn"
+    space: str = field(default="cnn", metadata={"names": list_spaces})
     """Built-in space name or a path to a space YAML file."""
-    controller: str = "reinforce"
+    controller: str = field(default="reinforce", metadata={"names": CONTROLLERS})
     """Controller that proposes architectures."""
     warm_start: str | None = None
     """Start the controller from the final state of the latest search of this name (in the same

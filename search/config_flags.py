@@ -2,7 +2,8 @@
 
 Each field is written once, in `search/config.py`, and becomes ``--field-name``: its type from
 the annotation, its choices from the field's ``choices`` metadata, its help from the first
-paragraph of its docstring and its shown default from the dataclass. A flag not given parses to
+paragraph of its docstring, the built-in values of its ``names`` metadata and its shown default
+from the dataclass. A flag not given parses to
 None, so a config file's value (or a resumed search's) stands; a field whose metadata says
 ``flag: False`` is set in a config file only.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "FLAG_TYPES",
     "SETTINGS",
     "add_config_flags",
+    "builtin_names",
     "describe",
     "file_only_fields",
     "flag_fields",
@@ -70,6 +72,12 @@ def shown_default(field: dataclasses.Field) -> str | None:
     return f"{field.default:g}" if isinstance(field.default, float) else str(field.default)
 
 
+def builtin_names(field: dataclasses.Field) -> list[str]:
+    """The built-in values of a field whose metadata has ``names`` (shown, not enforced)."""
+    names = field.metadata.get("names", ())
+    return list(names() if callable(names) else names)
+
+
 def describe(
     field_name: str,
     *,
@@ -109,8 +117,10 @@ def add_config_flags(
     for field in flag_fields(skip):
         help_text = _help_case(describe(field.name).rstrip(".")).replace("%", "%%")
         default = shown_default(field) if show_defaults else None
-        if default is not None:
-            help_text += f" (default {default})"
+        notes = [f"built-in: {', '.join(names)}"] if (names := builtin_names(field)) else []
+        notes += [] if default is None else [f"default {default}"]
+        if notes:
+            help_text += f" ({'; '.join(notes)})"
         if field.type == "bool":
             group.add_argument(
                 flag_name(field.name), action="store_true", default=None, help=help_text

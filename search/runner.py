@@ -31,7 +31,8 @@ from search.config import ConfigError, SearchConfig
 from search.failures import reporting_failures
 from search.mlflow_client import check_tracking
 from search.objective import evaluate_child, load_objective, reports_epochs
-from search.progress import ProgressCallback, format_seconds
+from search.pictures import log_pictures
+from search.progress import ProgressCallback
 from search.records import SearchLog
 from search.results import ResultsError, open_store
 from search.resume import Resume, mark_cut_off, unfinished_search
@@ -597,8 +598,8 @@ def _finish(
     space,
     keep: str,
 ) -> tuple[int | None, dict[str, Any] | None]:
-    """Leaderboard, plots and controller state into the parent run; register the best (after
-    confirmation, its trainings as one model, see `_combine_best`)."""
+    """Leaderboard and controller state into the parent run; register the best (after
+    confirmation, its trainings as one model, see `_combine_best`); then the pictures."""
     mark_cut_off(tracker.client, tracker.experiment_id, tracker.parent_run_id, log.ended)
 
     def save_controller(path: Path) -> None:
@@ -610,8 +611,6 @@ def _finish(
         "invalid.jsonl": "".join(json.dumps(i) + "\n" for i in log.invalid),
         "reused.jsonl": "".join(json.dumps(r) + "\n" for r in log.reused),
     }
-    if not board.empty:
-        files["rewards.png"] = lambda path: _plot_rewards(log, path)
     tracker.log_parent_artifacts(files)
     version, kept = None, None
     best = log.best
@@ -637,6 +636,8 @@ def _finish(
         if best.test_metric in alone:
             metrics[f"best_architecture_{best.test_metric}"] = alone[best.test_metric]
         tracker.log_parent(metrics, step=0)
+    trainer = _children_trainer(space, task)  # pictures last: the model is registered first
+    log_pictures(tracker, log, board, trainer.lower_is_better if trainer else ())
     tracker.end_parent(status)
     return version, kept
 
@@ -694,24 +695,3 @@ def _combine_best(
         tracker.parent_run_id, BEST_ARCHITECTURES_TAG, str(len(kept_architectures))
     )
     return kept
-
-
-def _plot_rewards(log: SearchLog, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    finished = sorted(log.finished, key=lambda c: c.number)
-    rewards = [c.reward or 0.0 for c in finished]
-    best = [max(rewards[: i + 1]) for i in range(len(rewards))]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot([c.number for c in finished], rewards, "o", alpha=0.6, label="child reward")
-    ax.plot([c.number for c in finished], best, "-", label="best so far")
-    ax.set_xlabel("child")
-    ax.set_ylabel("reward")
-    ax.set_title(f"{log.budget} children in {format_seconds(log.elapsed)}")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

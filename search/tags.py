@@ -22,6 +22,9 @@ __all__ = [
     "RESUMED_TAG",
     "REUSED_FROM_TAG",
     "ROLE_TAG",
+    "RUNS_VIEW",
+    "RUNS_VIEW_STATE",
+    "RUNS_VIEW_TAG",
     "SPACE_TAG",
     "STATUS_TAG",
     "STOPPED_EPOCH_TAG",
@@ -38,6 +41,16 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 """The run a child's run is nested under."""
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 """An experiment's kind (MLflow 3's UI opens the runs table for ours)."""
+RUNS_VIEW = "rlnas-runs"
+"""The key of the MLflow UI view `RUNS_VIEW_TAG` holds (its ``viewStateShareKey``)."""
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW}"
+"""A view of an experiment's runs table that the MLflow UI opens from a link: grouped by
+`ROLE_TAG`, so every child is listed (nested under their parent run, the UI folds them)."""
+RUNS_VIEW_STATE = (
+    '{"groupBy": {"aggregateFunction": "average", '
+    '"groupByKeys": [{"mode": "tag", "groupByData": "rlnas.role"}]}}'
+)
+"""`RUNS_VIEW_TAG`'s value: the MLflow UI's view state, as JSON."""
 
 # every run
 ROLE_TAG = "rlnas.role"

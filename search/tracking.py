@@ -40,6 +40,8 @@ from search.tags import (
     RESUMED_TAG,
     REUSED_FROM_TAG,
     ROLE_TAG,
+    RUNS_VIEW_STATE,
+    RUNS_VIEW_TAG,
     SPACE_TAG,
     STATUS_TAG,
     STOPPED_EPOCH_TAG,
@@ -148,13 +150,14 @@ class Tracker:
             experiment_id = self.client.create_experiment(
                 self.name,
                 artifact_location=local_artifact_root(self.tracking_uri, self.name),
-                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: RUNS_VIEW_STATE},
             )
         else:
             experiment_id = experiment.experiment_id
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment_id)
             self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            self.client.set_experiment_tag(experiment_id, RUNS_VIEW_TAG, RUNS_VIEW_STATE)
         return experiment_id
 
     def start_parent(

@@ -107,6 +107,9 @@ class Trainer(abc.ABC):
     kind: ClassVar[str]
     reward_metrics: ClassVar[tuple[str, ...]] = ()
     """Values ``TrainOptions.metric`` may take; the first is the default. Required."""
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    """Reported metrics (names without ``val_``/``test_``) of which less is better, e.g.
+    ``rmse``; the rest are better higher. Pictures orient their axes by it."""
     uses_reference: ClassVar[bool] = False
     """Scores samples with the task's reference classifier (cached in
     ``TrainOptions.reference_dir``)."""

@@ -161,6 +161,7 @@ class ForecastingTrainer(SupervisedTrainer):
 
     metrics = ("rmse", "mae")
     reward_metrics = ("rmse",)
+    lower_is_better = frozenset({"loss", "rmse", "mae"})
     ensemble_combine = "mean"  # no cross-validation here: averages only separate trainings
 
     def loss(self, output: torch.Tensor, target: torch.Tensor, task: Task) -> torch.Tensor:

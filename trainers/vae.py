@@ -74,6 +74,7 @@ class VAETrainer(GenerativeTrainer[VAE]):
     losses = ("loss", "recon", "kl")
     extra_metrics = ("bpd", "recon", "kl")
     reward_metrics = ("bpd", "quality")
+    lower_is_better = frozenset({"loss", "bpd", "recon", "kl"})
 
     def train(
         self,

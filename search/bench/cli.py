@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from search.bench.runs import check_spec, run_bench
-from search.bench.tables import BenchError
+from search.bench.tables import BenchError, shipped_tables
+from search.config import CONTROLLERS
 
 __all__ = ["add_bench_arguments", "main", "run_bench_command"]
 
@@ -18,7 +19,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "table",
         nargs="?",
-        help="a table CSV, or the name of one in benchmarks/ (default digits-mlp)",
+        help="a table CSV, or the name of one in benchmarks/ (shipped: "
+        f"{', '.join(shipped_tables())}; default digits-mlp)",
     )
     parser.add_argument(
         "--all", action="store_true", help="every table shipped in benchmarks/, one after another"
@@ -26,7 +28,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--controllers",
         help="comma-separated controller names, each with options if wanted "
-        "(reinforce:lr=0.01:batch=2; default: every registered controller)",
+        f"(reinforce:lr=0.01:batch=2; built-in: {', '.join(CONTROLLERS)}; default: every "
+        "registered controller)",
     )
     parser.add_argument("--seeds", type=int, default=30, help="controller seeds (default 30)")
     parser.add_argument(

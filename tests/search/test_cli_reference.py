@@ -15,7 +15,8 @@ def test_docs_cli_md_is_up_to_date():
 
 def test_the_reference_has_every_command_and_setting():
     text = render_markdown()
-    for command in ("search", "resume", "bench", "leaderboard", "ui", "spaces", "tasks"):
+    commands = ("search", "resume", "bench", "list", "show", "leaderboard", "ui", "spaces")
+    for command in (*commands, "tasks"):
         assert f"\n## rlnas {command}\n" in text
     for field in flag_fields():
         assert f"| `{flag_name(field.name)}" in text

@@ -78,6 +78,9 @@ def test_ctrl_c_keeps_finished_children_and_a_resume_registers_the_best(tmp_path
     assert [p.info.status for p in parent] == ["KILLED"]
     assert finished and all("reward" in r.data.metrics for r in finished)
     assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # none left RUNNING
+    pictures = {"rewards.png", "controller.png", "pareto.png", "learning_curves.png"}
+    drawn = {a.path for a in client.list_artifacts(parent[0].info.run_id)}
+    assert "rewards.png" in drawn  # drawn on the way out too
 
     resumed = rlnas("resume", "interrupted", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -87,6 +90,7 @@ def test_ctrl_c_keeps_finished_children_and_a_resume_registers_the_best(tmp_path
     children = [r for r in runs if r.data.tags.get("rlnas.role") == "child"]
     finished = [r for r in children if r.info.status == "FINISHED"]
     assert parent.info.status == "FINISHED" and len(finished) == 5
+    assert pictures <= {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert sorted(r.info.run_name for r in finished) == [f"child-00{i}" for i in range(1, 6)]
     version = client.get_model_version_by_alias("interrupted", "best")
     assert version.run_id == parent.data.tags["rlnas.best_run_id"]

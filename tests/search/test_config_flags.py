@@ -138,3 +138,27 @@ def test_help_is_the_first_paragraph_of_the_docstring_with_fields_as_flags():
     assert helps["cpus_per_trial"] == "CPUs reserved for each child (default 1)"
     assert helps["quiet"] == "print no progress lines"
     assert helps["tracking_outage"].endswith("(default 600)")
+
+
+def test_the_built_in_controllers_are_those_registered():
+    from controller import get_controller, list_controllers
+    from search.config import CONTROLLERS
+
+    built_in = [
+        n for n in list_controllers() if get_controller(n).__module__.startswith("controller.")
+    ]
+    assert list(CONTROLLERS) == built_in
+
+
+@pytest.mark.parametrize("command", ["search", "resume"])
+def test_help_names_every_built_in_controller_and_space(command, capsys):
+    from search.config import CONTROLLERS
+    from spaces import list_spaces
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    controller_help = text.split("--controller CONTROLLER ")[-1].split("--warm-start", 1)[0]
+    space_help = text.split("--space SPACE ")[-1].split("--controller", 1)[0]
+    assert all(name in controller_help for name in CONTROLLERS)
+    assert all(name in space_help for name in list_spaces())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -62,6 +63,18 @@ def test_children_record_sample_grids_and_the_quality_measure(vae_search):
             "model/architecture.json",
             "model/state_dict.pt",
         }
+
+
+def test_the_parent_shows_the_best_childs_samples(vae_search):
+    config, result, root = vae_search
+    client = MlflowClient(config.tracking_uri)
+    parent = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"rewards.png", "pareto.png", "learning_curves.png", "best_samples.png"} <= parent
+    best = client.get_run(result.best_run_id)
+    kept = f"samples/epoch-{int(best.data.metrics['best_epoch']):03d}.png"
+    grid = Path(client.download_artifacts(result.best_run_id, kept, str(root / "kept")))
+    shown = Path(client.download_artifacts(result.parent_run_id, "best_samples.png", str(root)))
+    assert shown.read_bytes() == grid.read_bytes()
 
 
 def test_leaderboard_shows_the_generative_test_metric(vae_search):

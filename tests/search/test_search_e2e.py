@@ -65,6 +65,7 @@ def test_parent_and_child_runs_exist_with_rewards(finished_search):
         assert {"architecture.json", "model"} <= names
     parent_files = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"leaderboard.csv", "controller.pt", "space.yaml", "rewards.png"} <= parent_files
+    assert {"controller.png", "pareto.png", "learning_curves.png"} <= parent_files
 
 
 def test_best_alias_points_at_the_best_child(finished_search):
@@ -135,12 +136,11 @@ def test_ui_serves_the_search_on_loopback(finished_search):
         cwd=root,
     )
     try:
-        lines = [ui.stdout.readline() for _ in range(2)]
-        expected = (
-            f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs"
-            "?workflowType=machine_learning"
-        )
+        lines = [ui.stdout.readline() for _ in range(3)]
+        where = f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs"
+        expected = f"{where}?workflowType=machine_learning&viewStateShareKey=rlnas-runs"
         assert "e2e-mlp" in lines[1] and expected in lines[1]
+        assert f"{where}/{result.parent_run_id}/artifacts/rewards.png" in lines[2]
         api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={result.parent_run_id}"
         deadline = time.monotonic() + 180
         while True:

@@ -1,0 +1,117 @@
+"""`rlnas ui` in a real browser: headless Chromium renders the MLflow UI's pages that the CLI
+prints for a finished search. Skipped where no Chromium is installed (`.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search import SearchConfig, run_search
+from search.pictures import PICTURES
+
+CHROMIUM = next(
+    (p for name in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(name))),
+    None,
+)
+RENDER_MS = 20_000
+"""Virtual time the MLflow UI (a JavaScript app) gets to fetch and render a page."""
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chromium(url: str, *args: str) -> str:
+    """What headless Chromium renders of `url` (``--dump-dom``, or what `args` ask)."""
+    assert CHROMIUM is not None
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1400,900", f"--virtual-time-budget={RENDER_MS}", *args, url],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A search of three small children by REINFORCE (whose statistics make a picture)."""
+    root = tmp_path_factory.mktemp("ui")
+    config = SearchConfig(
+        task="digits",
+        space="mlp",
+        budget=3,
+        epochs=2,
+        concurrency=1,
+        seed=2,
+        name="ui-mlp",
+        tracking_uri=f"sqlite:///{root / 'runs' / 'mlflow.db'}",
+        storage=str(root / "runs" / "ray"),
+        quiet=True,
+    )
+    return run_search(config)
+
+
+@pytest.fixture(scope="module")
+def addresses(finished):
+    """`rlnas ui` on a free loopback port: the runs table and pictures addresses it prints."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-m", "search.cli", "ui", "--port", str(free_port())]
+    server = subprocess.Popen(
+        [*command, "--tracking-uri", finished.tracking_uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        printed, deadline = [], time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            assert line, f"rlnas ui ended before it was ready: {printed}"
+            printed.append(line)
+            if line.startswith("Ready at"):
+                break
+        urls = re.findall(r"http://127\.0\.0\.1:\d+/#\S+", "".join(printed))
+        assert len(urls) == 2, printed
+        yield {"runs": urls[0], "pictures": urls[1]}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_the_runs_table_lists_the_parent_run_and_its_children(finished, addresses):
+    page = chromium(addresses["runs"], "--dump-dom")
+    parent = MlflowClient(finished.tracking_uri).get_run(finished.parent_run_id)
+    assert parent.info.run_name in page
+    for child in ("child-001", "child-002", "child-003"):
+        assert child in page
+
+
+def test_the_parent_runs_pictures_are_among_its_artifacts(finished, addresses, tmp_path):
+    assert finished.parent_run_id in addresses["pictures"]
+    page = chromium(addresses["pictures"], "--dump-dom")
+    for name in PICTURES[:-1]:  # best_samples.png: generative searches only
+        assert name in page
+    assert '<img alt="rewards.png" src="blob:' in page  # previewed: fetched and shown
+    shot = tmp_path / "pictures.png"
+    chromium(addresses["pictures"], f"--screenshot={shot}")
+    assert shot.stat().st_size > 20_000  # the page with the picture, not a blank one
