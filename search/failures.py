@@ -48,12 +48,16 @@ def one_line(exc: BaseException) -> str:
 
 
 def reporting_failures(trainable: Callable[[dict[str, Any]], None]):
-    """Wrap a Tune function trainable so that an exception is reported as a failed result."""
+    """Wrap a Tune function trainable so that an exception is reported as a failed result
+    (and its worker fetches results with short waits, `search.tune_polling`)."""
 
     @functools.wraps(trainable)
     def run(config: dict[str, Any]) -> None:
         from ray import tune
 
+        from search.tune_polling import shorten_result_waits
+
+        shorten_result_waits()
         try:
             trainable(config)
         except Exception as exc:
