@@ -184,8 +184,9 @@ def summarize_scheduled(
 def format_scheduled(summaries: Sequence[ScheduledSummary], epoch_budget: int) -> str:
     """The summaries as a plain-text table."""
     heads = " ".join(f"{f'regret@{int(f * 100)}%':>16}" for f in FRACTIONS)
+    width = max([len("controller"), *(len(s.name) for s in summaries)])
     lines = [
-        f"{'controller':<16} {'scheduler':<10} {'children':>8} {'full':>5} {heads} "
+        f"{'controller':<{width}} {'scheduler':<10} {'children':>8} {'full':>5} {heads} "
         f"{'epochs to top 1% [95% CI]':>28}"
     ]
     for s in summaries:
@@ -196,7 +197,7 @@ def format_scheduled(summaries: Sequence[ScheduledSummary], epoch_budget: int) -
         median = s.median_epochs_to_top
         interval = f"{_epochs(median)} [{_epochs(low)}, {_epochs(high)}]"
         lines.append(
-            f"{s.name:<16} {s.scheduler:<10} {s.children.mean():>8.1f} "
+            f"{s.name:<{width}} {s.scheduler:<10} {s.children.mean():>8.1f} "
             f"{s.full_share.mean():>5.0%} {regrets} {interval:>28}"
         )
     lines.append(f"(epoch budget {epoch_budget:,} per seed; regret of the kept child: mean +- se)")

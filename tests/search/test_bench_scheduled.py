@@ -60,7 +60,7 @@ def test_command_prints_every_controller_under_every_scheduler(capsys):
     )
     out = capsys.readouterr().out
     assert status == 0
-    assert "random           fifo" in out and "random           hyperband" in out
+    assert "random     fifo" in out and "random     hyperband" in out
     assert (
         "reproduce: rlnas bench digits-cnn --controllers random --scheduler fifo,hyperband" in out
     )
