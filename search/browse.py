@@ -50,7 +50,7 @@ def searches(tracking_uri: str | None = None) -> pd.DataFrame:
             {
                 "name": names[run.info.experiment_id],
                 "status": run.info.status,
-                "children": int(metrics.get("children_finished", 0)),
+                "children": _trained(metrics),
                 "failed": int(metrics.get("children_failed", 0)),
                 "budget": int(params.get("budget", 0)),
                 "best_reward": metrics.get("best_reward"),
@@ -106,11 +106,12 @@ def show_search(name: str, tracking_uri: str | None = None) -> str:
     uri, client = open_store(tracking_uri)
     parent = latest_search(client, name, uri)
     metrics, params = parent.data.metrics, parent.data.params
+    stopped = int(metrics.get("children_stopped", 0))
     lines = [
         f"search {name}: {parent.info.status}, started {_when(parent.info.start_time)}, "
-        f"{int(metrics.get('children_finished', 0))} of {params.get('budget', '?')} children "
-        f"finished, {int(metrics.get('children_failed', 0))} failed (parent run "
-        f"{parent.info.run_id})",
+        f"{_trained(metrics)} of {params.get('budget', '?')} children trained"
+        f"{f' ({stopped} stopped early)' if stopped else ''}, "
+        f"{int(metrics.get('children_failed', 0))} failed (parent run {parent.info.run_id})",
         "settings: "
         + ", ".join(
             f"{k} {params[k]}" for k in SHOWN_CONFIG if params.get(k) not in (None, "None")
@@ -185,3 +186,8 @@ def _number(value: Any) -> str:
 
 def _when(millis: int | None) -> str:
     return "-" if not millis else time.strftime("%Y-%m-%d %H:%M", time.localtime(millis / 1000))
+
+
+def _trained(metrics: dict[str, float]) -> int:
+    """Children that ended with a reward: trained in full, or stopped early by a scheduler."""
+    return int(metrics.get("children_finished", 0) + metrics.get("children_stopped", 0))

@@ -203,6 +203,15 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
     )
     assert board.returncode == 0, board.stderr
     assert "a=4 b=4 c=4" in board.stdout.splitlines()[1]
+    show = subprocess.run(
+        [sys.executable, "-m", "search.cli", "show", "toy"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert f"30 of 30 children trained ({len(stopped)} stopped early)" in show.stdout
 
 
 def test_a_scheduler_needs_an_objective_that_reports_epochs(tmp_path):
