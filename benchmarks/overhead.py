@@ -2,6 +2,7 @@
 
     python benchmarks/overhead.py                       # 0, 2 and 10 s children, 1 and 2 at once
     python benchmarks/overhead.py --seconds 2 --children 40 --concurrency 2
+    python benchmarks/overhead.py --bare-tune           # Ray Tune alone, Ray's result waits or ours
 
 Each child is a custom objective that sleeps for a fixed time, proposed by ``random``. The
 plain loop asks the same controller and runs the same objective in-process on as many threads
@@ -10,6 +11,10 @@ both, **start-up** (from `run_search`'s call to the first child's start: Ray, ML
 worker), **overhead per child** (the search's wall time after start-up minus the plain loop's,
 per child) and the ratio of the two wall times after start-up. Every search tracks to its own
 SQLite store in a temporary folder.
+
+``--bare-tune`` measures Ray Tune alone: 20 trials that each report once, one at a time with
+actors reused, with Ray's own result waits and with `search.tune_polling`'s, alternated three
+times; seconds per trial (medians).
 """
 
 from __future__ import annotations
@@ -80,6 +85,44 @@ def project(children: int, concurrency: int, folder: Path) -> tuple[float, float
     return wall, first - began
 
 
+def _reporting_once(shorten: bool):
+    def trainable(config: dict) -> None:
+        from ray import tune
+
+        if shorten:
+            from search.tune_polling import shorten_result_waits
+
+            shorten_result_waits()
+        tune.report({"reward": 1.0})
+
+    return trainable
+
+
+def bare_tune(trials: int = 20, rounds: int = 3) -> dict[bool, float]:
+    """Seconds per trial of a bare Tune run, with Ray's result waits and with ours."""
+    import ray
+    from ray import tune
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    ray.init(include_dashboard=False, log_to_driver=False)
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for shorten in (False, True):
+                tuner = tune.Tuner(
+                    _reporting_once(shorten),
+                    tune_config=tune.TuneConfig(
+                        num_samples=trials, max_concurrent_trials=1, reuse_actors=True
+                    ),
+                    run_config=tune.RunConfig(storage_path=tmp, verbose=0),
+                )
+                started = time.perf_counter()
+                tuner.fit()
+                seconds[shorten].append((time.perf_counter() - started) / trials)
+    ray.shutdown()
+    return {k: statistics.median(v) for k, v in seconds.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", default="0,2,10", help="child durations (default 0,2,10)")
@@ -90,7 +133,16 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="children per setting (default: 40, 20 and 8 for 0, 2 and 10 s children)",
     )
+    parser.add_argument("--bare-tune", action="store_true", help="Ray Tune alone (see above)")
     args = parser.parse_args(argv)
+    if args.bare_tune:
+        per_trial = bare_tune()
+        print(
+            f"Ray Tune, one report per trial: {per_trial[False]:.3f} s per trial with Ray's "
+            f"result waits, {per_trial[True]:.3f} s with search.tune_polling's"
+        )
+        print(f"reproduce: {shlex.join(['python', 'benchmarks/overhead.py', *sys.argv[1:]])}")
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RLNAS_CHILD_STARTS"] = str(Path(tmp, "starts.txt"))
