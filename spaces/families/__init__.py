@@ -9,7 +9,8 @@ and checks an architecture with a dry forward pass, raising `InvalidArchitecture
 
 from __future__ import annotations
 
-from . import cnn, cnn1d, gan, hybrid, mlp, rnn, tdnn, vae  # noqa: F401  (importing registers)
+# importing a family's module registers it
+from . import cnn, cnn1d, gan, hybrid, inception, mlp, resnet1d, rnn, tdnn, vae  # noqa: F401
 from ._common import ACTIVATIONS, make_activation
 from ._registry import (
     FamilyBuilder,

@@ -110,6 +110,11 @@ EXAMPLES: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
         },
         [DIGITS, SEQUENCE],
     ),
+    "inception": (
+        {"depth": 2, "kernels": "3-6", "filters": 4, "bottleneck": 4, "residual_every": 2},
+        [DIGITS, SEQUENCE],
+    ),
+    "resnet1d": ({"blocks": [{"filters": 4}, {"filters": 6}], "kernels": "5-3"}, [SEQUENCE]),
     # generative families: the default architectures, images and sequences
     "gan": (DEFAULT_IMAGE_GAN, [DIGITS]),
     "gan-sequence": (DEFAULT_SEQUENCE_GAN, [SEQUENCE]),
