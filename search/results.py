@@ -14,6 +14,7 @@ from torch import nn
 
 from search.config import default_tracking_uri, sqlite_path
 from search.model_files import load_model_dir
+from search.pyfunc import model_dir_in
 from search.records import DEFAULT_TEST_METRIC, LeaderboardRow, child_number, leaderboard_frame
 from search.tags import (
     ARCHITECTURE_TAG,
@@ -70,7 +71,7 @@ def load_best(name: str, tracking_uri: str | None = None, device: str = "cpu") -
         ) from None
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=uri)
-        return load_model_dir(path, device=device)
+        return load_model_dir(model_dir_in(path), device=device)
 
 
 def leaderboard(
