@@ -66,7 +66,7 @@ CASES = {
         "rnn",
         [{"cell": "lstm", "bidirectional": True, "layers": [{"units": 16}], "readout": "mean"}],
     ),
-    "rnn-mgu": Case(
+    "rnn-peephole": Case(
         VOWELS, "rnn", [{"cell": "peephole_lstm", "layers": [{"units": 8}], "readout": "last"}]
     ),
     "cnn1d": Case(

@@ -77,6 +77,7 @@ def test_every_version_is_a_logged_mlflow_model(store):
     assert read_spec(model_dir_in(model_path)).family == "rnn"
 
 
+@pytest.mark.slow
 def test_mlflow_loads_every_model_in_a_fresh_process_as_load_best(store):
     uri, _, root = store
     inputs = {}
@@ -122,6 +123,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["confirmed", "forecast", "vae"])
 def test_mlflow_serves_the_model_on_loopback(store, name):
     if shutil.which("mlflow") is None:
