@@ -97,14 +97,18 @@ def save_pyfunc(
 
 
 def log_pyfunc(
-    client, experiment_id: str, run_id: str, model_dir: str | Path, output: str
+    client, experiment_id: str, run_id: str, name: str, model_dir: str | Path, output: str
 ) -> tuple[str, str]:
-    """Log the MLflow model of `model_dir` as a logged model of run `run_id` (`client`: an
+    """Log the MLflow model of `model_dir` as logged model `name` of run `run_id` (`client`: an
     `MlflowClient` or `search.mlflow_client.TrackingClient`); return where its files are (the
-    source of a registered version) and its id."""
+    source of a registered version) and its id.
+
+    `name` must not be the name of one of the run's artifacts: MLflow lists a run's artifact
+    ``<name>/...`` together with the run's logged model of that name, which it looks up in the
+    default tracking store, not this one."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logged = client.create_logged_model(
-        experiment_id, name="model", source_run_id=run_id, model_type="rlnas"
+        experiment_id, name=name, source_run_id=run_id, model_type="rlnas"
     )
     try:
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])

@@ -266,7 +266,9 @@ class Tracker:
                     artifact_uri=model_dir, dst_path=tmp, tracking_uri=self.tracking_uri
                 )
                 output = output_of(load_model_dir(path), task_kind)
-                return log_pyfunc(self.client, self.experiment_id, run.info.run_id, path, output)
+                return log_pyfunc(
+                    self.client, self.experiment_id, run.info.run_id, self.name, path, output
+                )
         except (MlflowException, OSError, ValueError, RuntimeError) as exc:
             warnings.warn(f"registered {model_dir} without an MLflow model: {exc}", stacklevel=2)
             return model_dir, None

@@ -62,6 +62,8 @@ def test_every_version_is_a_logged_mlflow_model(store):
         assert version.source == logged.artifact_location and version.run_id == run_id
         path = client.download_artifacts(run_id, "model", str(root / "check" / name))
         assert {"architecture.json", "model.json", "state_dict.pt"} <= set(os.listdir(path))
+        listed = {Path(f.path).name for f in client.list_artifacts(run_id, "model")}
+        assert {"architecture.json", "model.json", "state_dict.pt"} <= listed
     local = root / "one"
     source = client.get_model_version_by_alias("rnn", "best").source
     model_path = download_artifacts(artifact_uri=source, dst_path=str(local), tracking_uri=uri)
