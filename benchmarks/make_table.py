@@ -2,14 +2,14 @@
 
 Regenerate the shipped tables (see ``benchmarks/README.md`` for how long each took)::
 
-    nice -n 10 python benchmarks/make_table.py benchmarks/digits-mlp.yaml
-    nice -n 10 python benchmarks/make_table.py benchmarks/mackeyglass-tdnn.yaml \
+    nice -n 10 python benchmarks/make_table.py search/bench/tables/digits-mlp.yaml
+    nice -n 10 python benchmarks/make_table.py search/bench/tables/mackeyglass-tdnn.yaml \
         --task forecast:MackeyGlass --epochs 5 --batch-size 128 --lr 0.01
-    nice -n 10 python benchmarks/make_table.py benchmarks/digits-cnn.yaml \
+    nice -n 10 python benchmarks/make_table.py search/bench/tables/digits-cnn.yaml \
         --epochs 5 --batch-size 256 --lr 0.01
-    nice -n 10 python benchmarks/make_table.py benchmarks/italypower-rnn.yaml \
+    nice -n 10 python benchmarks/make_table.py search/bench/tables/italypower-rnn.yaml \
         --task ucr:ItalyPowerDemand:pooled --epochs 4 --batch-size 256 --lr 0.01
-    nice -n 10 python benchmarks/make_table.py benchmarks/japanesevowels-rnn.yaml \
+    nice -n 10 python benchmarks/make_table.py search/bench/tables/japanesevowels-rnn.yaml \
         --task uea:JapaneseVowels:pooled --epochs 4 --batch-size 256 --lr 0.01
 
 The table is ``<space>.csv`` next to the space file, one row per architecture: its canonical key

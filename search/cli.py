@@ -1,4 +1,5 @@
-"""The `rlnas` command line: search, resume, bench, spaces, tasks, list, show, leaderboard, ui."""
+"""The `rlnas` command line: search, resume, bench, spaces, tasks, list, show, leaderboard,
+export, ui."""
 
 from __future__ import annotations
 
@@ -152,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="rows to show (default %(default)s)")
     p.add_argument("--all", action="store_true", help="every search of that name, not the latest")
     p.add_argument("--csv", action="store_true", help="every column as CSV, for other tools")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI")
+
+    from search.export import FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="write a registered model as ONNX, TorchScript or its weights and architecture",
+        description="Write model NAME (its best version unless --version) to one file other "
+        "runtimes read: onnx and torchscript compute the network's forward (inputs x, and "
+        "lengths for sequences; z for a generative model), state-dict writes the model "
+        "directory (architecture.json, model.json, state_dict.pt). ONNX needs rlnas[export].",
+    )
+    p.add_argument("name", help="registered model (search) name, e.g. digits-cnn")
+    p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    p.add_argument("--out", required=True, help="the file to write (state-dict: a new folder)")
+    p.add_argument("--version", type=int, help="this model version instead of alias best")
     p.add_argument("--tracking-uri", help="MLflow tracking URI")
 
     p = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1")
@@ -343,6 +360,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from search.export import export_model_dir
+    from search.results import registered_model_dir
+
+    with registered_model_dir(args.name, args.version, args.tracking_uri) as path:
+        out = export_model_dir(path, args.format, args.out)
+    which = "best" if args.version is None else f"version {args.version}"
+    print(f"rlnas export: {args.name} ({which}) written as {args.format} to {out}")
+    return 0
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     from search.results import open_store
     from search.tracking import local_artifact_root
@@ -450,12 +478,14 @@ COMMANDS = {
     "list": _cmd_list,
     "show": _cmd_show,
     "leaderboard": _cmd_leaderboard,
+    "export": _cmd_export,
     "ui": _cmd_ui,
 }
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from search.config import ConfigError
+    from search.export import ExportError
     from search.objective import ObjectiveError
     from search.results import ResultsError
     from search.rewards import RewardExpressionError
@@ -468,6 +498,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         SpaceError,
         TaskError,
         ResultsError,
+        ExportError,
         ObjectiveError,
         RewardExpressionError,
     )

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from search.model_files import ModelSpec, load_model_dir, save_model_dir
+from search.model_files import load_model_dir, read_spec, save_model_dir
 from spaces.ensemble import Ensemble
 from trainers.tasks import Task
 
@@ -27,13 +27,6 @@ __all__ = ["combine_model_dirs", "members_of", "evaluate_on_test"]
 def members_of(model: nn.Module) -> list[nn.Module]:
     """The networks a kept model averages: an `Ensemble`'s members, else the model itself."""
     return list(model.members) if isinstance(model, Ensemble) else [model]
-
-
-def _spec(path: Path) -> ModelSpec:
-    facts = json.loads((path / "model.json").read_text())
-    known = {f.name for f in fields(ModelSpec)}
-    spec = ModelSpec(**{k: v for k, v in facts.items() if k in known})
-    return replace(spec, input_shape=tuple(spec.input_shape))
 
 
 def combine_model_dirs(
@@ -50,11 +43,11 @@ def combine_model_dirs(
     paths = [Path(s) for s in sources]
     if not paths:
         raise ValueError("nothing to combine: no model directories given")
-    spec = _spec(paths[0])
+    spec = read_spec(paths[0])
     groups: list[tuple[dict, int]] = []
     members: list[nn.Module] = []
     for path in paths:
-        other = _spec(path)
+        other = read_spec(path)
         if (other.family, other.input_shape, other.num_outputs) != (
             spec.family,
             spec.input_shape,

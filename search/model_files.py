@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from torch import nn
 from spaces.ensemble import Ensemble
 from spaces.families import build_model
 
-__all__ = ["ModelSpec", "load_model_dir", "save_model_dir"]
+__all__ = ["ModelSpec", "load_model_dir", "read_spec", "save_model_dir"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,14 @@ def save_model_dir(
             json.dumps([{"architecture": a, "members": n} for a, n in groups], indent=2)
         )
     return path
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """The `ModelSpec` of a model directory (its ``model.json``)."""
+    facts = json.loads((Path(path) / "model.json").read_text())
+    known = {f.name for f in fields(ModelSpec)}
+    spec = {k: v for k, v in facts.items() if k in known}
+    return ModelSpec(**{**spec, "input_shape": tuple(spec["input_shape"])})
 
 
 def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 from mlflow.artifacts import download_artifacts
@@ -14,6 +17,7 @@ from torch import nn
 
 from search.config import default_tracking_uri, sqlite_path
 from search.model_files import load_model_dir
+from search.pyfunc import model_dir_in
 from search.records import DEFAULT_TEST_METRIC, LeaderboardRow, child_number, leaderboard_frame
 from search.tags import (
     ARCHITECTURE_TAG,
@@ -34,6 +38,7 @@ __all__ = [
     "leaderboard_row",
     "load_best",
     "open_store",
+    "registered_model_dir",
 ]
 
 
@@ -60,18 +65,32 @@ def load_best(name: str, tracking_uri: str | None = None, device: str = "cpu") -
         tracking_uri: Default MLFLOW_TRACKING_URI or ``sqlite:///runs/mlflow.db``.
         device: Where the returned model lives.
     """
+    with registered_model_dir(name, tracking_uri=tracking_uri) as path:
+        return load_model_dir(path, device=device)
+
+
+@contextmanager
+def registered_model_dir(
+    name: str, version: int | None = None, tracking_uri: str | None = None
+) -> Iterator[Path]:
+    """The model directory (`search.model_files`) of model `name`'s `version` (default: alias
+    ``best``), downloaded to a temporary directory for as long as the context lasts."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri, client = open_store(tracking_uri)
+    which = "@best" if version is None else f" version {version}"
     try:
-        version = client.get_model_version_by_alias(name, "best")
+        if version is None:
+            found = client.get_model_version_by_alias(name, "best")
+        else:
+            found = client.get_model_version(name, str(version))
     except MlflowException:
         raise ResultsError(
-            f"no model registered as {name}@best in {uri}; run `rlnas search --name {name}` "
+            f"no model registered as {name}{which} in {uri}; run `rlnas search --name {name}` "
             "first or pass the tracking URI where it ran"
         ) from None
     with tempfile.TemporaryDirectory() as tmp:
-        path = download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=uri)
-        return load_model_dir(path, device=device)
+        path = download_artifacts(artifact_uri=found.source, dst_path=tmp, tracking_uri=uri)
+        yield model_dir_in(path)
 
 
 def leaderboard(

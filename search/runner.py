@@ -624,10 +624,10 @@ def _finish(
             )
         test = best.metrics.get(best.test_metric)
         if kept is None:
-            version = tracker.register_best(best)
+            version = tracker.register_best(best, task.kind)
         else:
             version = tracker.register_best(
-                best, tracker.parent_run_id, kept["trainings"], kept["architectures"]
+                best, task.kind, tracker.parent_run_id, kept["trainings"], kept["architectures"]
             )
             test = kept["metrics"].get(best.test_metric, test)
         tracker.client.set_tag(tracker.parent_run_id, BEST_RUN_ID_TAG, best.run_id)

@@ -12,16 +12,21 @@ import math
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlflow.artifacts import download_artifacts
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from ray import tune
 
 from search.config import sqlite_path
 from search.mlflow_client import DEFAULT_OUTAGE_LIMIT, TrackingClient, check_tracking
+from search.model_files import load_model_dir
+from search.model_io import output_of
+from search.pyfunc import log_pyfunc
 from search.records import (
     DEFAULT_TEST_METRIC,
     ChildRecord,
@@ -213,12 +218,15 @@ class Tracker:
     def register_best(
         self,
         record: ChildRecord,
+        task_kind: str,
         source_run_id: str | None = None,
         trainings: int = 1,
         architectures: int = 1,
     ) -> int:
         """Register the child's model under the search's name; move alias `best` if it wins.
 
+        The version's source is an MLflow model (`search.pyfunc`) of the run's ``model/``,
+        predicting as a model of a `task_kind` task does (`search.model_io.output_of`).
         `source_run_id`: the run whose ``model/`` is registered instead of the child's (the
         parent's, holding `trainings` trainings of `architectures` architectures as one
         model). Returns the new model version.
@@ -231,10 +239,12 @@ class Tracker:
             )
         run_id = source_run_id or record.run_id
         run = self.client.get_run(run_id)
+        source, model_id = self._mlflow_model(run, task_kind)
         version = self.client.create_model_version(
             self.name,
-            source=f"{run.info.artifact_uri}/model",
+            source=source,
             run_id=run_id,
+            model_id=model_id,
             tags={
                 "reward": str(record.reward),
                 "parent_run_id": str(self.parent_run_id),
@@ -245,6 +255,27 @@ class Tracker:
         if self._beats_current_best(record.reward):
             self.client.set_registered_model_alias(self.name, "best", version.version)
         return int(version.version)
+
+    def _mlflow_model(self, run, task_kind: str) -> tuple[str, str | None]:
+        """The source of a run's ``model/`` as a registered version, and its logged model's id:
+        an MLflow model's files, or (if writing one fails, with a warning) the directory.
+
+        The source is the files' location, not ``models:/<id>``: MLflow's SQL registry would
+        look that id up in the default tracking store, not this one."""
+        model_dir = f"{run.info.artifact_uri}/model"
+        self.flush()  # the run's model/ may still be queued
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = download_artifacts(
+                    artifact_uri=model_dir, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+                output = output_of(load_model_dir(path), task_kind)
+                return log_pyfunc(
+                    self.client, self.experiment_id, run.info.run_id, self.name, path, output
+                )
+        except (MlflowException, OSError, ValueError, RuntimeError) as exc:
+            warnings.warn(f"registered {model_dir} without an MLflow model: {exc}", stacklevel=2)
+            return model_dir, None
 
     def _beats_current_best(self, reward: float | None) -> bool:
         if reward is None:

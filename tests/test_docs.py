@@ -88,7 +88,7 @@ def _commands_shown(document: Path) -> set[str]:
 
 
 def test_the_readme_shows_its_commands():
-    assert {"search", "resume", "ui"} <= _commands_shown(ROOT / "README.md")
+    assert {"search", "resume", "ui", "export"} <= _commands_shown(ROOT / "README.md")
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=_name)

@@ -1,6 +1,6 @@
 """`rlnas bench`: controllers against a tabular benchmark, in-process, thousands of evaluations/s.
 
-A table (``benchmarks/<name>.csv``, made by ``benchmarks/make_table.py``) holds every
+A table (``search/bench/tables/<name>.csv``, made by ``benchmarks/make_table.py``) holds every
 architecture of a small space with the validation and test metric of several training seeds.
 The objective looks a proposal up in the table and returns its mean-over-seeds validation
 metric, so a controller is scored without training anything and without Ray::
@@ -42,8 +42,8 @@ from search.bench.report import BenchResult
 from search.bench.runs import ControllerFactory, run_bench, run_controller
 from search.bench.stats import CHECKPOINTS, ControllerSummary, median_interval, summarize
 from search.bench.tables import (
-    BENCHMARKS_DIR,
     LOWER_IS_BETTER,
+    TABLES_DIR,
     TOP_FRACTION,
     BenchError,
     Table,
@@ -53,7 +53,7 @@ from search.bench.tables import (
 )
 
 __all__ = [
-    "BENCHMARKS_DIR",
+    "TABLES_DIR",
     "CHECKPOINTS",
     "LOWER_IS_BETTER",
     "TOP_FRACTION",

@@ -19,11 +19,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "table",
         nargs="?",
-        help="a table CSV, or the name of one in benchmarks/ (shipped: "
+        help="a table CSV, or the name of one shipped with rlnas (shipped: "
         f"{', '.join(shipped_tables())}; default digits-mlp)",
     )
     parser.add_argument(
-        "--all", action="store_true", help="every table shipped in benchmarks/, one after another"
+        "--all", action="store_true", help="every table shipped with rlnas, one after another"
     )
     parser.add_argument(
         "--controllers",

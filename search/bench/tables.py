@@ -1,6 +1,6 @@
 """Tabular benchmarks: every architecture of a small space with its metric per training seed.
 
-A table (``benchmarks/<name>.csv``, made by ``benchmarks/make_table.py``) has a ``key`` column
+A table (``<name>.csv``, made by ``benchmarks/make_table.py``) has a ``key`` column
 (`Space.key`) and ``val_<metric>_seed<k>`` / ``test_<metric>_seed<k>`` columns; its space is the
 ``.yaml`` beside it, and its recipe (``.json``) may say the metric's direction. It may also hold
 the learning curves: ``val_<metric>_seed<k>_epoch<e>`` columns, the validation metric after every
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "BENCHMARKS_DIR",
     "LOWER_IS_BETTER",
+    "TABLES_DIR",
     "TOP_FRACTION",
     "BenchError",
     "Table",
@@ -33,7 +33,8 @@ __all__ = [
     "seed_column",
 ]
 
-BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+TABLES_DIR = Path(__file__).resolve().parent / "tables"
+"""The tables shipped with rlnas (package data): ``<name>.csv``, ``.yaml`` and ``.json``."""
 TOP_FRACTION = 0.01
 """The top of a table that "evaluations to the top" counts (1%)."""
 _SEED_COLUMN = re.compile(r"^(val|test)_(.+)_seed(\d+)$")
@@ -146,15 +147,15 @@ class Table:
 
 
 def shipped_tables() -> list[str]:
-    """Names of the tables shipped in `benchmarks/`, sorted."""
-    return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.csv"))
+    """Names of the tables shipped in `TABLES_DIR`, sorted."""
+    return sorted(p.stem for p in TABLES_DIR.glob("*.csv"))
 
 
 def _resolve_table(table: str | Path) -> Path:
     path = Path(table)
     if path.suffix == ".csv" or path.exists():
         return path
-    return BENCHMARKS_DIR / f"{table}.csv"
+    return TABLES_DIR / f"{table}.csv"
 
 
 def load_table(
@@ -163,7 +164,7 @@ def load_table(
     """Read a benchmark table and its space.
 
     Args:
-        table: A CSV path, or the name of a table shipped in `benchmarks/` (``digits-mlp``).
+        table: A CSV path, or the name of a table shipped in `TABLES_DIR` (``digits-mlp``).
         space: The space file; default: the CSV's path with ``.yaml``.
         higher_is_better: The metric's direction; default: the recipe's ``higher_is_better``
             (the CSV's path with ``.json``), else False for the names in `LOWER_IS_BETTER`.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
+import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow.artifacts import download_artifacts
@@ -112,6 +115,27 @@ def test_load_best_in_process_matches(finished_search):
     task = load_task("digits", seed=3)
     with torch.no_grad():
         assert model(task.x_test[:7]).shape == (7, 10)
+
+
+def test_mlflow_loads_the_registered_model_as_load_best_in_a_fresh_process(finished_search):
+    config, result, root = finished_search
+    code = (
+        "import json, mlflow, torch\n"
+        "from trainers import load_task\n"
+        "model = mlflow.pyfunc.load_model('models:/e2e-mlp@best')\n"
+        "x = load_task('digits', seed=3).x_test.numpy()\n"
+        "print(json.dumps(model.predict({'x': x}).tolist()))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": config.tracking_uri}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
+    )
+    predicted = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
+    with torch.no_grad():
+        expected = load_best("e2e-mlp", config.tracking_uri)(load_task("digits", seed=3).x_test)
+    assert torch.allclose(predicted, expected.softmax(-1), atol=1e-6)
+    version = MlflowClient(config.tracking_uri).get_model_version_by_alias("e2e-mlp", "best")
+    assert version.run_id == result.best_run_id and not version.source.endswith("/model")
 
 
 def test_ui_serves_the_search_on_loopback(finished_search):
@@ -226,6 +250,10 @@ def test_confirmation_picks_the_architecture_best_on_average(tmp_path, keep):
     assert result.kept["trainings"] == kept and result.kept["networks"] == kept
     model = load_best("e2e-confirm", tracking_uri=uri)
     task = load_task("digits", seed=5)
+    pyfunc = mlflow.pyfunc.load_model(version.source)  # an MLflow model of the same ensemble
+    with torch.no_grad():
+        probabilities = model(task.x_test).softmax(-1).numpy()
+    assert np.allclose(pyfunc.predict({"x": task.x_test.numpy()}), probabilities, atol=1e-6)
     (other,) = [t for t in confirmed.values() if t is not winner]
     with torch.no_grad():
         outputs = [m(task.x_test) for m in model.members]

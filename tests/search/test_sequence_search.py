@@ -3,6 +3,8 @@ a real (tiny) search on a UEA archive logs the new metrics to MLflow and keeps a
 
 from __future__ import annotations
 
+import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -71,3 +73,12 @@ def test_search_on_a_uea_archive_logs_every_metric(tmp_path) -> None:
     with torch.no_grad():
         accuracy = (model(task.x_test).argmax(1) == task.y_test).float().mean().item()
     assert accuracy == pytest.approx(result.best["test_accuracy"], abs=1e-6)
+    # registered as an MLflow model of the same ensemble: full-length series, their lengths
+    source = client.get_model_version_by_alias("e2e-basicmotions", "best").source
+    lengths = torch.full((len(task.x_test),), task.input_shape[0])
+    predicted = mlflow.pyfunc.load_model(source).predict(
+        {"x": task.x_test.numpy(), "lengths": lengths.numpy()}
+    )
+    with torch.no_grad():
+        expected = model(task.x_test, lengths).softmax(-1).numpy()
+    assert np.allclose(predicted, expected, atol=1e-6)
