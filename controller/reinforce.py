@@ -35,8 +35,9 @@ Once a few rewards are told (`rank_after`), each ask draws `rank_samples` distin
 architectures from the policy, adds the one-decision neighbours of the `rank_neighbours` best
 told so far, and proposes the one a reward model ranks first: a bootstrap ensemble of small
 MLPs over the one-hot action encoding, trained on every reward told, and ranking under one
-member drawn at random (Thompson sampling; `controller.reward_model`). The policy still learns
-from every real reward as above; the model only chooses which of its draws is worth a child.
+member drawn at random (Thompson sampling; `controller.ranking`, shared with `qlearning` and
+`dqn`). The policy still learns from every real reward as above; the model only chooses which
+of its draws is worth a child.
 
 Defaults
 --------
@@ -61,9 +62,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
-from controller.local import one_decision_neighbours
+from controller.ranking import Ranker, check_rank_options
 from controller.registry import register_controller
-from controller.reward_model import RewardModel, encode_actions
 
 
 @dataclass
@@ -137,19 +137,12 @@ class ReinforceOptions:
             raise ValueError(f"resample_heat must be >= 1, got {self.resample_heat}")
         if int(self.replay_best) != self.replay_best or self.replay_best < 0:
             raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
-        if int(self.rank_samples) != self.rank_samples or self.rank_samples < 0:
-            raise ValueError(f"rank_samples must be an integer >= 0, got {self.rank_samples}")
-        if int(self.rank_neighbours) != self.rank_neighbours or self.rank_neighbours < 0:
-            raise ValueError(f"rank_neighbours must be an integer >= 0, got {self.rank_neighbours}")
-        if int(self.rank_after) != self.rank_after or self.rank_after < 2:
-            raise ValueError(f"rank_after must be an integer >= 2, got {self.rank_after}")
+        check_rank_options(self)
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be > 0 or None, got {self.clip}")
         self.batch, self.hidden = int(self.batch), int(self.hidden)
         self.update_steps, self.resample = int(self.update_steps), int(self.resample)
         self.replay_best = int(self.replay_best)
-        self.rank_samples, self.rank_after = int(self.rank_samples), int(self.rank_after)
-        self.rank_neighbours = int(self.rank_neighbours)
 
 
 class Policy(nn.Module):
@@ -223,9 +216,8 @@ class Reinforce(Controller):
             for p in self.policy.parameters():
                 p.uniform_(-0.1, 0.1, generator=self._generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
-        self._model = RewardModel(  # its own generator: the policy's draws stay as they were
-            self.space.max_steps * self.space.max_choices,
-            generator=torch.Generator().manual_seed(self.seed),
+        self._ranker = Ranker(
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
         )
 
     def _squash(self, logits, mask, heat: float = 1.0):
@@ -244,8 +236,16 @@ class Reinforce(Controller):
 
     def ask(self) -> Candidate:
         o = self.options
-        if o.rank_samples > 1 and len(self._model) >= o.rank_after:
-            actions, log_prob, entropy = self._ranked_draw()
+        if self._ranker.ready:
+            actions, log_prob, entropy = self._ranker.propose(
+                lambda retry: self._sample(o.resample_heat**retry),
+                lambda drawn: drawn[0],
+                lambda actions: self._sample(forced=actions),
+                self._asked,
+                o.resample,
+                self._history,
+                self._generator,
+            )
         else:
             actions, log_prob, entropy = draw_unasked(
                 lambda retry: self._sample(o.resample_heat**retry),
@@ -290,39 +290,6 @@ class Reinforce(Controller):
             token = self.policy.token(slot.index, a)
         return actions, log_prob, entropy
 
-    def _ranked_draw(self) -> tuple[list[int], float, float]:
-        """`rank_samples` draws; of the distinct ones not asked before, the best under one
-        member of the reward model drawn at random (Thompson sampling)."""
-        o = self.options
-        drawn: dict[tuple[int, ...], tuple[list[int], float, float]] = {}
-        for retry in range(o.rank_samples + o.resample):
-            sample = self._sample(o.resample_heat ** max(0, retry + 1 - o.rank_samples))
-            if tuple(sample[0]) not in self._asked:
-                drawn.setdefault(tuple(sample[0]), sample)
-            if len(drawn) >= o.rank_samples or (retry >= o.rank_samples and drawn):
-                break
-        for actions in self._neighbours_of_best():
-            if tuple(actions) not in self._asked and tuple(actions) not in drawn:
-                drawn[tuple(actions)] = self._sample(forced=actions)
-        if not drawn:  # the policy only proposes what it asked before: repeat the last draw
-            drawn[tuple(sample[0])] = sample
-        options = list(drawn.values())
-        encodings = [encode_actions(self.space, a) for a, _, _ in options]
-        chosen = options[self._model.pick(encodings, self._generator)]
-        self._asked.add(tuple(chosen[0]))
-        return chosen
-
-    def _neighbours_of_best(self) -> list[list[int]]:
-        """The one-decision neighbours of the `rank_neighbours` best distinct architectures."""
-        best: list[list[int]] = []
-        for _, actions in sorted(self._history, key=lambda x: -x[0]):
-            if actions not in best:
-                best.append(actions)
-            if len(best) >= self.options.rank_neighbours:
-                break
-        rng = np.random.default_rng(len(self._history) + 7919 * self.seed)
-        return [n for actions in best for n in one_decision_neighbours(self.space, actions, rng)]
-
     # -- tell and learn -----------------------------------------------------------------------
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
@@ -333,8 +300,7 @@ class Reinforce(Controller):
             return
         self._buffer.append((list(candidate.actions), self._advantage(reward)))
         self._history.append((reward, list(candidate.actions)))
-        if self.options.rank_samples > 1:
-            self._model.add(encode_actions(self.space, candidate.actions), reward)
+        self._ranker.tell(candidate.actions, reward)
         if len(self._buffer) >= self.options.batch:
             self._update()
 
@@ -446,7 +412,7 @@ class Reinforce(Controller):
             "asked": [list(actions) for actions in sorted(self._asked)],
             "history": [[reward, list(actions)] for reward, actions in self._history],
             "stats": dict(self._stats),
-            "reward_model": self._model.state_dict(),
+            "reward_model": self._ranker.state_dict(),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -466,7 +432,7 @@ class Reinforce(Controller):
         ]
         self._stats = {k: float(v) for k, v in state["stats"].items()}
         if "reward_model" in state:
-            self._model.load_state_dict(state["reward_model"])
+            self._ranker.load_state_dict(state["reward_model"])
 
     def stats(self) -> dict[str, float]:
         """Counters plus baseline, reward_std, and the loss and mean policy entropy (nats per

@@ -113,10 +113,15 @@ class RewardModel:
         with torch.no_grad():
             return self._forward(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
 
-    def pick(self, x: Sequence[np.ndarray], generator: torch.Generator) -> int:
+    def pick(
+        self, x: Sequence[np.ndarray], generator: torch.Generator | np.random.Generator
+    ) -> int:
         """Index of the best of encodings `x` under one member drawn from `generator` (Thompson
         sampling over the ensemble)."""
-        member = int(torch.randint(self.members, (), generator=generator))
+        if isinstance(generator, np.random.Generator):
+            member = int(generator.integers(self.members))
+        else:
+            member = int(torch.randint(self.members, (), generator=generator))
         return int(np.argmax(self.predict(np.stack(x))[member]))
 
     def state_dict(self) -> dict:
