@@ -20,6 +20,7 @@ incumbent.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -58,11 +59,24 @@ def one_decision_neighbours(space, actions: list[int], rng: np.random.Generator)
     kept = {slot.index: a for slot, a in zip(slots, actions, strict=True)}
     moves = [(t, c) for t, slot in enumerate(slots) for c in range(len(slot.choices))]
     moves = [(t, c) for t, c in moves if c != actions[t]]
+    walks, walk = [], space.walk()  # walks[t]: the decisions of actions[:t] taken
+    for action in actions:
+        walks.append(_copy_walk(walk))
+        walk.take(action)
     neighbours = []
     for i in rng.permutation(len(moves)):
         t, choice = moves[int(i)]
-        neighbours.append(complete_actions(space, [*actions[:t], choice], kept, rng))
+        walk = _copy_walk(walks[t])
+        walk.take(choice)
+        neighbours.append(complete_actions(space, [*actions[:t], choice], kept, rng, walk))
     return neighbours
+
+
+def _copy_walk(walk):
+    """A walk that goes on from where `walk` is, independently of it."""
+    other = copy.copy(walk)
+    other.assigned = dict(walk.assigned)
+    return other
 
 
 @register_controller("local")

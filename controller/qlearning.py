@@ -23,6 +23,10 @@ learning pass goes from the last transition back to the first with
 
 (MetaQNN: lr 0.01, discount 1, initial Q 0.5, 128 replays per reward.)
 
+With `rank_samples` > 1, once `rank_after` rewards are told, each ask draws that many distinct
+unasked epsilon-greedy architectures and proposes the one a reward model ranks first
+(`controller.ranking`, as in `reinforce`); the Q-values learn from every reward as above.
+
 Failed children (reward None, NaN or +-inf) get the worst reward seen so far, as in
 `reinforce`; a failure before any finite reward is skipped (counted in `skipped`).
 
@@ -47,6 +51,7 @@ import numpy as np
 import torch
 
 from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
+from controller.ranking import Ranker, check_rank_options
 from controller.registry import register_controller
 
 
@@ -72,6 +77,13 @@ class QLearningOptions:
     resample: int = 10
     """When an architecture asked before comes out, draw again, up to this many times (a
     repeat costs a child and teaches nothing; MetaQNN, 0, looked repeats up instead)."""
+    rank_samples: int = 0
+    """Draw this many distinct unasked epsilon-greedy architectures and propose the one a reward
+    model ranks first (`controller.ranking`; 0 or 1: off)."""
+    rank_after: int = 4
+    """Rewards told before proposals are ranked (until then: one draw)."""
+    rank_neighbours: int = 2
+    """The one-decision neighbours of this many of the best told join the ranked draws."""
 
     def __post_init__(self) -> None:
         if not 0 < self.lr <= 1:
@@ -84,6 +96,7 @@ class QLearningOptions:
             raise ValueError(f"resample must be an integer >= 0, got {self.resample}")
         self.replay, self.resample = int(self.replay), int(self.resample)
         self.schedule = check_schedule(self.schedule)
+        check_rank_options(self)
 
 
 def check_schedule(schedule) -> list[list[float]]:
@@ -126,6 +139,8 @@ class QLearning(Controller):
         self._skipped = 0
         self._asked: set[tuple[int, ...]] = set()
         self._explored = 0  # architectures a warm start's source asked (the schedule goes on)
+        o = self.options
+        self._ranker = Ranker(space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after)
 
     def _state(self, slot: int, prev_slot: int, prev_action: int) -> int:
         """Offset of a state's row in the flat Q-table (-1 = no previous decision)."""
@@ -139,17 +154,29 @@ class QLearning(Controller):
     # -- ask ----------------------------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        actions = draw_unasked(
-            lambda _: self._sample(self.epsilon), list, self._asked, self.options.resample
-        )
-        return self._candidate(actions, epsilon=self.epsilon)
+        epsilon, retries = self.epsilon, self.options.resample
+        if self._ranker.ready:
+            history = [(reward, actions) for _, _, actions, reward in self._memory]
+            actions = self._ranker.propose(
+                lambda _: self._sample(epsilon),
+                list,
+                list,
+                self._asked,
+                retries,
+                history,
+                self._rng,
+            )
+        else:
+            actions = draw_unasked(lambda _: self._sample(epsilon), list, self._asked, retries)
+        return self._candidate(actions, epsilon=epsilon)
 
     def _sample(self, epsilon: float) -> list[int]:
         """One epsilon-greedy action sequence."""
         q, rng = self._q, self._rng
         actions: list[int] = []
         prev_slot = prev_action = -1
-        while (slot := self.space.next_slot(actions)) is not None:
+        walk = self.space.walk()
+        while (slot := walk.next_slot()) is not None:
             n = len(slot.choices)  # the legal actions are 0 .. n - 1
             if rng.random() < epsilon:
                 a = int(rng.integers(n))
@@ -160,6 +187,7 @@ class QLearning(Controller):
                 ties = [i for i, v in enumerate(values) if v == best]
                 a = ties[int(rng.integers(len(ties)))] if len(ties) > 1 else ties[0]
             actions.append(a)
+            walk.take(a)
             prev_slot, prev_action = slot.index, a
         return actions
 
@@ -172,6 +200,7 @@ class QLearning(Controller):
             self._skipped += 1
             return
         self._memory.append((*self._trajectory(candidate.actions), reward))
+        self._ranker.tell(candidate.actions, reward)
         self._update(*self._memory[-1])  # learn from the new trajectory, then replay
         for i in self._rng.integers(len(self._memory), size=self.options.replay):
             self._update(*self._memory[i])
@@ -180,8 +209,7 @@ class QLearning(Controller):
         """Q-table rows, legal action counts and actions of an architecture's decisions."""
         rows, sizes = [], []
         prev_slot = prev_action = -1
-        for t, a in enumerate(actions):
-            slot = self.space.next_slot(actions[:t])
+        for slot, a in zip(self.space.slots_of(actions), actions, strict=True):
             rows.append(self._state(slot.index, prev_slot, prev_action))
             sizes.append(len(slot.choices))
             prev_slot, prev_action = slot.index, int(a)
@@ -208,6 +236,7 @@ class QLearning(Controller):
             "skipped": self._skipped,
             "asked": [list(actions) for actions in sorted(self._asked)],
             "explored": self._explored,
+            "reward_model": self._ranker.state_dict(),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -221,6 +250,12 @@ class QLearning(Controller):
         self._skipped = int(state["skipped"])
         self._asked = {tuple(int(a) for a in actions) for actions in state.get("asked", [])}
         self._explored = int(state.get("explored", 0))
+        o = self.options  # the options may differ from the ones this controller was built with
+        self._ranker = Ranker(
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
+        )
+        if "reward_model" in state:
+            self._ranker.load_state_dict(state["reward_model"])
 
     def _warm_start(self, state: dict, shared) -> str:
         """The Q-values of every state and action the shared decisions and choices make up

@@ -26,6 +26,8 @@ from controller.reward_model import RewardModel, encode_actions
 __all__ = ["Ranker", "check_rank_options"]
 
 Drawn = TypeVar("Drawn")
+ENCODINGS_KEPT = 20_000
+"""Encodings remembered before the cache starts again."""
 
 
 def check_rank_options(options) -> None:
@@ -56,6 +58,17 @@ class Ranker:
             space.max_steps * space.max_choices,
             generator=torch.Generator().manual_seed(self.seed),
         )
+        self._encodings: dict[tuple[int, ...], np.ndarray] = {}  # a cache: draws recur
+
+    def encode(self, actions: Sequence[int]) -> np.ndarray:
+        """`encode_actions`, remembered (the best's neighbours recur from one ask to the next)."""
+        key = tuple(actions)
+        x = self._encodings.get(key)
+        if x is None:
+            if len(self._encodings) >= ENCODINGS_KEPT:
+                self._encodings.clear()
+            x = self._encodings[key] = encode_actions(self.space, key)
+        return x
 
     @property
     def on(self) -> bool:
@@ -70,7 +83,7 @@ class Ranker:
     def tell(self, actions: Sequence[int], reward: float) -> None:
         """One more reward for the model (nothing when ranking is off)."""
         if self.on:
-            self.model.add(encode_actions(self.space, actions), reward)
+            self.model.add(self.encode(actions), reward)
 
     def propose(
         self,
@@ -108,7 +121,7 @@ class Ranker:
         if not drawn:  # only what was asked before comes out: repeat the last draw
             drawn[key] = sample
         keys = list(drawn)
-        encodings = [encode_actions(self.space, key) for key in keys]
+        encodings = [self.encode(key) for key in keys]
         key = keys[self.model.pick(encodings, generator)]
         chosen = drawn[key]
         asked.add(key)

@@ -237,8 +237,17 @@ class Reinforce(Controller):
     def ask(self) -> Candidate:
         o = self.options
         if self._ranker.ready:
+            queue: list[tuple[list[int], float, float]] = []
+
+            def draw(retry: int) -> tuple[list[int], float, float]:
+                if retry:  # past the batch: one at a time, each hotter
+                    return self._sample(o.resample_heat**retry)
+                if not queue:
+                    queue.extend(self._draws(o.rank_samples))
+                return queue.pop(0)
+
             actions, log_prob, entropy = self._ranker.propose(
-                lambda retry: self._sample(o.resample_heat**retry),
+                draw,
                 lambda drawn: drawn[0],
                 lambda actions: self._sample(forced=actions),
                 self._asked,
@@ -290,6 +299,44 @@ class Reinforce(Controller):
             token = self.policy.token(slot.index, a)
         return actions, log_prob, entropy
 
+    def _draws(self, count: int, heat: float = 1.0) -> list[tuple[list[int], float, float]]:
+        """`count` action sequences drawn side by side from the policy at its temperature times
+        `heat`, one LSTM step for all of them per decision: -> as `_sample`'s."""
+        embed, w_ih, w_hh, b, weight, bias = self.policy.arrays()
+        n_hidden, k = self.options.hidden, self.space.max_choices
+        h = np.zeros((count, n_hidden), dtype=np.float32)
+        c = np.zeros((count, n_hidden), dtype=np.float32)
+        tokens = np.zeros(count, dtype=np.int64)
+        log_prob, entropy = np.zeros(count), np.zeros(count)
+        walks = [self.space.walk() for _ in range(count)]
+        slots = [walk.next_slot() for walk in walks]
+        actions: list[list[int]] = [[] for _ in range(count)]
+        while live := [i for i, slot in enumerate(slots) if slot is not None]:
+            rows = np.asarray(live)
+            gates = embed[tokens[rows]] @ w_ih.T + h[rows] @ w_hh.T + b
+            i, f, g, o = np.split(gates, 4, axis=1)  # nn.LSTM's gate order
+            c[rows] = _sigmoid(f) * c[rows] + _sigmoid(i) * np.tanh(g)
+            h[rows] = _sigmoid(o) * np.tanh(c[rows])
+            index = np.asarray([slots[j].index for j in live])
+            logits = np.einsum("bkh,bh->bk", weight[index], h[rows]) + bias[index]
+            legal = np.arange(k) < np.asarray([len(slots[j].choices) for j in live])[:, None]
+            logits = logits.astype(np.float64)
+            logp = _log_softmax(self._squash(logits, legal))
+            p = np.exp(logp)
+            hot = p if heat == 1 else np.exp(_log_softmax(self._squash(logits, legal, heat)))
+            cdf = np.cumsum(hot, axis=1)
+            u = torch.rand(len(live), dtype=torch.float64, generator=self._generator).numpy()
+            taken = (cdf <= (u * cdf[:, -1])[:, None]).sum(1)  # inverse-CDF sampling
+            taken = np.minimum(taken, legal.sum(1) - 1)
+            log_prob[rows] += logp[np.arange(len(live)), taken]
+            entropy[rows] -= np.where(legal, p * np.where(legal, logp, 0.0), 0.0).sum(1)
+            for j, a in zip(live, taken.tolist(), strict=True):
+                actions[j].append(a)
+                walks[j].take(a)
+                tokens[j] = self.policy.token(slots[j].index, a)
+                slots[j] = walks[j].next_slot()
+        return [(actions[j], float(log_prob[j]), float(entropy[j])) for j in range(count)]
+
     # -- tell and learn -----------------------------------------------------------------------
 
     def tell(self, candidate: Candidate, reward: float | None) -> None:
@@ -333,6 +380,10 @@ class Reinforce(Controller):
     def _log_probs(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy (summed over decisions) of whole action sequences under
         the current policy, with gradients: -> (B,), (B,)."""
+        return self._log_probs_of(self._batch(sequences))
+
+    def _batch(self, sequences: list[list[int]]) -> tuple[torch.Tensor, ...]:
+        """The tensors `_log_probs_of` reads for `sequences` (made once per update)."""
         K, B, T = self.space.max_choices, len(sequences), max(map(len, sequences))
         tokens = np.zeros((B, T), dtype=np.int64)  # input at step t (0 = start)
         slots = np.zeros((B, T), dtype=np.int64)
@@ -349,7 +400,12 @@ class Reinforce(Controller):
             chosen[i, :n], valid[i, :n] = actions, 1.0
         legal, weight = torch.from_numpy(masks), torch.from_numpy(valid)
         taken = torch.from_numpy(chosen).unsqueeze(2)  # (B, T, 1)
-        logits = self.policy(torch.from_numpy(tokens), torch.from_numpy(slots))
+        return torch.from_numpy(tokens), torch.from_numpy(slots), legal, weight, taken
+
+    def _log_probs_of(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_log_probs` of the tensors `_batch` made."""
+        tokens, slots, legal, weight, taken = batch
+        logits = self.policy(tokens, slots)
         logp = F.log_softmax(self._squash(logits, legal), dim=-1)  # (B, T, K)
         log_prob = (logp.gather(2, taken).squeeze(2) * weight).sum(1)
         entropy = (-(logp.exp() * logp.masked_fill(~legal, 0.0)).sum(2) * weight).sum(1)
@@ -378,8 +434,9 @@ class Reinforce(Controller):
             batch = batch + self._best_before(len(self._history) - len(batch))
         advantage = torch.tensor([adv for _, adv in batch])
         old_log_prob = None  # the policy's log p(actions) when the update began
+        tensors = self._batch([actions for actions, _ in batch])
         for _ in range(o.update_steps):
-            log_prob, entropy = self._log_probs([actions for actions, _ in batch])
+            log_prob, entropy = self._log_probs_of(tensors)
             if o.clip is None:
                 pg_loss = -(advantage * log_prob).mean()
             else:
@@ -473,6 +530,6 @@ class Reinforce(Controller):
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Log-softmax of a row of logits (-inf stays -inf)."""
-    logp = logits - logits.max()
-    return logp - np.log(np.exp(logp).sum())
+    """Log-softmax along the last axis (-inf stays -inf)."""
+    logp = logits - logits.max(axis=-1, keepdims=True)
+    return logp - np.log(np.exp(logp).sum(axis=-1, keepdims=True))
