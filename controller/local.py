@@ -64,12 +64,26 @@ def one_decision_neighbours(space, actions: list[int], rng: np.random.Generator)
         walks.append(_copy_walk(walk))
         walk.take(action)
     neighbours = []
+    steering = _steering(space)
     for i in rng.permutation(len(moves)):
         t, choice = moves[int(i)]
+        if slots[t].name not in steering:  # nothing else changes: no walk needed
+            neighbours.append([*actions[:t], choice, *actions[t + 1 :]])
+            continue
         walk = _copy_walk(walks[t])
         walk.take(choice)
         neighbours.append(complete_actions(space, [*actions[:t], choice], kept, rng, walk))
     return neighbours
+
+
+def _steering(space) -> set[str]:
+    """Names of the decisions that switch others on or off (counts and `when` conditions)."""
+    names = set()
+    for slot in space.slots:
+        if slot.block is not None:
+            names.add(slot.block)
+        names.update(condition.slot for condition in slot.conditions)
+    return names
 
 
 def _copy_walk(walk):
