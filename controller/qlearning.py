@@ -45,6 +45,7 @@ tried, with figures: benchmarks/RESULTS.md#q-learning.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,13 @@ class QLearningOptions:
     resample: int = 10
     """When an architecture asked before comes out, draw again, up to this many times (a
     repeat costs a child and teaches nothing; MetaQNN, 0, looked repeats up instead)."""
+    replay_best: int = 0
+    """After each reward, also replay the trajectories of this many of the best distinct
+    architectures told (0: off)."""
+    ucb: float = 0.0
+    """Count-based exploration: the greedy action maximises Q(s, a) + ucb * (std of the rewards)
+    * sqrt(log(1 + n(s)) / (1 + n(s, a))), n counting the told architectures that took it
+    (0: plain greedy)."""
     rank_samples: int = 0
     """Draw this many distinct unasked epsilon-greedy architectures and propose the one a reward
     model ranks first (`controller.ranking`; 0 or 1: off)."""
@@ -94,6 +102,11 @@ class QLearningOptions:
             raise ValueError(f"replay must be an integer >= 0, got {self.replay}")
         if int(self.resample) != self.resample or self.resample < 0:
             raise ValueError(f"resample must be an integer >= 0, got {self.resample}")
+        if int(self.replay_best) != self.replay_best or self.replay_best < 0:
+            raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
+        if not self.ucb >= 0:
+            raise ValueError(f"ucb must be >= 0, got {self.ucb}")
+        self.replay_best = int(self.replay_best)
         self.replay, self.resample = int(self.replay), int(self.resample)
         self.schedule = check_schedule(self.schedule)
         check_rank_options(self)
@@ -135,6 +148,7 @@ class QLearning(Controller):
         self._shape = (S, S + 1, K + 1)  # (slot, previous slot + 1, previous action + 1)
         self._q = [self.options.initial_q] * (S * (S + 1) * (K + 1) * K)  # a list: fast scalars
         self._memory: list[tuple[list[int], list[int], list[int], float]] = []
+        self._counts = [0] * len(self._q)  # told architectures that took each (state, action)
         self._worst: float | None = None
         self._skipped = 0
         self._asked: set[tuple[int, ...]] = set()
@@ -172,7 +186,8 @@ class QLearning(Controller):
 
     def _sample(self, epsilon: float) -> list[int]:
         """One epsilon-greedy action sequence."""
-        q, rng = self._q, self._rng
+        q, rng, counts = self._q, self._rng, self._counts
+        bonus = self.options.ucb * self._reward_std() if self.options.ucb else 0.0
         actions: list[int] = []
         prev_slot = prev_action = -1
         walk = self.space.walk()
@@ -183,6 +198,13 @@ class QLearning(Controller):
             else:
                 row = self._state(slot.index, prev_slot, prev_action)
                 values = q[row : row + n]
+                if bonus:
+                    seen = counts[row : row + n]
+                    log_n = math.log(1 + sum(seen))
+                    values = [
+                        v + bonus * math.sqrt(log_n / (1 + c))
+                        for v, c in zip(values, seen, strict=True)
+                    ]
                 best = max(values)
                 ties = [i for i, v in enumerate(values) if v == best]
                 a = ties[int(rng.integers(len(ties)))] if len(ties) > 1 else ties[0]
@@ -201,9 +223,29 @@ class QLearning(Controller):
             return
         self._memory.append((*self._trajectory(candidate.actions), reward))
         self._ranker.tell(candidate.actions, reward)
+        rows, _, actions, _ = self._memory[-1]
+        for row, a in zip(rows, actions, strict=True):
+            self._counts[row + a] += 1
         self._update(*self._memory[-1])  # learn from the new trajectory, then replay
         for i in self._rng.integers(len(self._memory), size=self.options.replay):
             self._update(*self._memory[i])
+        for trajectory in self._best(self.options.replay_best):
+            self._update(*trajectory)
+
+    def _best(self, k: int) -> list[tuple[list[int], list[int], list[int], float]]:
+        """The trajectories of the `k` best distinct architectures told (earlier first on ties)."""
+        out, seen = [], set()
+        for trajectory in sorted(self._memory, key=lambda m: -m[3]) if k else []:
+            if tuple(trajectory[2]) not in seen:
+                seen.add(tuple(trajectory[2]))
+                out.append(trajectory)
+                if len(out) == k:
+                    break
+        return out
+
+    def _reward_std(self) -> float:
+        """Standard deviation of the rewards told (0 before two)."""
+        return float(np.std([m[3] for m in self._memory])) if len(self._memory) > 1 else 0.0
 
     def _trajectory(self, actions) -> tuple[list[int], list[int], list[int]]:
         """Q-table rows, legal action counts and actions of an architecture's decisions."""
@@ -245,6 +287,10 @@ class QLearning(Controller):
             ([int(x) for x in r], [int(x) for x in s], [int(x) for x in a], float(w))
             for r, s, a, w in state["memory"]
         ]
+        self._counts = [0] * len(self._q)
+        for rows, _, actions, _ in self._memory:
+            for row, a in zip(rows, actions, strict=True):
+                self._counts[row + a] += 1
         self._rng.bit_generator.state = state["rng"]
         self._worst = None if state["worst"] is None else float(state["worst"])
         self._skipped = int(state["skipped"])
