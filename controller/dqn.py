@@ -104,6 +104,11 @@ class DQNOptions:
         check_rank_options(self)
 
 
+def _same(actions: list[int]) -> list[int]:
+    """A draw is its own action sequence."""
+    return actions
+
+
 class QNetwork(nn.Module):
     """observation (B, D) -> one value per padded action (B, max_choices)."""
 
@@ -208,7 +213,7 @@ class DQN(Controller):
                 return queue.pop(0)
 
             actions = self._ranker.propose(
-                draw, list, list, self._asked, RANK_RETRIES, self._history, self._rng
+                draw, _same, _same, self._asked, RANK_RETRIES, self._history, self._rng
             )
         else:
             actions = self._sample(epsilon)

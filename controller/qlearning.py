@@ -112,6 +112,11 @@ class QLearningOptions:
         check_rank_options(self)
 
 
+def _same(actions: list[int]) -> list[int]:
+    """A draw is its own action sequence."""
+    return actions
+
+
 def check_schedule(schedule) -> list[list[float]]:
     """Validate an epsilon schedule [[epsilon, count], ...] and return it as plain lists."""
     out = []
@@ -173,8 +178,8 @@ class QLearning(Controller):
             history = [(reward, actions) for _, _, actions, reward in self._memory]
             actions = self._ranker.propose(
                 lambda _: self._sample(epsilon),
-                list,
-                list,
+                _same,
+                _same,
                 self._asked,
                 retries,
                 history,
