@@ -31,7 +31,8 @@ Defaults: CleanRL's Atari/classic-control settings (buffer 10k, batch 128, lr 2.
 every 500 steps) are made for 10^5-10^6 environment steps; a search here has 50-500 episodes
 of 5-26 steps. So the buffer holds every transition of such a search, the batch is smaller and
 the learning rate higher, several updates follow each reward, the target is synced every few
-rewards, and epsilon falls over the first hundred or so architectures (`DQNOptions`).
+rewards, and epsilon falls over the first hundred or so architectures (`DQNOptions`); ranked
+proposals were chosen by leave-one-table-out on the shipped tables (benchmarks/loto.py).
 Measured: benchmarks/RESULTS.md#dqn.
 Torch runs on one thread inside ask and tell (`one_thread`): for a network this small that
 is several times faster, and on a busy machine more threads mostly wait for each other.
@@ -80,9 +81,10 @@ class DQNOptions:
     """Epsilon once the exploration phase is over."""
     exploration: int = 100
     """Architectures over which epsilon falls linearly from start to end."""
-    rank_samples: int = 0
+    rank_samples: int = 16
     """Draw this many distinct unasked epsilon-greedy architectures and propose the one a reward
-    model ranks first (`controller.ranking`; 0 or 1: off)."""
+    model ranks first (`controller.ranking`; 0 or 1: off, the plain DQN's proposals; see
+    benchmarks/RESULTS.md#ranked-proposals-for-q-learning-and-dqn)."""
     rank_after: int = 4
     """Rewards told before proposals are ranked (until then: one draw)."""
     rank_neighbours: int = 2

@@ -40,7 +40,8 @@ the best path found so far that the Q-values keep moving, and a learning rate we
 MetaQNN's lets them follow the rewards within a few hundred children. A different budget is one
 option away, e.g. `schedule=[[1.0, 150], [0.5, 100], [0.1, 250]]`. Chosen on the toy objective
 of tests/controller/test_toys.py, then on the tabular benchmarks; every schedule and option
-tried, with figures: benchmarks/RESULTS.md#q-learning.
+tried, with figures: benchmarks/RESULTS.md#q-learning. Ranked proposals, `replay_best` and
+`ucb` were chosen (or not) by leave-one-table-out on the shipped tables (benchmarks/loto.py).
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ class QLearningOptions:
     """Count-based exploration: the greedy action maximises Q(s, a) + ucb * (std of the rewards)
     * sqrt(log(1 + n(s)) / (1 + n(s, a))), n counting the told architectures that took it
     (0: plain greedy)."""
-    rank_samples: int = 0
+    rank_samples: int = 16
     """Draw this many distinct unasked epsilon-greedy architectures and propose the one a reward
-    model ranks first (`controller.ranking`; 0 or 1: off)."""
+    model ranks first (`controller.ranking`; 0 or 1: off, MetaQNN's proposals; see
+    benchmarks/RESULTS.md#ranked-proposals-for-q-learning-and-dqn)."""
     rank_after: int = 4
     """Rewards told before proposals are ranked (until then: one draw)."""
     rank_neighbours: int = 2

@@ -40,8 +40,7 @@ def normal_scores(y: np.ndarray) -> np.ndarray:
 
 class RewardModel:
     """Bootstrap ensemble of one-hidden-layer MLPs, trained together as one batched network
-    (in numpy, gradients by hand: at this size a torch step costs its overhead, not its
-    arithmetic).
+    (in numpy, gradients by hand; the same steps as torch's Adam to float precision).
 
     Args:
         inputs: Length of the encoding (`encode_actions`).

@@ -124,10 +124,10 @@ class Slot:
     def active(self, assigned: Mapping[str, Any]) -> bool:
         # `in_layer` and all() spelled out: walks call this for every slot of every draw
         block, layer = self.block, self.layer
-        if block is not None and layer is not None and self.key is not None:
+        if block is not None and layer is not None and self.key is not None:  # noqa: SIM102
             if assigned.get(block, 0) <= layer:
                 return False
-        for condition in self.conditions:
+        for condition in self.conditions:  # noqa: SIM110 (a generator costs more here)
             if not condition.holds(assigned):
                 return False
         return True

@@ -137,3 +137,14 @@ def test_ranked_controllers_keep_the_contract(name, space):
 def test_bad_rank_options_are_refused(name, bad, space):
     with pytest.raises(ValueError, match=next(iter(bad))):
         make_controller(name, space, **bad)
+
+
+def test_qlearning_replay_best_and_ucb_change_what_it_proposes(space):
+    plain = run(make_controller("qlearning", space, seed=1, rank_samples=0), 40)
+    for options in ({"replay_best": 4}, {"ucb": 0.5}):
+        assert (
+            run(make_controller("qlearning", space, seed=1, rank_samples=0, **options), 40) != plain
+        )
+    for bad in ({"replay_best": -1}, {"ucb": -0.1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            make_controller("qlearning", space, **bad)
