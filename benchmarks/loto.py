@@ -9,7 +9,8 @@ table once; for a held-out table, the setting with the lowest mean over the *oth
 log(median evaluations to the top 1%) is chosen (ties: the earlier setting), so no table ever
 picks its own setting. The chosen setting and the baselines then run `--seeds` fresh seeds
 (numbered from 1000, apart from the tuning seeds) on the held-out table. The ratio column is
-the chosen setting's median over the best baseline's.
+the chosen setting's median over the best baseline's. `--also SPEC` reports more controllers on
+the same seeds beside the baselines (e.g. the controller with ranking off).
 
 Every (table, controller with options, seeds, budget) run is kept in ``runs/loto/`` and read
 back on a rerun, so the protocol resumes after a kill and grows without repeating work.
@@ -64,7 +65,8 @@ def log_median(summary: ControllerSummary, budget: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     candidates = settings(args.controller, args.grid)
-    for spec in (*candidates, *BASELINES):
+    extra = tuple(args.also)
+    for spec in (*candidates, *BASELINES, *extra):
         check_spec(spec)
     names = args.tables.split(",") if args.tables else shipped_tables()
     if len(names) < 2:
@@ -85,19 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, table in tables.items():
         with seed_pool(table, args.jobs) as pool:
-            for spec in (chosen[name], *BASELINES):
+            for spec in dict.fromkeys((chosen[name], *BASELINES, *extra)):
                 rows = cached_runs(table, spec, report, args.budget, pool)
                 reports[(name, spec)] = summarize(table, spec, rows)
     print(
         f"{args.controller}: {len(candidates)} settings x {len(tables)} tables, tuned on "
         f"{args.tune_seeds} seeds, reported on {args.seeds} others (budget {args.budget})\n"
     )
-    columns = [f"{c}: median [95%] (regret@100, @200)" for c in ("chosen", *BASELINES)]
+    shown = ("chosen", *BASELINES, *extra)
+    columns = [f"{c}: median [95%] (regret@100, @200)" for c in shown]
     print("| held out | chosen setting | " + " | ".join(columns) + " | ratio |")
     print("|" + " --- |" * (3 + len(columns)))
     for name in tables:
-        summaries = [reports[(name, spec)] for spec in (chosen[name], *BASELINES)]
-        best_baseline = min((s.median_evals_to_top or math.inf) for s in summaries[1:])
+        summaries = [reports[(name, spec)] for spec in (chosen[name], *BASELINES, *extra)]
+        baselines = summaries[1 : 1 + len(BASELINES)]
+        best_baseline = min((s.median_evals_to_top or math.inf) for s in baselines)
         ratio = (summaries[0].median_evals_to_top or math.inf) / best_baseline
         cells = " | ".join(_cell(s, args.budget) for s in summaries)
         setting = chosen[name].partition(":")[2] or "defaults"
@@ -118,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("controller", help="the controller whose options are chosen")
     parser.add_argument(
         "--grid", action="append", default=[], help="option=value,value,... (repeatable)"
+    )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        help="another controller spec reported beside the baselines (repeatable)",
     )
     parser.add_argument("--tables", help="comma-separated tables (default: every shipped one)")
     parser.add_argument("--tune-seeds", type=int, default=30, help="seeds per setting and table")

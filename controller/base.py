@@ -99,14 +99,16 @@ def draw_unasked(
 
 
 def complete_actions(
-    space, prefix: Sequence[int], kept: dict[int, int], rng: np.random.Generator
+    space, prefix: Sequence[int], kept: dict[int, int], rng: np.random.Generator, walk=None
 ) -> list[int]:
     """`prefix` made a whole architecture: each later decision takes its choice in `kept` (by
     slot index) where it has one, else a uniformly drawn one (a decision that a changed count or
-    `when` made active)."""
-    actions, walk = list(prefix), space.walk()
-    for action in prefix:
-        walk.take(action)
+    `when` made active). `walk`: a `space.walk()` that has already taken `prefix` (it goes on)."""
+    actions = list(prefix)
+    if walk is None:
+        walk = space.walk()
+        for action in prefix:
+            walk.take(action)
     while (slot := walk.next_slot()) is not None:
         action = kept[slot.index] if slot.index in kept else int(rng.integers(len(slot.choices)))
         actions.append(action)

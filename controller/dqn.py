@@ -20,6 +20,10 @@ transitions, `updates` gradient steps of Adam are taken on
 
 with the target network copied from the online one every `target_every` steps.
 
+With `rank_samples` > 1, once `rank_after` rewards are told, each ask draws that many distinct
+unasked epsilon-greedy architectures side by side (one pass of the network per decision) and
+proposes the one a reward model ranks first (`controller.ranking`, as in `reinforce`).
+
 Failed children (reward None, NaN or +-inf) get the worst reward seen so far, as in
 `reinforce` and `qlearning`; a failure before any finite reward is skipped (`skipped`).
 
@@ -27,7 +31,8 @@ Defaults: CleanRL's Atari/classic-control settings (buffer 10k, batch 128, lr 2.
 every 500 steps) are made for 10^5-10^6 environment steps; a search here has 50-500 episodes
 of 5-26 steps. So the buffer holds every transition of such a search, the batch is smaller and
 the learning rate higher, several updates follow each reward, the target is synced every few
-rewards, and epsilon falls over the first hundred or so architectures (`DQNOptions`).
+rewards, and epsilon falls over the first hundred or so architectures (`DQNOptions`); ranked
+proposals were chosen by leave-one-table-out on the shipped tables (benchmarks/loto.py).
 Measured: benchmarks/RESULTS.md#dqn.
 Torch runs on one thread inside ask and tell (`one_thread`): for a network this small that
 is several times faster, and on a busy machine more threads mostly wait for each other.
@@ -45,7 +50,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from controller.base import Candidate, Controller, worst_for_failed
+from controller.ranking import Ranker, check_rank_options
 from controller.registry import register_controller
+
+RANK_RETRIES = 10
+"""Draws past `rank_samples` while fewer are distinct and unasked (as `qlearning`'s resample)."""
 
 
 @dataclass
@@ -72,6 +81,14 @@ class DQNOptions:
     """Epsilon once the exploration phase is over."""
     exploration: int = 100
     """Architectures over which epsilon falls linearly from start to end."""
+    rank_samples: int = 16
+    """Draw this many distinct unasked epsilon-greedy architectures and propose the one a reward
+    model ranks first (`controller.ranking`; 0 or 1: off, the plain DQN's proposals; see
+    benchmarks/RESULTS.md#ranked-proposals-for-q-learning-and-dqn)."""
+    rank_after: int = 4
+    """Rewards told before proposals are ranked (until then: one draw)."""
+    rank_neighbours: int = 2
+    """The one-decision neighbours of this many of the best told join the ranked draws."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -86,6 +103,12 @@ class DQNOptions:
         for name in ("start_epsilon", "end_epsilon"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check_rank_options(self)
+
+
+def _same(actions: list[int]) -> list[int]:
+    """A draw is its own action sequence."""
+    return actions
 
 
 class QNetwork(nn.Module):
@@ -130,6 +153,8 @@ class DQN(Controller):
         self._skipped = 0
         self._stats = {"loss": 0.0, "updates": 0.0}
         self._explored = 0  # architectures a warm start's source asked (epsilon goes on)
+        self._asked: set[tuple[int, ...]] = set()  # every architecture asked (for ranking)
+        self._history: list[tuple[float, list[int]]] = []  # (reward, actions), told order
 
     def _build(self) -> None:
         o, S, K = self.options, self.space.max_steps, self.space.max_choices
@@ -154,6 +179,9 @@ class DQN(Controller):
         self._rewards = np.zeros(o.buffer, dtype=np.float32)
         self._dones = np.zeros(o.buffer, dtype=np.float32)
         self._size = self._cursor = 0
+        self._ranker = Ranker(
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
+        )
 
     @property
     def epsilon(self) -> float:
@@ -177,7 +205,26 @@ class DQN(Controller):
     # -- ask ----------------------------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        epsilon, rng = self.epsilon, self._rng
+        epsilon = self.epsilon
+        if self._ranker.ready:
+            queue: list[list[int]] = []
+
+            def draw(_: int) -> list[int]:
+                if not queue:
+                    queue.extend(self._draws(epsilon, self._ranker.samples))
+                return queue.pop(0)
+
+            actions = self._ranker.propose(
+                draw, _same, _same, self._asked, RANK_RETRIES, self._history, self._rng
+            )
+        else:
+            actions = self._sample(epsilon)
+            self._asked.add(tuple(actions))
+        return self._candidate(actions, epsilon=epsilon)
+
+    def _sample(self, epsilon: float) -> list[int]:
+        """One epsilon-greedy action sequence (one pass of the network per greedy decision)."""
+        rng = self._rng
         actions: list[int] = []
         taken: dict[int, int] = {}
         while (slot := self.space.next_slot(actions)) is not None:
@@ -192,7 +239,40 @@ class DQN(Controller):
                 a = ties[int(rng.integers(len(ties)))] if len(ties) > 1 else ties[0]
             actions.append(a)
             taken[slot.index] = a
-        return self._candidate(actions, epsilon=epsilon)
+        return actions
+
+    def _draws(self, epsilon: float, count: int) -> list[list[int]]:
+        """`count` epsilon-greedy action sequences drawn side by side: one pass of the network
+        per decision for all of them."""
+        rng, K, S = self._rng, self.space.max_choices, self.space.max_steps
+        walks = [self.space.walk() for _ in range(count)]
+        slots = [walk.next_slot() for walk in walks]
+        actions: list[list[int]] = [[] for _ in range(count)]
+        obs = np.zeros((count, self._obs_size), dtype=np.float32)
+        while live := [i for i, slot in enumerate(slots) if slot is not None]:
+            explore = rng.random(len(live)) < epsilon
+            greedy = [i for i, e in zip(live, explore, strict=True) if not e]
+            if greedy:
+                obs[greedy, S * K :] = 0.0
+                for i in greedy:
+                    obs[i, S * K + slots[i].index] = 1.0
+                with torch.no_grad(), one_thread():
+                    values = self.q_network(torch.from_numpy(obs[greedy])).numpy()
+                row = dict(zip(greedy, values, strict=True))
+            for i, e in zip(live, explore, strict=True):
+                slot = slots[i]
+                n = len(slot.choices)
+                if e:
+                    a = int(rng.integers(n))
+                else:
+                    v = row[i][:n]
+                    ties = np.flatnonzero(v == v.max())
+                    a = int(ties[rng.integers(len(ties))]) if len(ties) > 1 else int(ties[0])
+                actions[i].append(a)
+                obs[i, slot.index * K + a] = 1.0
+                walks[i].take(a)
+                slots[i] = walks[i].next_slot()
+        return actions
 
     # -- tell and learn -----------------------------------------------------------------------
 
@@ -203,6 +283,8 @@ class DQN(Controller):
             self._skipped += 1
             return
         self._store(list(candidate.actions), reward)
+        self._history.append((reward, list(candidate.actions)))
+        self._ranker.tell(candidate.actions, reward)
         if self._size >= self.options.batch:
             with one_thread():
                 for _ in range(self.options.updates):
@@ -273,6 +355,9 @@ class DQN(Controller):
             "skipped": self._skipped,
             "stats": dict(self._stats),
             "explored": self._explored,
+            "asked": [list(actions) for actions in sorted(self._asked)],
+            "history": [[reward, list(actions)] for reward, actions in self._history],
+            "reward_model": self._ranker.state_dict(),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -290,6 +375,12 @@ class DQN(Controller):
         self._skipped = int(state["skipped"])
         self._stats = {k: float(v) for k, v in state["stats"].items()}
         self._explored = int(state.get("explored", 0))
+        self._asked = {tuple(int(a) for a in actions) for actions in state.get("asked", [])}
+        self._history = [
+            (float(r), [int(a) for a in actions]) for r, actions in state.get("history", [])
+        ]
+        if "reward_model" in state:
+            self._ranker.load_state_dict(state["reward_model"])
 
     def _warm_start(self, state: dict, shared) -> str:
         """The Q-network's weights, for the target network too: the hidden layers whole, the

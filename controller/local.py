@@ -20,6 +20,7 @@ incumbent.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -58,11 +59,38 @@ def one_decision_neighbours(space, actions: list[int], rng: np.random.Generator)
     kept = {slot.index: a for slot, a in zip(slots, actions, strict=True)}
     moves = [(t, c) for t, slot in enumerate(slots) for c in range(len(slot.choices))]
     moves = [(t, c) for t, c in moves if c != actions[t]]
+    walks, walk = [], space.walk()  # walks[t]: the decisions of actions[:t] taken
+    for action in actions:
+        walks.append(_copy_walk(walk))
+        walk.take(action)
     neighbours = []
+    steering = _steering(space)
     for i in rng.permutation(len(moves)):
         t, choice = moves[int(i)]
-        neighbours.append(complete_actions(space, [*actions[:t], choice], kept, rng))
+        if slots[t].name not in steering:  # nothing else changes: no walk needed
+            neighbours.append([*actions[:t], choice, *actions[t + 1 :]])
+            continue
+        walk = _copy_walk(walks[t])
+        walk.take(choice)
+        neighbours.append(complete_actions(space, [*actions[:t], choice], kept, rng, walk))
     return neighbours
+
+
+def _steering(space) -> set[str]:
+    """Names of the decisions that switch others on or off (counts and `when` conditions)."""
+    names = set()
+    for slot in space.slots:
+        if slot.block is not None:
+            names.add(slot.block)
+        names.update(condition.slot for condition in slot.conditions)
+    return names
+
+
+def _copy_walk(walk):
+    """A walk that goes on from where `walk` is, independently of it."""
+    other = copy.copy(walk)
+    other.assigned = dict(walk.assigned)
+    return other
 
 
 @register_controller("local")

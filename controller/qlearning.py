@@ -23,6 +23,10 @@ learning pass goes from the last transition back to the first with
 
 (MetaQNN: lr 0.01, discount 1, initial Q 0.5, 128 replays per reward.)
 
+With `rank_samples` > 1, once `rank_after` rewards are told, each ask draws that many distinct
+unasked epsilon-greedy architectures and proposes the one a reward model ranks first
+(`controller.ranking`, as in `reinforce`); the Q-values learn from every reward as above.
+
 Failed children (reward None, NaN or +-inf) get the worst reward seen so far, as in
 `reinforce`; a failure before any finite reward is skipped (counted in `skipped`).
 
@@ -36,17 +40,20 @@ the best path found so far that the Q-values keep moving, and a learning rate we
 MetaQNN's lets them follow the rewards within a few hundred children. A different budget is one
 option away, e.g. `schedule=[[1.0, 150], [0.5, 100], [0.1, 250]]`. Chosen on the toy objective
 of tests/controller/test_toys.py, then on the tabular benchmarks; every schedule and option
-tried, with figures: benchmarks/RESULTS.md#q-learning.
+tried, with figures: benchmarks/RESULTS.md#q-learning. Ranked proposals, `replay_best` and
+`ucb` were chosen (or not) by leave-one-table-out on the shipped tables (benchmarks/loto.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
+from controller.ranking import Ranker, check_rank_options
 from controller.registry import register_controller
 
 
@@ -72,6 +79,21 @@ class QLearningOptions:
     resample: int = 10
     """When an architecture asked before comes out, draw again, up to this many times (a
     repeat costs a child and teaches nothing; MetaQNN, 0, looked repeats up instead)."""
+    replay_best: int = 0
+    """After each reward, also replay the trajectories of this many of the best distinct
+    architectures told (0: off)."""
+    ucb: float = 0.0
+    """Count-based exploration: the greedy action maximises Q(s, a) + ucb * (std of the rewards)
+    * sqrt(log(1 + n(s)) / (1 + n(s, a))), n counting the told architectures that took it
+    (0: plain greedy)."""
+    rank_samples: int = 16
+    """Draw this many distinct unasked epsilon-greedy architectures and propose the one a reward
+    model ranks first (`controller.ranking`; 0 or 1: off, MetaQNN's proposals; see
+    benchmarks/RESULTS.md#ranked-proposals-for-q-learning-and-dqn)."""
+    rank_after: int = 4
+    """Rewards told before proposals are ranked (until then: one draw)."""
+    rank_neighbours: int = 2
+    """The one-decision neighbours of this many of the best told join the ranked draws."""
 
     def __post_init__(self) -> None:
         if not 0 < self.lr <= 1:
@@ -82,8 +104,19 @@ class QLearningOptions:
             raise ValueError(f"replay must be an integer >= 0, got {self.replay}")
         if int(self.resample) != self.resample or self.resample < 0:
             raise ValueError(f"resample must be an integer >= 0, got {self.resample}")
+        if int(self.replay_best) != self.replay_best or self.replay_best < 0:
+            raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
+        if not self.ucb >= 0:
+            raise ValueError(f"ucb must be >= 0, got {self.ucb}")
+        self.replay_best = int(self.replay_best)
         self.replay, self.resample = int(self.replay), int(self.resample)
         self.schedule = check_schedule(self.schedule)
+        check_rank_options(self)
+
+
+def _same(actions: list[int]) -> list[int]:
+    """A draw is its own action sequence."""
+    return actions
 
 
 def check_schedule(schedule) -> list[list[float]]:
@@ -122,10 +155,13 @@ class QLearning(Controller):
         self._shape = (S, S + 1, K + 1)  # (slot, previous slot + 1, previous action + 1)
         self._q = [self.options.initial_q] * (S * (S + 1) * (K + 1) * K)  # a list: fast scalars
         self._memory: list[tuple[list[int], list[int], list[int], float]] = []
+        self._counts = [0] * len(self._q)  # told architectures that took each (state, action)
         self._worst: float | None = None
         self._skipped = 0
         self._asked: set[tuple[int, ...]] = set()
         self._explored = 0  # architectures a warm start's source asked (the schedule goes on)
+        o = self.options
+        self._ranker = Ranker(space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after)
 
     def _state(self, slot: int, prev_slot: int, prev_action: int) -> int:
         """Offset of a state's row in the flat Q-table (-1 = no previous decision)."""
@@ -139,27 +175,48 @@ class QLearning(Controller):
     # -- ask ----------------------------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        actions = draw_unasked(
-            lambda _: self._sample(self.epsilon), list, self._asked, self.options.resample
-        )
-        return self._candidate(actions, epsilon=self.epsilon)
+        epsilon, retries = self.epsilon, self.options.resample
+        if self._ranker.ready:
+            history = [(reward, actions) for _, _, actions, reward in self._memory]
+            actions = self._ranker.propose(
+                lambda _: self._sample(epsilon),
+                _same,
+                _same,
+                self._asked,
+                retries,
+                history,
+                self._rng,
+            )
+        else:
+            actions = draw_unasked(lambda _: self._sample(epsilon), list, self._asked, retries)
+        return self._candidate(actions, epsilon=epsilon)
 
     def _sample(self, epsilon: float) -> list[int]:
         """One epsilon-greedy action sequence."""
-        q, rng = self._q, self._rng
+        q, rng, counts = self._q, self._rng, self._counts
+        bonus = self.options.ucb * self._reward_std() if self.options.ucb else 0.0
         actions: list[int] = []
         prev_slot = prev_action = -1
-        while (slot := self.space.next_slot(actions)) is not None:
+        walk = self.space.walk()
+        while (slot := walk.next_slot()) is not None:
             n = len(slot.choices)  # the legal actions are 0 .. n - 1
             if rng.random() < epsilon:
                 a = int(rng.integers(n))
             else:
                 row = self._state(slot.index, prev_slot, prev_action)
                 values = q[row : row + n]
+                if bonus:
+                    seen = counts[row : row + n]
+                    log_n = math.log(1 + sum(seen))
+                    values = [
+                        v + bonus * math.sqrt(log_n / (1 + c))
+                        for v, c in zip(values, seen, strict=True)
+                    ]
                 best = max(values)
                 ties = [i for i, v in enumerate(values) if v == best]
                 a = ties[int(rng.integers(len(ties)))] if len(ties) > 1 else ties[0]
             actions.append(a)
+            walk.take(a)
             prev_slot, prev_action = slot.index, a
         return actions
 
@@ -172,16 +229,36 @@ class QLearning(Controller):
             self._skipped += 1
             return
         self._memory.append((*self._trajectory(candidate.actions), reward))
+        self._ranker.tell(candidate.actions, reward)
+        rows, _, actions, _ = self._memory[-1]
+        for row, a in zip(rows, actions, strict=True):
+            self._counts[row + a] += 1
         self._update(*self._memory[-1])  # learn from the new trajectory, then replay
         for i in self._rng.integers(len(self._memory), size=self.options.replay):
             self._update(*self._memory[i])
+        for trajectory in self._best(self.options.replay_best):
+            self._update(*trajectory)
+
+    def _best(self, k: int) -> list[tuple[list[int], list[int], list[int], float]]:
+        """The trajectories of the `k` best distinct architectures told (earlier first on ties)."""
+        out, seen = [], set()
+        for trajectory in sorted(self._memory, key=lambda m: -m[3]) if k else []:
+            if tuple(trajectory[2]) not in seen:
+                seen.add(tuple(trajectory[2]))
+                out.append(trajectory)
+                if len(out) == k:
+                    break
+        return out
+
+    def _reward_std(self) -> float:
+        """Standard deviation of the rewards told (0 before two)."""
+        return float(np.std([m[3] for m in self._memory])) if len(self._memory) > 1 else 0.0
 
     def _trajectory(self, actions) -> tuple[list[int], list[int], list[int]]:
         """Q-table rows, legal action counts and actions of an architecture's decisions."""
         rows, sizes = [], []
         prev_slot = prev_action = -1
-        for t, a in enumerate(actions):
-            slot = self.space.next_slot(actions[:t])
+        for slot, a in zip(self.space.slots_of(actions), actions, strict=True):
             rows.append(self._state(slot.index, prev_slot, prev_action))
             sizes.append(len(slot.choices))
             prev_slot, prev_action = slot.index, int(a)
@@ -208,6 +285,7 @@ class QLearning(Controller):
             "skipped": self._skipped,
             "asked": [list(actions) for actions in sorted(self._asked)],
             "explored": self._explored,
+            "reward_model": self._ranker.state_dict(),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -216,11 +294,21 @@ class QLearning(Controller):
             ([int(x) for x in r], [int(x) for x in s], [int(x) for x in a], float(w))
             for r, s, a, w in state["memory"]
         ]
+        self._counts = [0] * len(self._q)
+        for rows, _, actions, _ in self._memory:
+            for row, a in zip(rows, actions, strict=True):
+                self._counts[row + a] += 1
         self._rng.bit_generator.state = state["rng"]
         self._worst = None if state["worst"] is None else float(state["worst"])
         self._skipped = int(state["skipped"])
         self._asked = {tuple(int(a) for a in actions) for actions in state.get("asked", [])}
         self._explored = int(state.get("explored", 0))
+        o = self.options  # the options may differ from the ones this controller was built with
+        self._ranker = Ranker(
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
+        )
+        if "reward_model" in state:
+            self._ranker.load_state_dict(state["reward_model"])
 
     def _warm_start(self, state: dict, shared) -> str:
         """The Q-values of every state and action the shared decisions and choices make up

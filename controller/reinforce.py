@@ -35,8 +35,9 @@ Once a few rewards are told (`rank_after`), each ask draws `rank_samples` distin
 architectures from the policy, adds the one-decision neighbours of the `rank_neighbours` best
 told so far, and proposes the one a reward model ranks first: a bootstrap ensemble of small
 MLPs over the one-hot action encoding, trained on every reward told, and ranking under one
-member drawn at random (Thompson sampling; `controller.reward_model`). The policy still learns
-from every real reward as above; the model only chooses which of its draws is worth a child.
+member drawn at random (Thompson sampling; `controller.ranking`, shared with `qlearning` and
+`dqn`). The policy still learns from every real reward as above; the model only chooses which
+of its draws is worth a child.
 
 Defaults
 --------
@@ -61,9 +62,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from controller.base import Candidate, Controller, draw_unasked, worst_for_failed
-from controller.local import one_decision_neighbours
+from controller.ranking import Ranker, check_rank_options
 from controller.registry import register_controller
-from controller.reward_model import RewardModel, encode_actions
 
 
 @dataclass
@@ -137,19 +137,12 @@ class ReinforceOptions:
             raise ValueError(f"resample_heat must be >= 1, got {self.resample_heat}")
         if int(self.replay_best) != self.replay_best or self.replay_best < 0:
             raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
-        if int(self.rank_samples) != self.rank_samples or self.rank_samples < 0:
-            raise ValueError(f"rank_samples must be an integer >= 0, got {self.rank_samples}")
-        if int(self.rank_neighbours) != self.rank_neighbours or self.rank_neighbours < 0:
-            raise ValueError(f"rank_neighbours must be an integer >= 0, got {self.rank_neighbours}")
-        if int(self.rank_after) != self.rank_after or self.rank_after < 2:
-            raise ValueError(f"rank_after must be an integer >= 2, got {self.rank_after}")
+        check_rank_options(self)
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be > 0 or None, got {self.clip}")
         self.batch, self.hidden = int(self.batch), int(self.hidden)
         self.update_steps, self.resample = int(self.update_steps), int(self.resample)
         self.replay_best = int(self.replay_best)
-        self.rank_samples, self.rank_after = int(self.rank_samples), int(self.rank_after)
-        self.rank_neighbours = int(self.rank_neighbours)
 
 
 class Policy(nn.Module):
@@ -223,9 +216,8 @@ class Reinforce(Controller):
             for p in self.policy.parameters():
                 p.uniform_(-0.1, 0.1, generator=self._generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
-        self._model = RewardModel(  # its own generator: the policy's draws stay as they were
-            self.space.max_steps * self.space.max_choices,
-            generator=torch.Generator().manual_seed(self.seed),
+        self._ranker = Ranker(
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
         )
 
     def _squash(self, logits, mask, heat: float = 1.0):
@@ -244,8 +236,25 @@ class Reinforce(Controller):
 
     def ask(self) -> Candidate:
         o = self.options
-        if o.rank_samples > 1 and len(self._model) >= o.rank_after:
-            actions, log_prob, entropy = self._ranked_draw()
+        if self._ranker.ready:
+            queue: list[tuple[list[int], float, float]] = []
+
+            def draw(retry: int) -> tuple[list[int], float, float]:
+                if retry:  # past the batch: one at a time, each hotter
+                    return self._sample(o.resample_heat**retry)
+                if not queue:
+                    queue.extend(self._draws(o.rank_samples))
+                return queue.pop(0)
+
+            actions, log_prob, entropy = self._ranker.propose(
+                draw,
+                lambda drawn: drawn[0],
+                lambda actions: self._sample(forced=actions),
+                self._asked,
+                o.resample,
+                self._history,
+                self._generator,
+            )
         else:
             actions, log_prob, entropy = draw_unasked(
                 lambda retry: self._sample(o.resample_heat**retry),
@@ -290,38 +299,43 @@ class Reinforce(Controller):
             token = self.policy.token(slot.index, a)
         return actions, log_prob, entropy
 
-    def _ranked_draw(self) -> tuple[list[int], float, float]:
-        """`rank_samples` draws; of the distinct ones not asked before, the best under one
-        member of the reward model drawn at random (Thompson sampling)."""
-        o = self.options
-        drawn: dict[tuple[int, ...], tuple[list[int], float, float]] = {}
-        for retry in range(o.rank_samples + o.resample):
-            sample = self._sample(o.resample_heat ** max(0, retry + 1 - o.rank_samples))
-            if tuple(sample[0]) not in self._asked:
-                drawn.setdefault(tuple(sample[0]), sample)
-            if len(drawn) >= o.rank_samples or (retry >= o.rank_samples and drawn):
-                break
-        for actions in self._neighbours_of_best():
-            if tuple(actions) not in self._asked and tuple(actions) not in drawn:
-                drawn[tuple(actions)] = self._sample(forced=actions)
-        if not drawn:  # the policy only proposes what it asked before: repeat the last draw
-            drawn[tuple(sample[0])] = sample
-        options = list(drawn.values())
-        encodings = [encode_actions(self.space, a) for a, _, _ in options]
-        chosen = options[self._model.pick(encodings, self._generator)]
-        self._asked.add(tuple(chosen[0]))
-        return chosen
-
-    def _neighbours_of_best(self) -> list[list[int]]:
-        """The one-decision neighbours of the `rank_neighbours` best distinct architectures."""
-        best: list[list[int]] = []
-        for _, actions in sorted(self._history, key=lambda x: -x[0]):
-            if actions not in best:
-                best.append(actions)
-            if len(best) >= self.options.rank_neighbours:
-                break
-        rng = np.random.default_rng(len(self._history) + 7919 * self.seed)
-        return [n for actions in best for n in one_decision_neighbours(self.space, actions, rng)]
+    def _draws(self, count: int, heat: float = 1.0) -> list[tuple[list[int], float, float]]:
+        """`count` action sequences drawn side by side from the policy at its temperature times
+        `heat`, one LSTM step for all of them per decision: -> as `_sample`'s."""
+        embed, w_ih, w_hh, b, weight, bias = self.policy.arrays()
+        n_hidden, k = self.options.hidden, self.space.max_choices
+        h = np.zeros((count, n_hidden), dtype=np.float32)
+        c = np.zeros((count, n_hidden), dtype=np.float32)
+        tokens = np.zeros(count, dtype=np.int64)
+        log_prob, entropy = np.zeros(count), np.zeros(count)
+        walks = [self.space.walk() for _ in range(count)]
+        slots = [walk.next_slot() for walk in walks]
+        actions: list[list[int]] = [[] for _ in range(count)]
+        while live := [i for i, slot in enumerate(slots) if slot is not None]:
+            rows = np.asarray(live)
+            gates = embed[tokens[rows]] @ w_ih.T + h[rows] @ w_hh.T + b
+            i, f, g, o = np.split(gates, 4, axis=1)  # nn.LSTM's gate order
+            c[rows] = _sigmoid(f) * c[rows] + _sigmoid(i) * np.tanh(g)
+            h[rows] = _sigmoid(o) * np.tanh(c[rows])
+            index = np.asarray([slots[j].index for j in live])
+            logits = np.einsum("bkh,bh->bk", weight[index], h[rows]) + bias[index]
+            legal = np.arange(k) < np.asarray([len(slots[j].choices) for j in live])[:, None]
+            logits = logits.astype(np.float64)
+            logp = _log_softmax(self._squash(logits, legal))
+            p = np.exp(logp)
+            hot = p if heat == 1 else np.exp(_log_softmax(self._squash(logits, legal, heat)))
+            cdf = np.cumsum(hot, axis=1)
+            u = torch.rand(len(live), dtype=torch.float64, generator=self._generator).numpy()
+            taken = (cdf <= (u * cdf[:, -1])[:, None]).sum(1)  # inverse-CDF sampling
+            taken = np.minimum(taken, legal.sum(1) - 1)
+            log_prob[rows] += logp[np.arange(len(live)), taken]
+            entropy[rows] -= np.where(legal, p * np.where(legal, logp, 0.0), 0.0).sum(1)
+            for j, a in zip(live, taken.tolist(), strict=True):
+                actions[j].append(a)
+                walks[j].take(a)
+                tokens[j] = self.policy.token(slots[j].index, a)
+                slots[j] = walks[j].next_slot()
+        return [(actions[j], float(log_prob[j]), float(entropy[j])) for j in range(count)]
 
     # -- tell and learn -----------------------------------------------------------------------
 
@@ -333,8 +347,7 @@ class Reinforce(Controller):
             return
         self._buffer.append((list(candidate.actions), self._advantage(reward)))
         self._history.append((reward, list(candidate.actions)))
-        if self.options.rank_samples > 1:
-            self._model.add(encode_actions(self.space, candidate.actions), reward)
+        self._ranker.tell(candidate.actions, reward)
         if len(self._buffer) >= self.options.batch:
             self._update()
 
@@ -367,6 +380,10 @@ class Reinforce(Controller):
     def _log_probs(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy (summed over decisions) of whole action sequences under
         the current policy, with gradients: -> (B,), (B,)."""
+        return self._log_probs_of(self._batch(sequences))
+
+    def _batch(self, sequences: list[list[int]]) -> tuple[torch.Tensor, ...]:
+        """The tensors `_log_probs_of` reads for `sequences` (made once per update)."""
         K, B, T = self.space.max_choices, len(sequences), max(map(len, sequences))
         tokens = np.zeros((B, T), dtype=np.int64)  # input at step t (0 = start)
         slots = np.zeros((B, T), dtype=np.int64)
@@ -383,7 +400,12 @@ class Reinforce(Controller):
             chosen[i, :n], valid[i, :n] = actions, 1.0
         legal, weight = torch.from_numpy(masks), torch.from_numpy(valid)
         taken = torch.from_numpy(chosen).unsqueeze(2)  # (B, T, 1)
-        logits = self.policy(torch.from_numpy(tokens), torch.from_numpy(slots))
+        return torch.from_numpy(tokens), torch.from_numpy(slots), legal, weight, taken
+
+    def _log_probs_of(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_log_probs` of the tensors `_batch` made."""
+        tokens, slots, legal, weight, taken = batch
+        logits = self.policy(tokens, slots)
         logp = F.log_softmax(self._squash(logits, legal), dim=-1)  # (B, T, K)
         log_prob = (logp.gather(2, taken).squeeze(2) * weight).sum(1)
         entropy = (-(logp.exp() * logp.masked_fill(~legal, 0.0)).sum(2) * weight).sum(1)
@@ -412,8 +434,9 @@ class Reinforce(Controller):
             batch = batch + self._best_before(len(self._history) - len(batch))
         advantage = torch.tensor([adv for _, adv in batch])
         old_log_prob = None  # the policy's log p(actions) when the update began
+        tensors = self._batch([actions for actions, _ in batch])
         for _ in range(o.update_steps):
-            log_prob, entropy = self._log_probs([actions for actions, _ in batch])
+            log_prob, entropy = self._log_probs_of(tensors)
             if o.clip is None:
                 pg_loss = -(advantage * log_prob).mean()
             else:
@@ -446,7 +469,7 @@ class Reinforce(Controller):
             "asked": [list(actions) for actions in sorted(self._asked)],
             "history": [[reward, list(actions)] for reward, actions in self._history],
             "stats": dict(self._stats),
-            "reward_model": self._model.state_dict(),
+            "reward_model": self._ranker.state_dict(),
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -466,7 +489,7 @@ class Reinforce(Controller):
         ]
         self._stats = {k: float(v) for k, v in state["stats"].items()}
         if "reward_model" in state:
-            self._model.load_state_dict(state["reward_model"])
+            self._ranker.load_state_dict(state["reward_model"])
 
     def stats(self) -> dict[str, float]:
         """Counters plus baseline, reward_std, and the loss and mean policy entropy (nats per
@@ -507,6 +530,6 @@ class Reinforce(Controller):
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Log-softmax of a row of logits (-inf stays -inf)."""
-    logp = logits - logits.max()
-    return logp - np.log(np.exp(logp).sum())
+    """Log-softmax along the last axis (-inf stays -inf)."""
+    logp = logits - logits.max(axis=-1, keepdims=True)
+    return logp - np.log(np.exp(logp).sum(axis=-1, keepdims=True))

@@ -122,10 +122,15 @@ class Slot:
         return self.block, self.layer, self.key
 
     def active(self, assigned: Mapping[str, Any]) -> bool:
-        place = self.in_layer
-        if place is not None and assigned.get(place[0], 0) <= place[1]:
-            return False
-        return all(c.holds(assigned) for c in self.conditions)
+        # `in_layer` and all() spelled out: walks call this for every slot of every draw
+        block, layer = self.block, self.layer
+        if block is not None and layer is not None and self.key is not None:  # noqa: SIM102
+            if assigned.get(block, 0) <= layer:
+                return False
+        for condition in self.conditions:  # noqa: SIM110 (a generator costs more here)
+            if not condition.holds(assigned):
+                return False
+        return True
 
 
 class Walk:

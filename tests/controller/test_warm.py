@@ -63,15 +63,19 @@ def first_rewards(controller, n: int = 10) -> list[float]:
 @pytest.mark.parametrize("target", ["same", "other"])
 @pytest.mark.parametrize("name", LEARNERS)
 def test_a_warm_start_proposes_toward_what_the_source_learned(name, target, space):
+    """What is carried (a policy, Q-values) moves the first proposals. Q-learning's ranking is
+    off here: the reward model is not carried, and ranked, a cold start is already as good from
+    its fifth ask."""
     source_space, space = (space, space) if target == "same" else (other_space(), space)
+    off = {"rank_samples": 0} if name in ("dqn", "qlearning") else {}
     warm, cold = [], []
     for seed in range(3):
         source = trained(name, source_space, seed=seed)
-        controller = make_controller(name, space, seed=10 + seed)
+        controller = make_controller(name, space, seed=10 + seed, **off)
         carried = controller.warm_start(saved(source), source_space)
         assert carried
         warm += first_rewards(controller)
-        cold += first_rewards(make_controller(name, space, seed=10 + seed))
+        cold += first_rewards(make_controller(name, space, seed=10 + seed, **off))
     assert np.mean(warm) > np.mean(cold) + 0.3, (np.mean(warm), np.mean(cold))
 
 
