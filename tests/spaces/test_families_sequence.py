@@ -15,6 +15,7 @@ from torch import nn
 from spaces import load_space
 from spaces.families import InvalidArchitecture, build_model, family_trainer, list_families
 from spaces.families.rnn import CELLS, READOUTS
+from tests.spaces.padding import assert_padding_changes_nothing
 
 PREDICTIVE = [f for f in list_families() if family_trainer(f) is None]
 """Families trained by the task's own trainer (generative ones have theirs and their tests)."""
@@ -178,10 +179,4 @@ def test_padded_series_score_as_they_would_alone(family: str, readout: str) -> N
     torch.manual_seed(0)
     model = build_model(family, arch, SHAPES["unequal"], 3).eval()
     x = _batch("unequal", SHAPES["unequal"])
-    lengths = torch.tensor([16, 11, 7, 4])
-    with torch.no_grad():
-        padded = model(x, lengths)
-        assert torch.allclose(model(x)[0], padded[0], atol=1e-6)  # full length: unchanged
-        for i, n in enumerate(lengths.tolist()):
-            alone = model(x[i : i + 1, :n], lengths[i : i + 1])
-            assert torch.allclose(padded[i], alone[0], atol=1e-5), (i, n)
+    assert_padding_changes_nothing(model, x, torch.tensor([16, 11, 7, 4]))
