@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ decisions:
 
 TOY_OBJECTIVE = """\
 def score(architecture, report):
+    with open(STARTS, "a") as f:
+        f.write("started\\n")
     quality = (architecture["a"] + architecture["b"] + architecture["c"]) / 12
     for epoch in range(1, 10):
         value = quality * (1 - 0.5 ** epoch)
@@ -143,7 +146,9 @@ def test_the_controller_hears_the_estimate_not_the_last_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
-    (tmp_path / "toycurve.py").write_text(TOY_OBJECTIVE)
+    """Killed with SIGKILL a third of the way and resumed: the rungs and curves go on."""
+    starts = tmp_path / "started.txt"
+    (tmp_path / "toycurve.py").write_text(f"STARTS = {str(starts)!r}\n" + TOY_OBJECTIVE)
     (tmp_path / "toy.yaml").write_text(TOY_SPACE)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     command = [
@@ -170,12 +175,30 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
         "--name",
         "toy",
     ]
+    with (tmp_path / "killed.out").open("w") as sink:
+        killed = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path, env=env
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and (
+            not starts.exists() or len(starts.read_text().split()) < 12
+        ):
+            assert killed.poll() is None, (tmp_path / "killed.out").read_text()[-3000:]
+            time.sleep(0.1)
+        killed.kill()
+        killed.wait(timeout=60)
     result = subprocess.run(
-        command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400
+        [sys.executable, "-m", "search.cli", "resume", "toy"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=400,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    printed = (tmp_path / "killed.out").read_text() + result.stdout
     assert "asha may stop a child at epoch 1, 3" in result.stdout
-    assert "stopped at epoch" in result.stdout and "stopped early" in result.stdout
+    assert "stopped at epoch" in printed and "stopped early" in result.stdout
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("toy")
