@@ -27,6 +27,7 @@ __all__ = [
     "run_controller",
     "run_seeds",
     "seed_pool",
+    "worker_table",
 ]
 
 ControllerFactory = Callable[[Any, int], Any]
@@ -191,10 +192,15 @@ def _start_worker(table: Table, warm: WarmFrom | None) -> None:
     torch.set_num_threads(1)  # the controllers' networks are tiny; threads only cost here
 
 
-def _timed_run(controller: str, seed: int, budget: int, warm: bool) -> tuple[np.ndarray, float]:
+def worker_table() -> Table:
+    """In a worker process of `seed_pool`: the table it received."""
     assert _worker_table is not None, "not a worker of seed_pool"
+    return _worker_table
+
+
+def _timed_run(controller: str, seed: int, budget: int, warm: bool) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    rows = run_controller(_worker_table, controller, seed, budget, _worker_warm if warm else None)
+    rows = run_controller(worker_table(), controller, seed, budget, _worker_warm if warm else None)
     return rows, time.perf_counter() - start
 
 

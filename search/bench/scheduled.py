@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search.bench.runs import ControllerFactory, controller_factory
+from search.bench.runs import ControllerFactory, controller_factory, seed_pool, worker_table
 from search.bench.stats import median_interval, standard_error
 from search.bench.tables import BenchError, Table
 from search.schedulers import StoppedChildren, make_scheduler
@@ -225,29 +225,24 @@ def bench_scheduled(
     if grace_epochs >= epochs:
         raise BenchError(f"--grace-epochs {grace_epochs}: the table's children train {epochs}")
     summaries = []
-    with _pool(jobs) as pool:
+    with seed_pool(table, jobs) as pool:
         for name in controllers:
             for scheduler in schedulers:
-                args = (table, name, scheduler, epoch_budget, grace_epochs, reduction_factor)
+                setting = {
+                    "controller": name,
+                    "scheduler": scheduler,
+                    "epoch_budget": epoch_budget,
+                    "grace_epochs": grace_epochs,
+                    "reduction_factor": reduction_factor,
+                }
                 if pool is None:
-                    runs = [_one(args, seed) for seed in range(seeds)]
+                    runs = [run_scheduled(table, seed=s, **setting) for s in range(seeds)]
                 else:
-                    runs = list(pool.map(_one, [args] * seeds, range(seeds)))
+                    runs = list(pool.map(_in_worker, [setting] * seeds, range(seeds)))
                 summaries.append(summarize_scheduled(table, name, scheduler, runs, epoch_budget))
     return summaries, epoch_budget
 
 
-def _one(args: tuple, seed: int) -> ScheduledRun:
-    table, name, scheduler, epoch_budget, grace, rf = args
-    return run_scheduled(table, name, seed, scheduler, epoch_budget, grace, rf)
-
-
-def _pool(jobs: int):
-    from contextlib import nullcontext
-
-    if jobs <= 1:
-        return nullcontext()
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+def _in_worker(setting: dict, seed: int) -> ScheduledRun:
+    """One seed in a worker of `seed_pool` (the table is the worker's own)."""
+    return run_scheduled(worker_table(), seed=seed, **setting)
