@@ -18,8 +18,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -144,7 +146,7 @@ def _check_listening(host: str, port: int, address: str, source: str) -> None:
         )
         via, instead = " (RAY_ADDRESS)", "unset RAY_ADDRESS"
         if source != "RAY_ADDRESS":
-            via, instead = "", "search without an address"
+            via, instead = "", "use --address local"
         raise ConfigError(
             f"no Ray cluster at {address}{via}: {reason}; start one there with "
             f"`ray start --head --port={port}`, or {instead} to run on a Ray of the search's own"
@@ -347,48 +349,96 @@ class ClusterLost(BaseException):
         self.name = name
         super().__init__(
             f"the Ray cluster at {address} is gone; the search stopped: resume it with "
-            f"`rlnas resume {name}`"
+            f"`rlnas resume {name}` once the cluster is back, or on a Ray of its own with "
+            f"`rlnas resume {name} --address local`"
         )
 
 
 class ClusterWatch(tune.Callback):
     """Ends `Tuner.fit()` with `ClusterLost` once the cluster stops answering.
 
-    Asks the cluster's GCS whether this driver's node is alive at most every `every` seconds,
-    and after each failed trial (a cluster going away fails its trials first); no answer within
-    `timeout` seconds, or a dead node, is a lost cluster.
+    A thread of its own asks the cluster's GCS every `every` seconds whether this driver's node
+    is alive (no answer within `timeout` seconds, or a dead node, is a lost cluster); Tune's
+    loop raises `ClusterLost` at its next step, and after each failed trial it asks itself (a
+    cluster going away fails its trials first). Tune's loop can itself be stuck in a request
+    to the gone cluster (removing a failed trial's placement group waits on the GCS until Ray
+    ends the process, 60 s later): when it has not raised `grace` seconds after the loss,
+    the thread calls `on_stuck` with the `ClusterLost`, which by default says so on stderr
+    and ends the process with exit status 1.
     """
 
-    def __init__(self, name: str, every: float = 5.0, timeout: float = 10.0):
+    def __init__(
+        self,
+        name: str,
+        every: float = 5.0,
+        timeout: float = 10.0,
+        grace: float = 5.0,
+        on_stuck: Callable[[ClusterLost], Any] | None = None,
+    ):
         self.name = name
         self.every = every
         self.timeout = timeout
+        self.grace = grace
+        self.on_stuck = on_stuck or _exit_lost
         self._last = -math.inf
         self._address = ""  # the GCS's, once `setup` ran
         self._node: NodeID | None = None
+        self._lost = threading.Event()
+        self._done = threading.Event()  # Tune's loop raised, or the search is over
+        self._thread: threading.Thread | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What Tune saves with its experiment: the settings, not the thread or `on_stuck`."""
+        return {key: getattr(self, key) for key in ("name", "every", "timeout", "grace")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def setup(self, *args: Any, **info: Any) -> None:
         context = ray.get_runtime_context()
         self._address = context.gcs_address
         self._node = NodeID.from_hex(context.get_node_id())
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="rlnas-cluster", daemon=True)
+            self._thread.start()
 
     def on_step_begin(self, iteration, trials, **info):
-        if time.monotonic() - self._last >= self.every:
+        if self._lost.is_set() or time.monotonic() - self._last >= self.every:
             self.check()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.check()
+
+    def on_experiment_end(self, trials, **info):
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching (the search is over, or ends another way)."""
+        self._done.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.timeout + 5)
 
     def check(self) -> None:
         """Raise `ClusterLost` unless the cluster answers that this driver's node is alive."""
         if self._node is None:
             self.setup()
         self._last = time.monotonic()
-        if self._answers():
+        if not self._lost.is_set() and self._answers():
             return
+        self.close()
         # Disconnect now: else Ray ends this process once the GCS has been away for 60 s.
         ray.shutdown()
         raise ClusterLost(self._address, self.name)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.every):
+            if self._answers():
+                continue
+            self._lost.set()
+            if not self._done.wait(self.grace):  # Tune's loop did not raise: it is stuck
+                self.on_stuck(ClusterLost(self._address, self.name))
+            return
 
     def _answers(self) -> bool:
         # A plain TCP connection first: Ray's own client may wait out its reconnection
@@ -404,3 +454,9 @@ class ClusterWatch(tune.Callback):
             return all(gcs.check_alive([self._node], timeout=self.timeout))
         except Exception:  # Ray's RpcError once its retries to the GCS time out
             return False
+
+
+def _exit_lost(lost: ClusterLost) -> None:
+    """Say that the cluster is gone and end this process (its main thread is stuck in Ray)."""
+    print(f"rlnas: {lost}", file=sys.stderr, flush=True)
+    os._exit(1)

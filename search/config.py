@@ -220,7 +220,8 @@ class SearchConfig:
 
     Meanwhile its writes are kept and retried; the stopped search can be resumed."""
     address: str | None = None
-    """Address of a Ray cluster; default RAY_ADDRESS, else a local Ray started for the search."""
+    """Address of a Ray cluster (HOST:PORT, or local: a Ray started for the search); default
+    RAY_ADDRESS, else local."""
     storage: str | None = None
     """Where Ray Tune keeps trial results and checkpoints; default runs/ray."""
     quiet: bool = False

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -400,7 +401,35 @@ def run_search(
     searcher.on_change = children.save_state = state.save
     state.save(final=True)
     print(_header(config, plan, concurrency, resume, warm), file=out, flush=True)
-    callbacks = _callbacks(config, searcher, children, out)
+    closing = threading.Lock()  # the records' last writes: by this thread, or by `stuck`
+    closed: list[tuple[pd.DataFrame, int | None, dict[str, Any] | None]] = []
+
+    def close(status: str) -> None:
+        board = log.leaderboard()
+        closed.append(
+            (
+                board,
+                *_finish(
+                    tracker, log, board, plan.controller, status, plan.task, plan.space, config.keep
+                ),
+            )
+        )
+        state.save(final=True)
+        tracker.close()
+
+    def stuck(lost: ClusterLost) -> None:
+        """The cluster is gone while Tune waits on it: the records end here, then the process."""
+        with closing:
+            if closed:
+                return
+            try:
+                close("KILLED")
+            finally:
+                print(f"rlnas: {lost}", file=sys.stderr, flush=True)
+                os._exit(1)
+
+    watch = ClusterWatch(tracker.name, on_stuck=stuck)
+    callbacks = _callbacks(config, searcher, children, out, watch)
     status = "FAILED"
     try:
         _fit(
@@ -420,14 +449,12 @@ def run_search(
         raise
     finally:
         try:
-            board = log.leaderboard()
-            version, kept = _finish(
-                tracker, log, board, plan.controller, status, plan.task, plan.space, config.keep
-            )
-            state.save(final=True)
-            tracker.close()
+            watch.close()
+            with closing:
+                close(status)
         finally:  # even when the tracking store is gone (TrackingError): Ray stops
             disconnect(started_ray)
+    board, version, kept = closed[0]
     return _result(config, tracker, log, board, searcher, version, kept, status, started)
 
 
@@ -532,11 +559,11 @@ def _callbacks(
     searcher: ControllerSearcher,
     children: ChildRunCallback,
     out,
+    watch: ClusterWatch,
 ) -> list[tune.Callback]:
     """Tune's callbacks on the driver, in the order they hear of a trial."""
-    callbacks = [
-        # first: a child cut off by a lost cluster stays running (trained again on resume)
-        ClusterWatch(children.tracker.name),
+    callbacks: list[tune.Callback] = [
+        watch,  # first: a child cut off by a lost cluster stays running (trained again on resume)
         children,  # saves the state once a child's end is recorded
         ProgressCallback(children.log, out),
     ]

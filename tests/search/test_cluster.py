@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from search.cluster import connect
 from search.config import ConfigError
+from tests.search.toy_search import cli, command, evaluated, runs_of, setup_dir, trained
+from tests.search.toy_search import env as toy_env
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -177,6 +178,8 @@ CONNECT = textwrap.dedent(
     import ray
     from search.cluster import connect, disconnect
     from search.config import ConfigError
+from tests.search.toy_search import cli, command, evaluated, runs_of, setup_dir, trained
+from tests.search.toy_search import env as toy_env
 
     started = time.monotonic()
     try:
@@ -351,23 +354,37 @@ def test_the_ray_of_a_killed_driver_ends_with_it_and_no_other(tmp_path):
 
 TUNED = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from ray import tune
     from search.cluster import ClusterLost, ClusterWatch, connect
 
-    address, where = sys.argv[1], Path(sys.argv[2])
+    address, where, stuck = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "stuck"
     connect(address)
 
     def child(config):
         (where / f"child-{config['i']}").touch()
         time.sleep(600)
 
+    class Stuck(tune.Callback):
+        \"\"\"Tune's loop waits for good once both children run (as it does in a request to
+        a gone cluster).\"\"\"
+        def on_step_begin(self, iteration, trials, **info):
+            if stuck and len(list(where.glob("child-*"))) == 2:
+                (where / "stuck").touch()
+                time.sleep(600)
+
+    def lost(exc):
+        print(f"ClusterLost (stuck): {exc}", flush=True)
+        os._exit(3)
+
     tuner = tune.Tuner(
         child,
         param_space={"i": tune.grid_search([0, 1])},
         run_config=tune.RunConfig(
-            storage_path=str(where / "tune"), verbose=0, callbacks=[ClusterWatch("demo")]
+            storage_path=str(where / "tune"),
+            verbose=0,
+            callbacks=[ClusterWatch("demo", on_stuck=lost), Stuck()],
         ),
     )
     try:
@@ -381,13 +398,16 @@ TUNED = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_a_search_whose_cluster_goes_away_stops_with_cluster_lost(head, tmp_path):
+@pytest.mark.parametrize("loop", ["free", "stuck"])
+def test_a_search_whose_cluster_goes_away_stops_with_cluster_lost(head, tmp_path, loop):
     """Stopping the head fails the children; without `ClusterWatch`, Tune either ends as if
-    they had failed or waits until Ray ends the driver a minute later."""
+    they had failed or waits until Ray ends the driver a minute later. Tune's loop either
+    raises `ClusterLost` itself, or is stuck (in a request to the gone cluster) and the watch
+    ends the process."""
     out = tmp_path / "driver.out"
     with out.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-c", TUNED, head.address, str(tmp_path)],
+            [sys.executable, "-c", TUNED, head.address, str(tmp_path), loop],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=driver_env(),
@@ -396,16 +416,22 @@ def test_a_search_whose_cluster_goes_away_stops_with_cluster_lost(head, tmp_path
     try:
         running = wait_for(lambda: len(list(tmp_path.glob("child-*"))) == 2, timeout=120)
         assert running, out.read_text()[-3000:]
+        if loop == "stuck":
+            assert wait_for((tmp_path / "stuck").exists, timeout=60), out.read_text()[-3000:]
         head.stop()
         stopped = time.monotonic()
         process.wait(timeout=60)
         assert time.monotonic() - stopped < 60
         lines = [line for line in out.read_text().splitlines() if line.startswith("ClusterLost")]
         assert process.returncode == 3, out.read_text()[-3000:]
-        assert lines == [
-            f"ClusterLost: the Ray cluster at {head.address} is gone; the search stopped: "
-            "resume it with `rlnas resume demo`"
-        ]
+        assert len(lines) == 1, out.read_text()[-3000:]
+        assert lines[0].split(": ", 1)[1] == (
+            f"the Ray cluster at {head.address} is gone; the search stopped: "
+            "resume it with `rlnas resume demo` once the cluster is back, or on a Ray of its own "
+            "with `rlnas resume demo --address local`"
+        )
+        if loop == "stuck":
+            assert lines[0].startswith("ClusterLost (stuck)")
     finally:
         if process.poll() is None:
             process.kill()
@@ -413,49 +439,64 @@ def test_a_search_whose_cluster_goes_away_stops_with_cluster_lost(head, tmp_path
 
 
 @pytest.mark.slow
-def test_search_runs_on_an_existing_cluster(ray_head, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("RAY_AUTH_MODE", None)  # the search finds the cluster's token itself
-    env.pop("RAY_ADDRESS", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "search",
-            "--address",
-            ray_head,
-            "--space",
-            "mlp",
-            "--budget",
-            "2",
-            "--epochs",
-            "1",
-            "--controller",
-            "random",
-            "--name",
-            "on-cluster",
-        ],
+def test_a_search_on_a_cluster_leaves_it_running_and_resumes_after_losing_it(head, tmp_path):
+    """A search joins the cluster and leaves it running; resumed there with a larger budget,
+    it stops in one line when the cluster goes away mid-children (its records ended, not left
+    running), and resumes on a Ray of its own to the budget, each child recorded once."""
+    cwd = setup_dir(tmp_path, sleep=2)
+    search = ("--objective", "toyobj:score", "--space", "space.yaml", "--controller", "evolution")
+    search += ("--name", "on-cluster", "--seed", "3")
+    environ = toy_env()
+    environ.pop("RAY_AUTH_MODE", None)  # the search finds the cluster's token itself
+    first = subprocess.run(
+        command("search", *search, "--budget", "2", "--address", head.address),
         capture_output=True,
         text=True,
-        cwd=tmp_path,
-        env=env,
+        cwd=cwd,
+        env=environ,
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 at a time" in result.stdout  # the cluster's 2 CPUs
-    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("on-cluster")
-    children = client.search_runs(
-        [experiment.experiment_id], "tags.`rlnas.role` = 'child' and attributes.status = 'FINISHED'"
-    )
-    assert len(children) == 2
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2 at a time" in first.stdout  # the cluster's 2 CPUs
+    assert len(trained(cwd, "on-cluster")) == 2
     # the cluster outlives the search: a search that joins a cluster must not stop it
     status = subprocess.run(
-        [RAY, "status", f"--address={ray_head}"],
+        [RAY, "status", f"--address={head.address}"],
         capture_output=True,
         text=True,
-        env={**env, "RAY_AUTH_MODE": "token"},  # `ray status` does not find the token itself
+        env={**environ, "RAY_AUTH_MODE": "token"},  # `ray status` does not find the token itself
         timeout=120,
     )
     assert status.returncode == 0, status.stderr[-2000:]
+
+    resumed = subprocess.Popen(
+        command("resume", "on-cluster", "--budget", "6", "--address", head.address),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=environ,
+    )
+    try:
+        assert wait_for(lambda: len(evaluated(cwd)) >= 4, timeout=180), resumed.stderr.read()
+        head.stop()
+        _, stderr = resumed.communicate(timeout=60)  # Ray alone would end it after 60 s
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert resumed.returncode == 1, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert " is gone; the search stopped: resume it with `rlnas resume on-cluster` " in last
+    assert head.address.rsplit(":", 1)[1] in last  # the cluster's port
+    runs = runs_of(cwd, "on-cluster")
+    assert not [r for r in runs if r.info.status == "RUNNING"]  # the records were ended
+    assert len(trained(cwd, "on-cluster")) == 2
+
+    refused = cli(cwd, "resume", "on-cluster")  # where it ran: the cluster is still gone
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "nothing listens there" in refused.stderr and "--address local" in refused.stderr
+    done = cli(cwd, "resume", "on-cluster", "--address", "local")
+    assert done.returncode == 0, done.stderr[-3000:]
+    finished = trained(cwd, "on-cluster")
+    assert len(finished) == len(set(finished)) == 6

@@ -5,85 +5,32 @@ run of them stops the search, which resumes once the cause is fixed."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+
+from tests.search.toy_search import (
+    cli,
+    client,
+    command,
+    env,
+    evaluated,
+    runs_of,
+    setup_dir,
+    trained,
+)
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-SPACE = """\
-family: custom
-decisions:
-  - {name: width, choices: [8, 16, 32, 64, 128]}
-  - {name: act, choices: [relu, tanh, gelu, elu]}
-"""
-OBJECTIVE = """\
-import json, os, time, zlib
-
-def score(architecture):
-    with open(HERE + "/evaluated.jsonl", "a") as f:
-        f.write(json.dumps(architecture, sort_keys=True) + "\\n")
-    time.sleep(SLEEP)
-    return (zlib.crc32(json.dumps(architecture, sort_keys=True).encode()) % 1000) / 1000
-
-def no_reward(architecture):
-    return {"accuracy": 0.5}
-
-def dies_once(architecture):
-    if not os.path.exists(HERE + "/died"):
-        open(HERE + "/died", "w").close()
-        os._exit(3)
-    return 0.5
-
-def hangs(architecture):
-    time.sleep(600)
-"""
-
-
-def objective(path: Path, sleep: float) -> str:
-    return f"HERE = {str(path)!r}\n" + OBJECTIVE.replace("SLEEP", str(sleep))
-
-
-def setup_dir(path: Path, sleep: float = 0.6) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "space.yaml").write_text(SPACE)
-    (path / "toyobj.py").write_text(objective(path, sleep))
-    return path
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "search.cli", *args]
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def cli(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        command(*args), capture_output=True, text=True, cwd=cwd, env=env(), timeout=timeout
-    )
-
 
 SEARCH = ("--objective", "toyobj:score", "--space", "space.yaml", "--controller", "evolution")
 
 
 def search_args(budget: int = 10) -> tuple[str, ...]:
     return ("search", *SEARCH, "--budget", str(budget), "--concurrency", "1", "--seed", "3")
-
-
-def evaluated(cwd: Path) -> list[str]:
-    path = cwd / "evaluated.jsonl"
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def start_and_kill(cwd: Path, args: tuple[str, ...], after: int, sig: int) -> None:
@@ -97,27 +44,6 @@ def start_and_kill(cwd: Path, args: tuple[str, ...], after: int, sig: int) -> No
         time.sleep(0.1)
     process.send_signal(sig)
     process.wait(timeout=120)
-
-
-def client(cwd: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{cwd / 'runs' / 'mlflow.db'}")
-
-
-def runs_of(cwd: Path, name: str):
-    c = client(cwd)
-    experiment = c.get_experiment_by_name(name)
-    return c.search_runs([experiment.experiment_id], max_results=1000)
-
-
-def trained(cwd: Path, name: str) -> list[str]:
-    """Architectures of the finished child runs, in child order."""
-    children = [r for r in runs_of(cwd, name) if r.data.tags.get("rlnas.role") == "child"]
-    finished = sorted(
-        (r for r in children if r.info.status == "FINISHED"), key=lambda r: r.info.run_name
-    )
-    return [
-        json.dumps(json.loads(r.data.tags["rlnas.architecture"]), sort_keys=True) for r in finished
-    ]
 
 
 def test_a_killed_search_resumes_and_trains_what_an_uninterrupted_one_does(tmp_path):
@@ -178,9 +104,8 @@ def test_failures_stop_the_search_with_one_line_and_it_resumes_after_the_fix(tmp
     assert parent.info.status == "FAILED"
 
     # the fix: the objective returns its reward now
-    (cwd / "toyobj.py").write_text(
-        objective(cwd, 0).replace('{"accuracy": 0.5}', '{"reward": 0.5}')
-    )
+    fixed = (cwd / "toyobj.py").read_text().replace('{"accuracy": 0.5}', '{"reward": 0.5}')
+    (cwd / "toyobj.py").write_text(fixed)
     # another machine that shares only the tracking store: the state's copy in the parent run
     shutil.rmtree(cwd / "runs" / "searches")
     resumed = cli(cwd, "resume", "toy")

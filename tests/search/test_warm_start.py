@@ -19,24 +19,9 @@ from search.tracking import Tracker
 from search.warm import CONTROLLER_FILE
 from spaces import Space
 from tests.search.test_cli import assert_one_line_error, rlnas
+from tests.search.toy_search import SPACE, setup_dir
 
-SPACE = """\
-family: custom
-decisions:
-  - {name: width, choices: [8, 16, 32, 64, 128]}
-  - {name: act, choices: [relu, tanh, gelu, elu]}
-"""
-OBJECTIVE = """\
-def score(architecture):
-    return architecture["width"] / 128 + 0.5 * (architecture["act"] == "gelu")
-"""
-SEARCH = ("search", "--objective", "toyobj:score", "--space", "space.yaml")
-
-
-def setup_dir(path: Path) -> Path:
-    (path / "space.yaml").write_text(SPACE)
-    (path / "toyobj.py").write_text(OBJECTIVE)
-    return path
+SEARCH = ("search", "--objective", "toyobj:quality", "--space", "space.yaml")
 
 
 def uri(cwd: Path) -> str:
