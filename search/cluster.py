@@ -40,6 +40,8 @@ CONNECT_TIMEOUT_S = 3.0
 """How long a cluster's address may take to accept a connection."""
 PROBE_TIMEOUT_MS = 2000
 """How long a cluster's GCS may take to answer its first request."""
+WORKER_PROBE_TIMEOUT_S = 60.0
+"""How long a joined cluster's workers may take to say whether they can import rlnas."""
 
 _INIT: dict[str, Any] = {
     "logging_level": logging.WARNING,
@@ -125,6 +127,35 @@ def _join(address: str, source: str) -> None:
         ray.init(address=address, **_INIT)
     except ConnectionError as exc:
         raise ConfigError(f"{source} {address}: {exc}") from None
+    try:
+        _check_workers_import(address)
+    except BaseException:
+        ray.shutdown()
+        raise
+
+
+def _check_workers_import(address: str, timeout: float = WORKER_PROBE_TIMEOUT_S) -> None:
+    """The cluster's workers can import rlnas (else every child fails to start, in tracebacks
+    Ray prints from each worker). Says nothing when no worker answers within `timeout`."""
+
+    def imports() -> str | None:  # nested: Ray ships it by value, not as rlnas code
+        try:
+            import controller  # noqa: F401
+            import search  # noqa: F401
+            import spaces  # noqa: F401
+            import trainers  # noqa: F401
+        except ImportError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(imports).remote()
+    ready, _ = ray.wait([probe], timeout=timeout)
+    problem = ray.get(probe) if ready else None
+    if problem is not None:
+        raise ConfigError(
+            f"the Ray cluster at {address} cannot run rlnas: its workers fail to import it "
+            f"({problem}); install rlnas, the same version as here, on every node"
+        )
 
 
 def _host_port(address: str, source: str) -> tuple[str, int]:

@@ -178,8 +178,6 @@ CONNECT = textwrap.dedent(
     import ray
     from search.cluster import connect, disconnect
     from search.config import ConfigError
-from tests.search.toy_search import cli, command, evaluated, runs_of, setup_dir, trained
-from tests.search.toy_search import env as toy_env
 
     started = time.monotonic()
     try:
@@ -274,6 +272,25 @@ def test_a_head_that_asks_for_a_token_is_joined_with_the_token_at_hand(tmp_path)
         )
         assert joined.returncode == 0, joined.stderr[-3000:]
         assert "connected True to " in joined.stdout and "a task ran" in joined.stdout
+    finally:
+        node.close()
+
+
+@pytest.mark.slow
+def test_a_cluster_whose_workers_cannot_import_rlnas_is_refused_in_one_line(tmp_path):
+    """Else every child fails to start and Ray prints a traceback from each worker."""
+    elsewhere = tmp_path / "site"  # what the workers import first: a controller that fails
+    (elsewhere / "controller").mkdir(parents=True)
+    (elsewhere / "controller" / "__init__.py").write_text("raise ImportError('not rlnas')\n")
+    node = Head(env={"PYTHONPATH": str(elsewhere)})
+    try:
+        refused = run_connect(node.address, env=driver_env(), timeout=120, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert refused.stdout == (
+            f"ConfigError: the Ray cluster at {node.address} cannot run rlnas: its workers fail "
+            "to import it (ImportError: not rlnas); install rlnas, the same version as here, on "
+            "every node\n"
+        )
     finally:
         node.close()
 
