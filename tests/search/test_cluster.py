@@ -272,6 +272,15 @@ def test_a_head_that_asks_for_a_token_is_joined_with_the_token_at_hand(tmp_path)
         )
         assert joined.returncode == 0, joined.stderr[-3000:]
         assert "connected True to " in joined.stdout and "a task ran" in joined.stdout
+        # the cluster outlives the driver (`disconnect`, as a search ends, leaves it running)
+        status = subprocess.run(
+            [RAY, "status", f"--address={node.address}"],
+            capture_output=True,
+            text=True,
+            env=driver_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token)),
+            timeout=120,
+        )
+        assert status.returncode == 0, status.stderr[-2000:]
     finally:
         node.close()
 
@@ -456,53 +465,34 @@ def test_a_search_whose_cluster_goes_away_stops_with_cluster_lost(head, tmp_path
 
 
 @pytest.mark.slow
-def test_a_search_on_a_cluster_leaves_it_running_and_resumes_after_losing_it(head, tmp_path):
-    """A search joins the cluster and leaves it running; resumed there with a larger budget,
-    it stops in one line when the cluster goes away mid-children (its records ended, not left
-    running), and resumes on a Ray of its own to the budget, each child recorded once."""
-    cwd = setup_dir(tmp_path, sleep=2)
+def test_a_search_on_a_cluster_that_goes_away_stops_and_resumes_on_a_ray_of_its_own(head, tmp_path):
+    """A search on a cluster stops in one line when the cluster goes away mid-children (its
+    records ended, not left running), and resumes on a Ray of its own to the budget, each
+    child recorded once."""
+    cwd = setup_dir(tmp_path, sleep=3)
     search = ("--objective", "toyobj:score", "--space", "space.yaml", "--controller", "evolution")
-    search += ("--name", "on-cluster", "--seed", "3")
+    search += ("--name", "on-cluster", "--seed", "3", "--budget", "6", "--address", head.address)
     environ = toy_env()
     environ.pop("RAY_AUTH_MODE", None)  # the search finds the cluster's token itself
-    first = subprocess.run(
-        command("search", *search, "--budget", "2", "--address", head.address),
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environ,
-        timeout=300,
-    )
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "2 at a time" in first.stdout  # the cluster's 2 CPUs
-    assert len(trained(cwd, "on-cluster")) == 2
-    # the cluster outlives the search: a search that joins a cluster must not stop it
-    status = subprocess.run(
-        [RAY, "status", f"--address={head.address}"],
-        capture_output=True,
-        text=True,
-        env={**environ, "RAY_AUTH_MODE": "token"},  # `ray status` does not find the token itself
-        timeout=120,
-    )
-    assert status.returncode == 0, status.stderr[-2000:]
-
-    resumed = subprocess.Popen(
-        command("resume", "on-cluster", "--budget", "6", "--address", head.address),
-        stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(
+        command("search", *search),
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
         env=environ,
     )
     try:
-        assert wait_for(lambda: len(evaluated(cwd)) >= 4, timeout=180), resumed.stderr.read()
+        # two children finished, two running
+        assert wait_for(lambda: len(evaluated(cwd)) >= 4, timeout=180), process.stderr.read()
         head.stop()
-        _, stderr = resumed.communicate(timeout=60)  # Ray alone would end it after 60 s
+        stdout, stderr = process.communicate(timeout=60)  # Ray alone would end it after 60 s
     finally:
-        if resumed.poll() is None:
-            resumed.kill()
-            resumed.wait()
-    assert resumed.returncode == 1, stderr[-3000:]
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "2 at a time" in stdout  # the cluster's 2 CPUs
+    assert process.returncode == 1, stderr[-3000:]
     last = stderr.strip().splitlines()[-1]
     assert " is gone; the search stopped: resume it with `rlnas resume on-cluster` " in last
     assert head.address.rsplit(":", 1)[1] in last  # the cluster's port
