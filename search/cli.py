@@ -212,12 +212,31 @@ def _resume(name: str, run_id: str | None, flags: dict[str, Any], uri: str, top:
     _, client = open_store(uri)
     resume = load_resume(client, find_search(client, name, run_id), storage)
     check_not_running(resume, name)
-    if resume.status == "FINISHED" and flags.get("budget", 0) <= resume.config["budget"]:
+    if resume.status == "FINISHED" and not _asks_for_more(resume.config, flags):
+        within = resume.config.get("time_budget")
         raise UsageError(
             f"rlnas resume: search {name!r} (run {resume.run_id}) finished all its "
-            f"{resume.config['budget']} children; pass a larger --budget to train more"
+            f"{resume.config['budget']} children"
+            + (f" or its time budget of {within}" if within else "")
+            + "; pass a larger --budget"
+            + (" or --time-budget" if within else "")
+            + " to train more"
         )
     return _run(merged_config(resume, flags), top, resume=resume)
+
+
+def _asks_for_more(saved: dict[str, Any], flags: dict[str, Any]) -> bool:
+    """Whether a resume's flags give a finished search more children or more time."""
+    from search.config import parse_duration
+
+    if flags.get("budget", 0) > saved["budget"]:
+        return True
+    if flags.get("time_budget") is None or saved.get("time_budget") is None:
+        return False
+    try:
+        return parse_duration(flags["time_budget"]) > parse_duration(saved["time_budget"])
+    except ValueError:
+        return True  # the config's own check says what is wrong with it
 
 
 def _run(config, top: int, resume=None, new: bool = False) -> int:

@@ -58,6 +58,35 @@ _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 60, 60
 """How a bad value is quoted in an error: short, whatever its size."""
 
 
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: Any) -> float:
+    """Whole seconds in a duration such as ``30m``, ``2h``, ``1h30m`` or ``90s`` (a bare
+    integer is seconds); ValueError unless it is one, and above 0."""
+    whole = isinstance(text, numbers.Integral) and not isinstance(text, bool)
+    if whole or (isinstance(text, str) and text.strip().isdigit()):
+        seconds = float(text)
+    else:
+        match = _DURATION.fullmatch(str(text).strip().lower().replace(" ", ""))
+        if match is None or not any(match.groups()):
+            raise ValueError(f"not a duration: {text!r}")
+        hours, minutes, secs = (int(g or 0) for g in match.groups())
+        seconds = float(hours * 3600 + minutes * 60 + secs)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"not a duration above 0: {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``1h30m``-style spelling of whole `seconds` (the inverse of `parse_duration`)."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{unit}" for v, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts) or "0s"
+
+
 def _integer(value: Any, low: int, high: float = math.inf) -> bool:
     """An integer (not a bool) from `low` to `high`."""
     return (
@@ -141,6 +170,13 @@ class SearchConfig:
     state instead."""
     budget: int = 48
     """Number of children to train."""
+    time_budget: str | None = None
+    """Wall-clock time the search may take, e.g. ``30m``, ``2h``, ``1h30m``, ``90s``.
+
+    The search stops proposing children once the next could not end in time (a child may take
+    as long as the longest so far), lets those running finish, keeps time for the
+    confirmation runs, and registers the best. It ends at whichever comes first, `budget`
+    children or this time; a resume counts the time already spent and may give more."""
     epochs: int = 20
     """Training epochs per child."""
     scheduler: str = field(default="fifo", metadata={"choices": SCHEDULERS})
@@ -236,8 +272,14 @@ class SearchConfig:
             self.name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{what}-{Path(self.space).stem}")
         self.validate()
 
+    @property
+    def time_budget_seconds(self) -> float | None:
+        """`time_budget` in seconds (None: no limit)."""
+        return None if self.time_budget is None else parse_duration(self.time_budget)
+
     def validate(self) -> None:
         """Raise `ConfigError` on a value of the wrong type or out of range."""
+        self._check_time_budget()
         self._check_ranges()
         self._check_augment()
         self._check_choices()
@@ -281,6 +323,19 @@ class SearchConfig:
                 raise ConfigError(
                     f"{key}: got {_SHOW.repr(getattr(self, key))}, expected {expected}"
                 )
+
+    def _check_time_budget(self) -> None:
+        """A duration; normalises `time_budget` to its canonical spelling (``1h30m``)."""
+        if self.time_budget is None:
+            return
+        try:
+            seconds = parse_duration(self.time_budget)
+        except ValueError:
+            raise ConfigError(
+                f"time_budget: got {_SHOW.repr(self.time_budget)}, expected a duration such as "
+                "30m, 2h, 1h30m or 90s"
+            ) from None
+        self.time_budget = format_duration(seconds)
 
     def _check_augment(self) -> None:
         """Known augmentation names; normalises `augment` to its canonical spelling."""

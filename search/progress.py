@@ -23,11 +23,18 @@ class ProgressCallback(tune.Callback):
     """One line per finished or failed child, and a heartbeat line while children train.
 
     A line reads: children done / running / failed of the budget, the best reward so far,
-    time elapsed and an estimate of the time left.
+    time elapsed and an estimate of the time left (with a `time_budget`, what is left of it).
     """
 
-    def __init__(self, log: SearchLog, stream: TextIO | None = None, heartbeat: float = 30.0):
+    def __init__(
+        self,
+        log: SearchLog,
+        stream: TextIO | None = None,
+        heartbeat: float = 30.0,
+        time_budget: float | None = None,
+    ):
         self.log = log
+        self.time_budget = time_budget
         self.stream = stream or sys.stdout
         self.heartbeat = heartbeat
         self._last_line = 0.0
@@ -44,6 +51,9 @@ class ProgressCallback(tune.Callback):
         remaining = log.budget - ended
         if remaining == 0:
             eta = "finishing"
+        elif self.time_budget is not None:
+            left = max(0.0, self.time_budget - log.elapsed)
+            eta = f"{format_seconds(left)} of {format_seconds(self.time_budget)} left"
         elif log.first_done is not None and ended - self._ended_at_first >= 2:
             # the rate after the first child (of this run) leaves out Ray's start-up
             per_child = (time.monotonic() - log.first_done) / (ended - self._ended_at_first)

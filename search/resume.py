@@ -36,7 +36,7 @@ __all__ = [
 MAY_CHANGE = frozenset(
     {
         "address", "concurrency", "cpus_per_trial", "gpus_per_trial", "quiet", "tracking_uri",
-        "tracking_outage", "storage", "child_timeout", "max_failures",
+        "tracking_outage", "storage", "child_timeout", "max_failures", "time_budget",
     }
 )  # fmt: skip
 """Settings of where and how a search runs, which a resume may change (and a larger budget)."""

@@ -302,6 +302,7 @@ def _header(
 ) -> str:
     custom = config.objective is not None
     what = f"objective {config.to_dict()['objective']}" if custom else config.task
+    within = f" or {config.time_budget}, whichever comes first" if config.time_budget else ""
     each = "" if custom else f", {config.epochs} epochs each"
     if config.scheduler != "fifo":
         rungs = rung_epochs(config.epochs, config.grace_epochs, config.reduction_factor)
@@ -318,8 +319,8 @@ def _header(
         started = f", warm-started from {config.warm_start!r} when it began"
     return (
         f"rlnas: {verb}searching {plan.space.name} ({plan.space.cardinality():,} architectures) "
-        f"on {what} with {config.controller}: {config.budget} children, {concurrency} at a "
-        f"time{each}{then}{started}"
+        f"on {what} with {config.controller}: {config.budget} children{within}, {concurrency} "
+        f"at a time{each}{then}{started}"
     )
 
 
@@ -388,7 +389,7 @@ def run_search(
     children = ChildRunCallback(
         tracker, log, plan.controller, reward_of=plan.reward_of, key_of=plan.space.key
     )
-    searcher = _searcher(config, plan, log, children)
+    searcher = _searcher(config, plan, log, children, concurrency)
     scheduler = make_scheduler(
         config.scheduler, config.epochs, config.grace_epochs, config.reduction_factor, config.seed
     )
@@ -506,7 +507,7 @@ def _open_parent(
 
 
 def _searcher(
-    config: SearchConfig, plan: _Plan, log: SearchLog, children: ChildRunCallback
+    config: SearchConfig, plan: _Plan, log: SearchLog, children: ChildRunCallback, parallel: int
 ) -> ControllerSearcher:
     """The Tune searcher around the controller; `children` learns of it (why trials end)."""
     searcher = ControllerSearcher(
@@ -523,6 +524,9 @@ def _searcher(
         seed=config.seed,
         include=plan.include,
         budget=config.budget,
+        time_budget=config.time_budget_seconds,
+        clock=lambda: log.elapsed,  # the search's time, counted across resumes
+        parallel=parallel,
         confirm=config.confirm,
         confirm_runs=config.confirm_runs,
         max_failures=config.max_failures,
@@ -565,7 +569,7 @@ def _callbacks(
     callbacks: list[tune.Callback] = [
         watch,  # first: a child cut off by a lost cluster stays running (trained again on resume)
         children,  # saves the state once a child's end is recorded
-        ProgressCallback(children.log, out),
+        ProgressCallback(children.log, out, time_budget=config.time_budget_seconds),
     ]
     if config.child_timeout:
         callbacks.append(ChildTimeout(searcher, config.child_timeout))

@@ -2,8 +2,8 @@
 
 A chain is built innermost first, each stage wrapping the next one in:
 
-    FailureStop -> Confirmation -> Budget -> Deduplication -> IncludeQueue -> ValidityFilter
-        -> ControllerStage
+    FailureStop -> Confirmation -> TimeBudget -> Budget -> Deduplication -> IncludeQueue
+        -> ValidityFilter -> ControllerStage
 
 `propose()` returns the next training (a `Proposal`), `WAIT` (nothing now, ask again later) or
 `FINISHED`; `done(proposal, outcome)` hears how a training ended and passes it inwards unless
@@ -37,6 +37,7 @@ __all__ = [
     "Proposal",
     "SearchError",
     "Stage",
+    "TimeBudget",
     "ValidityFilter",
     "chain_stages",
 ]
@@ -396,6 +397,65 @@ class Budget(_Wrapper):
         self.proposed, self.ran_out = int(state["proposed"]), bool(state["ran_out"])
 
 
+class TimeBudget(_Wrapper):
+    """No new training once the next could not end within `seconds` of search time
+    (`clock()`, counted across resumes), keeping the time of `reserve` more trainings, run
+    `parallel` at a time, for the stages outside (confirmation); `FINISHED` then.
+
+    A training may take as long as the longest that ended so far, from its proposal to its end
+    (Tune asks for a training when a slot is free, so that is its wall-clock time)."""
+
+    def __init__(
+        self,
+        inner: Stage,
+        seconds: float,
+        clock: Callable[[], float],
+        parallel: int = 1,
+        reserve: int = 0,
+    ):
+        super().__init__(inner)
+        self.seconds, self.clock = seconds, clock
+        self.parallel, self.reserve = max(1, parallel), reserve
+        self.longest = 0.0
+        self.since: dict[int, float] = {}  # candidate id -> when it was proposed
+        self.proposed = 0
+        self.ran_out = False
+
+    def left(self) -> float:
+        """Seconds of search time left (negative once past)."""
+        return self.seconds - self.clock()
+
+    def propose(self) -> Proposal | str | None:
+        if self.ran_out:
+            return FINISHED
+        waves = 1 + math.ceil(self.reserve / self.parallel)  # this one, then the reserve
+        if self.left() <= waves * self.longest or self.left() <= 0:
+            self.ran_out = True
+            return FINISHED
+        proposal = self.inner.propose()
+        if isinstance(proposal, Proposal):
+            self.since[proposal.candidate_id] = self.clock()
+            self.proposed += 1
+        return proposal
+
+    def done(self, proposal: Proposal, outcome: Outcome) -> None:
+        started = self.since.pop(proposal.candidate_id, None)
+        if started is not None:
+            self.longest = max(self.longest, self.clock() - started)
+        self.inner.done(proposal, outcome)
+
+    def planned(self) -> int | None:
+        return self.proposed if self.ran_out else self.inner.planned()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"longest": self.longest, "proposed": self.proposed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.longest, self.proposed = float(state["longest"]), int(state["proposed"])
+        self.since = {}  # trainings cut off train again, timed afresh
+        self.ran_out = False  # a resume may give more time
+
+
 class Confirmation(_Wrapper):
     """Once the inner stages are finished and every training has ended, the `confirm`
     architectures of highest mean reward train `runs` more times each (new seeds), so that
@@ -513,6 +573,9 @@ class ChainSettings:
     key_of: Callable[[dict[str, Any]], str]
     seed: int = 0
     budget: int | None = None
+    time_budget: float | None = None
+    clock: Callable[[], float] | None = None
+    parallel: int = 1
     duplicates: str = "reuse"
     include: list[dict[str, Any]] = field(default_factory=list)
     confirm: int = 0
@@ -535,6 +598,11 @@ def chain_stages(controller: Controller, settings: ChainSettings) -> Stage:
     stage = Deduplication(stage, s.duplicates, s.on_reuse, s.max_skipped_in_row)
     if s.budget is not None:
         stage = Budget(stage, s.budget)
+    if s.time_budget is not None:
+        if s.clock is None:
+            raise ValueError("a time budget needs the search's clock")
+        reserve = s.confirm * s.confirm_runs
+        stage = TimeBudget(stage, s.time_budget, s.clock, s.parallel, reserve)
     if s.confirm:
         stage = Confirmation(stage, s.confirm, s.confirm_runs, s.seed)
     return FailureStop(stage, s.max_failures)

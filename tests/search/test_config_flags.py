@@ -34,6 +34,7 @@ STRINGS = {
     "tracking_uri": "sqlite:///elsewhere.db",
     "address": "auto",
     "storage": "/tmp/ray-elsewhere",
+    "time_budget": "1h30m",
 }
 """A valid value, not the default, of each string setting."""
 

@@ -13,6 +13,7 @@ from controller import make_controller
 from search.searcher import ControllerSearcher
 from search.stages import (
     FINISHED,
+    WAIT,
     Budget,
     ChainSettings,
     Confirmation,
@@ -22,6 +23,7 @@ from search.stages import (
     IncludeQueue,
     Outcome,
     Proposal,
+    TimeBudget,
     ValidityFilter,
     chain_stages,
 )
@@ -54,6 +56,8 @@ SETTINGS = {  # one chain per stage worth testing, each with that stage's state 
     "budget": {"budget": 9},
     "confirmation": {"budget": 6, "confirm": 2, "confirm_runs": 2},
     "failures": {"max_failures": 3},
+    # the clock: trainings ended so far (`Driver` sets it); stops a few trainings before 40
+    "time": {"time_budget": 14.0, "clock": lambda: 0.0},
 }
 
 
@@ -77,10 +81,14 @@ def roundtrip(state):
 
 
 class Driver:
-    """Runs a chain as Tune would: up to two trainings out, ended oldest first."""
+    """Runs a chain as Tune would: up to two trainings out, ended oldest first; a time budget's
+    clock reads the trainings ended so far."""
 
     def __init__(self, stage, fail_every: int = 0):
         self.stage = stage
+        timed = stage.find(TimeBudget)
+        if timed is not None:
+            timed.clock = lambda: float(self.ended)
         self.out: list[Proposal] = []
         self.log: list[tuple] = []
         self.fail_every = fail_every
@@ -143,11 +151,12 @@ def test_every_stage_state_round_trips_with_work_outstanding(case, controller_na
 
 
 def test_chain_is_built_in_the_documented_order():
-    stage = chain("random", budget=4, confirm=1)
+    stage = chain("random", budget=4, confirm=1, time_budget=60.0, clock=lambda: 0.0)
     kinds = [type(s) for s in stage.stages()]
     assert kinds == [
         FailureStop,
         Confirmation,
+        TimeBudget,
         Budget,
         Deduplication,
         IncludeQueue,
@@ -253,3 +262,52 @@ def test_a_resumed_search_can_grow_its_budget():
     resumed.load_state_dict(roundtrip(s.state_dict()))
     resumed.grow_budget(4)
     assert isinstance(resumed.suggest("d"), dict) and resumed.planned == 4
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_time_budget_proposes_only_what_can_end_in_time():
+    clock = Clock()
+    stage = chain("random", budget=100, time_budget=100.0, clock=clock)
+    first = stage.propose()
+    clock.now = 30.0  # the first training took 30 s
+    stage.done(first, Outcome(0.5))
+    second = stage.propose()  # 70 s left: one more fits
+    clock.now = 65.0
+    stage.done(second, Outcome(0.5))  # 35 s: the longest so far
+    assert stage.propose() == FINISHED  # 35 s left: the next could not end in time
+    assert stage.planned() == 2
+
+
+def test_a_time_budget_keeps_time_for_confirmation_and_counts_parallel_trainings():
+    clock = Clock()
+    stage = chain(
+        "random", budget=100, time_budget=100.0, clock=clock, parallel=2, confirm=1
+    )  # reserves 2 trainings, run 2 at a time: one wave of 10 s after the last proposal
+    out = [stage.propose(), stage.propose()]
+    clock.now = 10.0
+    for proposal in out:
+        stage.done(proposal, Outcome(0.5))
+    assert isinstance(stage.propose(), Proposal)  # 90 s left > 2 waves of 10 s
+    clock.now = 81.0
+    assert stage.propose() == WAIT  # 19 s left: searching is over, confirmation waits
+    timed = stage.find(TimeBudget)
+    assert timed.ran_out and timed.left() == pytest.approx(19.0)
+
+
+def test_a_resume_may_give_a_time_budget_more_time():
+    clock = Clock()
+    stage = chain("random", budget=100, time_budget=50.0, clock=clock)
+    proposal = stage.propose()
+    clock.now = 40.0
+    stage.done(proposal, Outcome(0.5))
+    assert stage.propose() == FINISHED
+    resumed = chain("random", budget=100, time_budget=100.0, clock=clock)
+    resumed.load_chain_state(roundtrip(stage.chain_state()))
+    assert isinstance(resumed.propose(), Proposal)  # 60 s left, 40 s the longest

@@ -1,0 +1,40 @@
+"""`--time-budget`: a search ends in the wall-clock time it was given, through the real CLI,
+Ray and MLflow, and a resume may give it more."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.search.toy_search import cli, runs_of, setup_dir
+
+pytestmark = pytest.mark.slow
+
+SEARCH = ("--objective", "toyobj:score", "--space", "space.yaml", "--controller", "random")
+SEARCH += ("--name", "timed", "--concurrency", "1", "--budget", "100")
+
+
+def finished_children(cwd) -> int:
+    return sum(
+        r.data.tags.get("rlnas.role") == "child" and r.info.status == "FINISHED"
+        for r in runs_of(cwd, "timed")
+    )
+
+
+def test_a_search_ends_in_its_time_budget_and_a_resume_gives_it_more(tmp_path):
+    cwd = setup_dir(tmp_path, sleep=1)
+    done = cli(cwd, "search", *SEARCH, "--time-budget", "12")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "100 children or 12s, whichever comes first" in done.stdout
+    assert " of 0:12 left" in done.stdout  # the progress lines count down
+    first = finished_children(cwd)
+    assert 2 <= first <= 11  # each child takes at least its 1 s
+    [parent] = [r for r in runs_of(cwd, "timed") if r.data.tags.get("rlnas.role") == "search"]
+    assert parent.info.status == "FINISHED"
+
+    again = cli(cwd, "resume", "timed")
+    assert again.returncode == 2
+    assert "or its time budget of 12s; pass a larger --budget or --time-budget" in again.stderr
+
+    more = cli(cwd, "resume", "timed", "--time-budget", "24s")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert finished_children(cwd) > first
