@@ -40,6 +40,7 @@ from mlflow.tracking import MlflowClient
 from search.config import ConfigError, SearchConfig
 
 __all__ = [
+    "quiet_downloads",
     "DEFAULT_OUTAGE_LIMIT",
     "TrackingClient",
     "TrackingError",
@@ -77,6 +78,12 @@ class TrackingError(RuntimeError):
 
 class TrackingUnavailable(TrackingError):
     """The tracking server stayed unreachable for longer than the client rides out."""
+
+
+def quiet_downloads() -> None:
+    """No MLflow progress bars on the console for artifact downloads (unless the environment
+    asks for them)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _is_http(uri: str | None) -> bool:

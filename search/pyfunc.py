@@ -9,7 +9,6 @@ a prediction is. Loading and serving need rlnas installed (``--env-manager local
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +23,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import Schema, TensorSpec
 
+from search.mlflow_client import quiet_downloads
 from search.model_files import load_model_dir, read_spec
 from search.model_io import ModelIO, model_io
 
@@ -106,7 +106,7 @@ def log_pyfunc(
     `name` must not be the name of one of the run's artifacts: MLflow lists a run's artifact
     ``<name>/...`` together with the run's logged model of that name, which it looks up in the
     default tracking store, not this one."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_downloads()
     logged = client.create_logged_model(
         experiment_id, name=name, source_run_id=run_id, model_type="rlnas"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from search.config import default_tracking_uri, sqlite_path
+from search.mlflow_client import quiet_downloads
 from search.model_files import load_model_dir
 from search.pyfunc import model_dir_in
 from search.records import DEFAULT_TEST_METRIC, LeaderboardRow, child_number, leaderboard_frame
@@ -75,7 +75,7 @@ def registered_model_dir(
 ) -> Iterator[Path]:
     """The model directory (`search.model_files`) of model `name`'s `version` (default: alias
     ``best``), downloaded to a temporary directory for as long as the context lasts."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_downloads()
     uri, client = open_store(tracking_uri)
     which = "@best" if version is None else f" version {version}"
     try:

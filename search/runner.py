@@ -30,7 +30,7 @@ from search.cluster import ClusterLost, ClusterWatch, connect, disconnect
 from search.combined import combine_model_dirs, evaluate_on_test
 from search.config import ConfigError, SearchConfig
 from search.failures import reporting_failures
-from search.mlflow_client import check_tracking
+from search.mlflow_client import check_tracking, quiet_downloads
 from search.objective import evaluate_child, load_objective, reports_epochs
 from search.pictures import log_pictures
 from search.progress import ProgressCallback
@@ -467,6 +467,7 @@ def _quiet_libraries() -> None:
     # Tune's console tables and result files
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    quiet_downloads()  # MLflow's progress bars (the kept models are downloaded at the end)
 
 
 def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
@@ -695,7 +696,6 @@ def _combine_best(
     if trainer is None or len(trainings) < 2 or not trainer.ensemble_combine:
         return None
     combine = trainer.ensemble_combine
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     kept: dict[str, Any] = {"trainings": len(trainings)}
     with tempfile.TemporaryDirectory() as tmp:
         sources = [

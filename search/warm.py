@@ -9,7 +9,6 @@ spaces share. Every way this can fail is a `ConfigError` of one line, raised bef
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from search.config import ConfigError, SearchConfig
+from search.mlflow_client import quiet_downloads
 from search.results import ResultsError, open_store
 from search.resume import find_search
 from search.tags import SPACE_TAG, WARM_START_CARRIED_TAG, WARM_START_TAG
@@ -58,7 +58,7 @@ def load_warm_start(config: SearchConfig, controller) -> WarmStart:
             spaces that share no decision (one line: what, where, what was expected).
     """
     name = str(config.warm_start)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_downloads()
     uri = config.resolved_tracking_uri
     expected = "expected the name of a search that ran in this tracking store"
     try:

@@ -26,6 +26,7 @@ def test_search_from_config_file_prints_leaderboard_and_where_results_are(tmp_pa
     assert "rank  child" in out and "child-00" in out
     assert "[4/4] done 4" in out
     assert "registered as model 'cli-mlp'" in out
+    assert "Downloading artifacts" not in out + result.stderr  # no library progress bars
     assert f"sqlite:///{(tmp_path / 'runs' / 'mlflow.db').resolve()}" in out
     board = rlnas("leaderboard", "cli-mlp", "--top", "2", cwd=tmp_path)
     assert board.returncode == 0
