@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 RUNS_DIR = Path("runs")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 """Learning rate schedules of the children (`SearchConfig.lr_schedule`); the supervised
 trainers implement them (`trainers.options.LR_SCHEDULES`, kept equal by a test; importing
 trainers here would load torch for `--help`)."""
@@ -207,8 +207,10 @@ class SearchConfig:
     lr: float = 3e-3
     """Learning rate of each child's Adam optimiser."""
     lr_schedule: str = field(default="constant", metadata={"choices": LR_SCHEDULES})
-    """Learning rate of each child over its epochs: ``constant``, or ``cosine``, decaying from
-    `lr` towards 0 by the last epoch (supervised trainers only)."""
+    """Learning rate of each child over its epochs: ``constant``; ``cosine``, decaying from
+    `lr` towards 0 by the last epoch; or ``plateau``, halved whenever the training loss has
+    not improved for 1/30 of the epochs, down to 1e-4, as InceptionTime trains (supervised
+    trainers only)."""
     augment: str = "none"
     """Augmentations of each child's training batches, comma-separated, e.g.
     ``scale,jitter,shift`` (sequence classification only).

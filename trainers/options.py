@@ -15,7 +15,7 @@ from trainers.augment import parse_augmentations
 
 __all__ = ["LR_SCHEDULES", "TrainOptions"]
 
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 """Values of `TrainOptions.lr_schedule`."""
 
 
@@ -33,7 +33,8 @@ class TrainOptions:
     lr: float = 1e-3
     """Adam learning rate, for models that do not choose their own (a GAN does)."""
     lr_schedule: str = "constant"
-    """``constant``, or ``cosine``: decays per epoch from ``lr`` towards 0 (trainers with
+    """``constant``; ``cosine``: decays per epoch from ``lr`` towards 0; ``plateau``: halved
+    when the training loss stops improving (`trainers.learning_rate`; trainers with
     ``supports_lr_schedule``)."""
     augment: tuple[str, ...] = ()
     """Augmentations of training batches (`trainers.augment.AUGMENTATIONS`), for trainers with

@@ -47,6 +47,7 @@ from spaces.ensemble import Ensemble
 from trainers.augment import Augmenter
 from trainers.base import ReportFn, Trainer, TrainResult, count_parameters
 from trainers.device import autocast, grad_scaler, pick_device, seed_everything
+from trainers.learning_rate import LearningRate
 from trainers.options import TrainOptions
 from trainers.tasks import Task
 
@@ -55,7 +56,6 @@ __all__ = [
     "MIN_EPOCH_SAMPLES",
     "REFIT_TOLERANCE",
     "SupervisedTrainer",
-    "epoch_lr",
     "epoch_plan",
     "forward",
     "split_lengths",
@@ -164,7 +164,7 @@ class SupervisedTrainer(Trainer):
         for epoch in range(1, options.epochs + 1):
             train_losses, vals = self._members_epoch(members, task, options, epoch)
             train_loss, val = _pooled(members, train_losses, vals)
-            record = {"epoch": epoch, "lr": epoch_lr(options, epoch)}
+            record = {"epoch": epoch, "lr": members[0].lr.current}
             record["train_loss"] = train_loss
             record.update({f"val_{k}": v for k, v in val.items()})
             if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):
@@ -262,9 +262,9 @@ class SupervisedTrainer(Trainer):
         self, member: _Member, task: Task, options: TrainOptions, epoch: int
     ) -> float:
         for group in member.optimizer.param_groups:
-            group["lr"] = epoch_lr(options, epoch)
+            group["lr"] = member.lr.at(epoch)
         member.model.train()
-        return self._train_epoch(
+        loss = self._train_epoch(
             member.model,
             task,
             member.optimizer,
@@ -277,6 +277,8 @@ class SupervisedTrainer(Trainer):
             member.train.lengths,
             member.augmenter,
         )
+        member.lr.after(loss)
+        return loss
 
     @abc.abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor, task: Task) -> torch.Tensor:
@@ -369,6 +371,7 @@ class _Member:
     def start(self, options: TrainOptions, dev: torch.device) -> None:
         """Its optimiser, grad scaler, batch plan and (with ``options.augment``) augmenter."""
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
+        self.lr = LearningRate(options)
         self.scaler = grad_scaler(dev)
         self.batch_size, self.passes = epoch_plan(len(self.train.x), options.batch_size)
         self.augmenter = Augmenter(options.augment, self.seed) if options.augment else None
@@ -461,14 +464,6 @@ class _Progress:
             ensemble=len(kept.members) if isinstance(kept, Ensemble) else 0,
             ensemble_combine=kept.combine if isinstance(kept, Ensemble) else "",
         )
-
-
-def epoch_lr(options: TrainOptions, epoch: int) -> float:
-    """The learning rate of epoch ``epoch`` (1-based) of ``options.epochs`` under
-    ``options.lr_schedule``."""
-    if options.lr_schedule == "cosine":
-        return options.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / options.epochs))
-    return options.lr
 
 
 def _pooled(

@@ -25,6 +25,7 @@ from trainers import (
     register_trainer,
 )
 from trainers import base as base_module
+from trainers.learning_rate import LearningRate
 from trainers.supervised import MIN_EPOCH_SAMPLES, epoch_plan
 
 EPOCH_KEYS = {
@@ -360,6 +361,19 @@ def test_cosine_schedule_decays_the_learning_rate_each_epoch(digits: Task) -> No
     assert cosine.history[2]["train_loss"] != constant.history[2]["train_loss"]
     with pytest.raises(ValueError, match=r"unknown lr_schedule 'warmup'; known: constant, cos"):
         TrainOptions(epochs=1, seed=0, lr_schedule="warmup")
+
+
+def test_plateau_schedule_follows_the_training_loss(digits: Task) -> None:
+    """A learning rate too high to keep improving: it is halved after each epoch without a
+    better training loss (patience 1 of 8 epochs), and the optimiser trains with it."""
+    options = TrainOptions(epochs=8, seed=0, lr=1.0, lr_schedule="plateau")
+    result = ClassificationTrainer().fit(mlp(), digits, options)
+    replay = LearningRate(options)
+    for record in result.history:
+        assert record["lr"] == replay.at(record["epoch"])
+        replay.after(record["train_loss"])
+    rates = [r["lr"] for r in result.history]
+    assert rates[0] == 1.0 and min(rates) < 1.0  # it did reduce
 
 
 def test_same_init_and_seed_same_result(digits: Task) -> None:
