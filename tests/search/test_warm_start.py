@@ -101,24 +101,21 @@ def test_refusals_give_one_line_and_exit_2_before_ray_starts(tmp_path, recorded,
 def test_a_warm_started_search_records_it_and_a_resume_does_not_start_again(tmp_path):
     cwd = setup_dir(tmp_path)
     evolution = ("--controller", "evolution", "--concurrency", "1")
-    first = rlnas(*SEARCH, *evolution, "--budget", "3", "--name", "a", cwd=cwd)
-    assert first.returncode == 0, first.stderr[-2000:]
+    source = record_search(cwd, "a")  # as a search of 3 children leaves it
     client = MlflowClient(uri(cwd))
-    [source] = parents(client, "a")
 
     warm = rlnas(*SEARCH, *evolution, "--budget", "2", "--name", "b", "--warm-start", "a", cwd=cwd)
     assert warm.returncode == 0, warm.stderr[-2000:]
     header = warm.stdout.splitlines()[0]
     assert header.endswith(
-        f"warm-started from 'a' (run {source.info.run_id[:8]}: its population of 3; "
-        "all 2 decisions shared)"
+        f"warm-started from 'a' (run {source[:8]}: its population of 3; all 2 decisions shared)"
     ), header
     experiment = client.get_experiment_by_name("b").experiment_id
     [parent] = [
         r for r in client.search_runs([experiment]) if r.data.tags.get("rlnas.role") == "search"
     ]
     assert parent.data.params["warm_start"] == "a"
-    assert parent.data.tags["rlnas.warm_start"] == source.info.run_id
+    assert parent.data.tags["rlnas.warm_start"] == source
     assert parent.data.tags["rlnas.warm_start_carried"].startswith("its population of 3")
 
     # the latest search named 'a' is now one by another controller: starting from it again
