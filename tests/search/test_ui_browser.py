@@ -50,6 +50,17 @@ def chromium(url: str, *args: str) -> str:
     return result.stdout
 
 
+def rendered(url: str, needles: list[str], attempts: int = 3) -> str:
+    """The DOM Chromium renders of `url` once it holds every one of `needles` (a machine
+    busy with other work may leave the app's first render short of its data), else the
+    last one rendered."""
+    for _ in range(attempts):
+        page = chromium(url, "--dump-dom")
+        if all(needle in page for needle in needles):
+            break
+    return page
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A search of three small children by REINFORCE (whose statistics make a picture)."""
@@ -99,19 +110,21 @@ def addresses(finished):
 
 
 def test_the_runs_table_lists_the_parent_run_and_its_children(finished, addresses):
-    page = chromium(addresses["runs"], "--dump-dom")
     parent = MlflowClient(finished.tracking_uri).get_run(finished.parent_run_id)
-    assert parent.info.run_name in page
-    for child in ("child-001", "child-002", "child-003"):
-        assert child in page
+    names = [parent.info.run_name, "child-001", "child-002", "child-003"]
+    page = rendered(addresses["runs"], names)
+    for name in names:
+        assert name in page
 
 
 def test_the_parent_runs_pictures_are_among_its_artifacts(finished, addresses, tmp_path):
     assert finished.parent_run_id in addresses["pictures"]
-    page = chromium(addresses["pictures"], "--dump-dom")
-    for name in PICTURES[:-1]:  # best_samples.png: generative searches only
+    preview = '<img alt="rewards.png" src="blob:'  # previewed: fetched and shown
+    names = PICTURES[:-1]  # best_samples.png: generative searches only
+    page = rendered(addresses["pictures"], [*names, preview])
+    for name in names:
         assert name in page
-    assert '<img alt="rewards.png" src="blob:' in page  # previewed: fetched and shown
+    assert preview in page
     shot = tmp_path / "pictures.png"
     chromium(addresses["pictures"], f"--screenshot={shot}")
     assert shot.stat().st_size > 20_000  # the page with the picture, not a blank one
