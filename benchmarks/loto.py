@@ -46,14 +46,31 @@ def settings(controller: str, grid: list[str]) -> list[str]:
 
 
 def cached_runs(table: Table, spec: str, seeds: range, budget: int, pool) -> list[np.ndarray]:
-    """The rows each seed of `spec` evaluated on `table` (kept in `CACHE`)."""
-    tag = f"{spec}|{seeds.start}-{seeds.stop}|{budget}"
-    path = CACHE / table.name / (hashlib.sha1(tag.encode()).hexdigest()[:16] + ".npy")
+    """The rows each seed of `spec` evaluated on `table` (kept in `CACHE`); a run kept for
+    the first seeds of `seeds` only is extended by the rest."""
+    path = _cache_path(table, spec, seeds, budget)
     if not path.exists():
-        rows, _ = run_seeds(table, spec, seeds, budget, pool)
+        kept = next(
+            (
+                stop
+                for stop in range(seeds.stop - 1, seeds.start, -1)
+                if _cache_path(table, spec, range(seeds.start, stop), budget).exists()
+            ),
+            seeds.start,
+        )
+        rows = []
+        if kept > seeds.start:
+            rows = list(np.load(_cache_path(table, spec, range(seeds.start, kept), budget)))
+        more, _ = run_seeds(table, spec, range(kept, seeds.stop), budget, pool)
+        rows += more
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.stack(rows))
     return list(np.load(path))
+
+
+def _cache_path(table: Table, spec: str, seeds: range, budget: int) -> Path:
+    tag = f"{spec}|{seeds.start}-{seeds.stop}|{budget}"
+    return CACHE / table.name / (hashlib.sha1(tag.encode()).hexdigest()[:16] + ".npy")
 
 
 def log_median(summary: ControllerSummary, budget: int) -> float:
@@ -72,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(names) < 2:
         print("leave-one-table-out needs at least two tables", file=sys.stderr)
         return 2
+    if args.jobs <= 1:
+        import torch
+
+        torch.set_num_threads(1)  # one process, one core: the networks are tiny
     tables = {name: load_table(name) for name in names}
     tuning = range(args.tune_seeds)
     report = range(REPORT_SEED_START, REPORT_SEED_START + args.seeds)
