@@ -113,6 +113,9 @@ class ReinforceOptions:
     rank_neighbours: int = 2
     """The one-decision neighbours of this many of the best architectures told so far join the
     draws the reward model ranks (as BANANAS ranks mutations; 0: policy draws only)."""
+    rank_kappa: float | None = None
+    """None: the reward model ranks under one of its members drawn at random (Thompson
+    sampling); a number: by its members' mean plus this times their standard deviation."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -138,6 +141,8 @@ class ReinforceOptions:
         if int(self.replay_best) != self.replay_best or self.replay_best < 0:
             raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
         check_rank_options(self)
+        if self.rank_kappa is not None and not self.rank_kappa >= 0:
+            raise ValueError(f"rank_kappa must be None or >= 0, got {self.rank_kappa}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be > 0 or None, got {self.clip}")
         self.batch, self.hidden = int(self.batch), int(self.hidden)
@@ -217,7 +222,7 @@ class Reinforce(Controller):
                 p.uniform_(-0.1, 0.1, generator=self._generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
         self._ranker = Ranker(
-            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after, o.rank_kappa
         )
 
     def _squash(self, logits, mask, heat: float = 1.0):
