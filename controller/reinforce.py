@@ -34,10 +34,10 @@ Ranked proposals
 Once a few rewards are told (`rank_after`), each ask draws `rank_samples` distinct unasked
 architectures from the policy, adds the one-decision neighbours of the `rank_neighbours` best
 told so far, and proposes the one a reward model ranks first: a bootstrap ensemble of small
-MLPs over the one-hot action encoding, trained on every reward told, and ranking under one
-member drawn at random (Thompson sampling; `controller.ranking`, shared with `qlearning` and
-`dqn`). The policy still learns from every real reward as above; the model only chooses which
-of its draws is worth a child.
+MLPs over the one-hot action encoding, trained on every reward told, and ranking by the
+members' mean plus one standard deviation (`rank_kappa`; `controller.ranking`, shared with
+`qlearning` and `dqn`, which rank under one member drawn at random). The policy still learns
+from every real reward as above; the model only chooses which of its draws is worth a child.
 
 Defaults
 --------
@@ -113,9 +113,9 @@ class ReinforceOptions:
     rank_neighbours: int = 2
     """The one-decision neighbours of this many of the best architectures told so far join the
     draws the reward model ranks (as BANANAS ranks mutations; 0: policy draws only)."""
-    rank_kappa: float | None = None
-    """None: the reward model ranks under one of its members drawn at random (Thompson
-    sampling); a number: by its members' mean plus this times their standard deviation."""
+    rank_kappa: float | None = 1.0
+    """The reward model ranks by its members' mean plus this times their standard deviation
+    (an upper confidence bound); None: under one member drawn at random (Thompson sampling)."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
