@@ -46,14 +46,31 @@ def settings(controller: str, grid: list[str]) -> list[str]:
 
 
 def cached_runs(table: Table, spec: str, seeds: range, budget: int, pool) -> list[np.ndarray]:
-    """The rows each seed of `spec` evaluated on `table` (kept in `CACHE`)."""
-    tag = f"{spec}|{seeds.start}-{seeds.stop}|{budget}"
-    path = CACHE / table.name / (hashlib.sha1(tag.encode()).hexdigest()[:16] + ".npy")
+    """The rows each seed of `spec` evaluated on `table` (kept in `CACHE`); a run kept for
+    the first seeds of `seeds` only is extended by the rest."""
+    path = _cache_path(table, spec, seeds, budget)
     if not path.exists():
-        rows, _ = run_seeds(table, spec, seeds, budget, pool)
+        kept = next(
+            (
+                stop
+                for stop in range(seeds.stop - 1, seeds.start, -1)
+                if _cache_path(table, spec, range(seeds.start, stop), budget).exists()
+            ),
+            seeds.start,
+        )
+        rows = []
+        if kept > seeds.start:
+            rows = list(np.load(_cache_path(table, spec, range(seeds.start, kept), budget)))
+        more, _ = run_seeds(table, spec, range(kept, seeds.stop), budget, pool)
+        rows += more
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.stack(rows))
     return list(np.load(path))
+
+
+def _cache_path(table: Table, spec: str, seeds: range, budget: int) -> Path:
+    tag = f"{spec}|{seeds.start}-{seeds.stop}|{budget}"
+    return CACHE / table.name / (hashlib.sha1(tag.encode()).hexdigest()[:16] + ".npy")
 
 
 def log_median(summary: ControllerSummary, budget: int) -> float:
@@ -72,15 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     if len(names) < 2:
         print("leave-one-table-out needs at least two tables", file=sys.stderr)
         return 2
+    if args.jobs <= 1:
+        import torch
+
+        torch.set_num_threads(1)  # one process, one core: the networks are tiny
     tables = {name: load_table(name) for name in names}
     tuning = range(args.tune_seeds)
     report = range(REPORT_SEED_START, REPORT_SEED_START + args.seeds)
-    score, reports = {}, {}
+    score, tuned, reports = {}, {}, {}
     for name, table in tables.items():  # one pool of workers per table and pass
         with seed_pool(table, args.jobs) as pool:
             for spec in candidates:
                 rows = cached_runs(table, spec, tuning, args.budget, pool)
-                score[(name, spec)] = log_median(summarize(table, spec, rows), args.budget)
+                tuned[(name, spec)] = summarize(table, spec, rows)
+                score[(name, spec)] = log_median(tuned[(name, spec)], args.budget)
+    _print_tuning(candidates, list(tables), tuned, score, args)
+    if args.tune_only:
+        return 0
     chosen = {
         name: min(candidates, key=lambda s: np.mean([score[(o, s)] for o in tables if o != name]))
         for name in tables
@@ -109,6 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _print_tuning(candidates, names, tuned, score, args) -> None:
+    """The tuning seeds' median evaluations to the top 1% (regret@100, @200) per setting."""
+    print(f"tuning: seeds 0-{args.tune_seeds - 1}, budget {args.budget}\n")
+    print("| setting | " + " | ".join(names) + " | mean log median |")
+    print("|" + " --- |" * (2 + len(names)))
+    for spec in candidates:
+        cells = []
+        for name in names:
+            summary = tuned[(name, spec)]
+            median = summary.median_evals_to_top
+            at = [summary.regret_at(n)[0] for n in (100, 200) if n <= args.budget]
+            regrets = ", ".join(f"{m:.4f}" for m in at)
+            cells.append(f"{median if median is not None else 'never'} ({regrets})")
+        mean = np.mean([score[(name, spec)] for name in names])
+        print(f"| {spec.partition(':')[2] or 'defaults'} | {' | '.join(cells)} | {mean:.2f} |")
+    print(flush=True)
+
+
 def _cell(summary: ControllerSummary, budget: int) -> str:
     low, high = summary.evals_to_top_interval
     median = summary.median_evals_to_top
@@ -134,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=100, help="report seeds per held-out table")
     parser.add_argument("--budget", type=int, default=400, help="evaluations per seed")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the seeds")
+    parser.add_argument("--tune-only", action="store_true", help="print the tuning table and stop")
     return parser
 
 

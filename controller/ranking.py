@@ -4,7 +4,8 @@ A controller that can draw candidates (a policy's samples, epsilon-greedy walks)
 `Ranker.propose` a way to draw one. Once `after` rewards are told, each proposal draws
 `samples` distinct architectures not asked before, adds the one-decision neighbours of the
 `neighbours` best told so far, and returns the one the reward model ranks first under one of its
-members drawn at random (Thompson sampling; `controller.reward_model`). The controller still
+members drawn at random (Thompson sampling; `controller.reward_model`) or, with `kappa`, by an
+upper confidence bound over its members. The controller still
 learns from every real reward; the model only chooses which of its draws is worth a child.
 
 The options are fields of each controller's own options (`rank_samples`, `rank_neighbours`,
@@ -49,11 +50,22 @@ class Ranker:
         samples: Distinct unasked draws per proposal (0 or 1: ranking off).
         neighbours: The one-decision neighbours of this many of the best told join the draws.
         after: Rewards told before proposals are ranked (until then: one draw).
+        kappa: None: rank under one member drawn at random (Thompson sampling); a number: by
+            the members' mean plus `kappa` times their standard deviation.
     """
 
-    def __init__(self, space, seed: int, samples: int, neighbours: int, after: int) -> None:
+    def __init__(
+        self,
+        space,
+        seed: int,
+        samples: int,
+        neighbours: int,
+        after: int,
+        kappa: float | None = None,
+    ) -> None:
         self.space, self.seed = space, int(seed)
         self.samples, self.neighbours, self.after = samples, neighbours, after
+        self.kappa = kappa
         self.model = RewardModel(  # its own generator: the controller's draws stay as they were
             space.max_steps * space.max_choices,
             generator=torch.Generator().manual_seed(self.seed),
@@ -122,7 +134,7 @@ class Ranker:
             drawn[key] = sample
         keys = list(drawn)
         encodings = [self.encode(key) for key in keys]
-        key = keys[self.model.pick(encodings, generator)]
+        key = keys[self.model.pick(encodings, generator, self.kappa)]
         chosen = drawn[key]
         asked.add(key)
         return complete(list(key)) if chosen is None else chosen

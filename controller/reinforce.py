@@ -34,10 +34,10 @@ Ranked proposals
 Once a few rewards are told (`rank_after`), each ask draws `rank_samples` distinct unasked
 architectures from the policy, adds the one-decision neighbours of the `rank_neighbours` best
 told so far, and proposes the one a reward model ranks first: a bootstrap ensemble of small
-MLPs over the one-hot action encoding, trained on every reward told, and ranking under one
-member drawn at random (Thompson sampling; `controller.ranking`, shared with `qlearning` and
-`dqn`). The policy still learns from every real reward as above; the model only chooses which
-of its draws is worth a child.
+MLPs over the one-hot action encoding, trained on every reward told, and ranking by the
+members' mean plus one standard deviation (`rank_kappa`; `controller.ranking`, shared with
+`qlearning` and `dqn`, which rank under one member drawn at random). The policy still learns
+from every real reward as above; the model only chooses which of its draws is worth a child.
 
 Defaults
 --------
@@ -113,6 +113,9 @@ class ReinforceOptions:
     rank_neighbours: int = 2
     """The one-decision neighbours of this many of the best architectures told so far join the
     draws the reward model ranks (as BANANAS ranks mutations; 0: policy draws only)."""
+    rank_kappa: float | None = 1.0
+    """The reward model ranks by its members' mean plus this times their standard deviation
+    (an upper confidence bound); None: under one member drawn at random (Thompson sampling)."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -138,6 +141,8 @@ class ReinforceOptions:
         if int(self.replay_best) != self.replay_best or self.replay_best < 0:
             raise ValueError(f"replay_best must be an integer >= 0, got {self.replay_best}")
         check_rank_options(self)
+        if self.rank_kappa is not None and not self.rank_kappa >= 0:
+            raise ValueError(f"rank_kappa must be None or >= 0, got {self.rank_kappa}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be > 0 or None, got {self.clip}")
         self.batch, self.hidden = int(self.batch), int(self.hidden)
@@ -217,7 +222,7 @@ class Reinforce(Controller):
                 p.uniform_(-0.1, 0.1, generator=self._generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
         self._ranker = Ranker(
-            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after
+            self.space, self.seed, o.rank_samples, o.rank_neighbours, o.rank_after, o.rank_kappa
         )
 
     def _squash(self, logits, mask, heat: float = 1.0):

@@ -135,10 +135,17 @@ class RewardModel:
         return self._forward(np.asarray(x, dtype=np.float32))[1]
 
     def pick(
-        self, x: Sequence[np.ndarray], generator: torch.Generator | np.random.Generator
+        self,
+        x: Sequence[np.ndarray],
+        generator: torch.Generator | np.random.Generator,
+        kappa: float | None = None,
     ) -> int:
         """Index of the best of encodings `x` under one member drawn from `generator` (Thompson
-        sampling over the ensemble)."""
+        sampling over the ensemble); with `kappa`, the best by the members' mean plus `kappa`
+        times their standard deviation (an upper confidence bound; nothing drawn)."""
+        if kappa is not None:
+            scores = self.predict(np.stack(x))
+            return int(np.argmax(scores.mean(0) + kappa * scores.std(0)))
         if isinstance(generator, np.random.Generator):
             member = int(generator.integers(self.members))
         else:

@@ -88,3 +88,18 @@ def test_ranked_reinforce_learns_faster_and_restores_exactly():
     restored = make_controller("reinforce", SPACE, seed=0)
     restored.load_state_dict(original.state_dict())
     assert [original.ask().actions for _ in range(5)] == [restored.ask().actions for _ in range(5)]
+
+
+def test_an_upper_confidence_bound_picks_by_the_members_mean_and_spread():
+    rng = np.random.default_rng(2)
+    model = RewardModel(SPACE.max_steps * SPACE.max_choices, generator=torch.Generator())
+    for _ in range(30):
+        actions = random_actions(rng)
+        model.add(encode_actions(SPACE, actions), reward(actions))
+    x = [encode_actions(SPACE, random_actions(rng)) for _ in range(50)]
+    scores = model.predict(np.stack(x))
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert model.pick(x, generator, kappa=0.0) == int(np.argmax(scores.mean(0)))
+    assert model.pick(x, generator, kappa=100.0) == int(np.argmax(scores.std(0)))
+    assert torch.equal(generator.get_state(), state)  # nothing drawn
