@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import math
 import os
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +28,7 @@ from ray._raylet import NodeID
 
 from search.config import ConfigError
 
-__all__ = ["ClusterLost", "ClusterWatch", "connect", "disconnect"]
+__all__ = ["ClusterLost", "ClusterWatch", "connect", "disconnect", "exit_lost"]
 
 SESSION_VAR = "RLNAS_RAY_SESSION"
 """Set, to a value of its own, in the environment of every process of a Ray that `connect`
@@ -390,12 +388,12 @@ class ClusterWatch(tune.Callback):
 
     A thread of its own asks the cluster's GCS every `every` seconds whether this driver's node
     is alive (no answer within `timeout` seconds, or a dead node, is a lost cluster); Tune's
-    loop raises `ClusterLost` at its next step, and after each failed trial it asks itself (a
-    cluster going away fails its trials first). Tune's loop can itself be stuck in a request
-    to the gone cluster (removing a failed trial's placement group waits on the GCS until Ray
-    ends the process, 60 s later): when it has not raised `grace` seconds after the loss,
-    the thread calls `on_stuck` with the `ClusterLost`, which by default says so on stderr
-    and ends the process with exit status 1.
+    loop raises `ClusterLost` at its next step once the thread found it so, and after each
+    failed trial it asks itself (a cluster going away fails its trials first). Tune's loop can
+    itself be stuck in a request to the gone cluster (removing a failed trial's placement group
+    waits on the GCS until Ray ends the process, 60 s later): when it has not raised `grace`
+    seconds after the loss, the thread calls `on_stuck` with the `ClusterLost`, which by
+    default says so on stderr and ends the process with exit status 1 (`exit_lost`).
     """
 
     def __init__(
@@ -410,8 +408,7 @@ class ClusterWatch(tune.Callback):
         self.every = every
         self.timeout = timeout
         self.grace = grace
-        self.on_stuck = on_stuck or _exit_lost
-        self._last = -math.inf
+        self.on_stuck = on_stuck or exit_lost
         self._address = ""  # the GCS's, once `setup` ran
         self._node: NodeID | None = None
         self._lost = threading.Event()
@@ -434,7 +431,7 @@ class ClusterWatch(tune.Callback):
             self._thread.start()
 
     def on_step_begin(self, iteration, trials, **info):
-        if self._lost.is_set() or time.monotonic() - self._last >= self.every:
+        if self._lost.is_set():  # the thread found it gone
             self.check()
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -454,7 +451,6 @@ class ClusterWatch(tune.Callback):
         """Raise `ClusterLost` unless the cluster answers that this driver's node is alive."""
         if self._node is None:
             self.setup()
-        self._last = time.monotonic()
         if not self._lost.is_set() and self._answers():
             return
         self.close()
@@ -487,7 +483,7 @@ class ClusterWatch(tune.Callback):
             return False
 
 
-def _exit_lost(lost: ClusterLost) -> None:
+def exit_lost(lost: ClusterLost) -> None:
     """Say that the cluster is gone and end this process (its main thread is stuck in Ray)."""
     print(f"rlnas: {lost}", file=sys.stderr, flush=True)
     os._exit(1)

@@ -40,13 +40,13 @@ from mlflow.tracking import MlflowClient
 from search.config import ConfigError, SearchConfig
 
 __all__ = [
-    "quiet_downloads",
     "DEFAULT_OUTAGE_LIMIT",
     "TrackingClient",
     "TrackingError",
     "TrackingUnavailable",
     "check_tracking",
     "is_transient",
+    "quiet_downloads",
 ]
 
 DEFAULT_OUTAGE_LIMIT = SearchConfig.tracking_outage

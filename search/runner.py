@@ -26,7 +26,7 @@ from ray import tune
 from controller import make_controller
 from search.child_setup import ChildSetup
 from search.child_timeout import ChildTimeout
-from search.cluster import ClusterLost, ClusterWatch, connect, disconnect
+from search.cluster import ClusterLost, ClusterWatch, connect, disconnect, exit_lost
 from search.combined import combine_model_dirs, evaluate_on_test
 from search.config import ConfigError, SearchConfig
 from search.failures import reporting_failures
@@ -426,8 +426,7 @@ def run_search(
             try:
                 close("KILLED")
             finally:
-                print(f"rlnas: {lost}", file=sys.stderr, flush=True)
-                os._exit(1)
+                exit_lost(lost)
 
     watch = ClusterWatch(tracker.name, on_stuck=stuck)
     callbacks = _callbacks(config, searcher, children, out, watch)

@@ -429,7 +429,7 @@ class TimeBudget(_Wrapper):
         if self.ran_out:
             return FINISHED
         waves = 1 + math.ceil(self.reserve / self.parallel)  # this one, then the reserve
-        if self.left() <= waves * self.longest or self.left() <= 0:
+        if self.left() <= waves * self.longest:  # also once past: `longest` >= 0
             self.ran_out = True
             return FINISHED
         proposal = self.inner.propose()
