@@ -57,12 +57,18 @@ def test_normal_scores_keep_order_share_ties_and_ignore_scale():
     np.testing.assert_allclose(normal_scores(1000 * y - 3), scores)
 
 
-def test_the_model_ranks_unseen_architectures_after_sixty_told():
-    rng = np.random.default_rng(1)
+def told(rng: np.random.Generator, n: int) -> RewardModel:
+    """A reward model told the rewards of `n` random architectures."""
     model = RewardModel(SPACE.max_steps * SPACE.max_choices, generator=torch.Generator())
-    for _ in range(60):
+    for _ in range(n):
         actions = random_actions(rng)
         model.add(encode_actions(SPACE, actions), reward(actions))
+    return model
+
+
+def test_the_model_ranks_unseen_architectures_after_sixty_told():
+    rng = np.random.default_rng(1)
+    model = told(rng, 60)
     test = [random_actions(rng) for _ in range(200)]
     predicted = model.predict(np.stack([encode_actions(SPACE, a) for a in test])).mean(0)
     assert spearmanr(predicted, [reward(a) for a in test]).statistic > 0.7
@@ -92,10 +98,7 @@ def test_ranked_reinforce_learns_faster_and_restores_exactly():
 
 def test_an_upper_confidence_bound_picks_by_the_members_mean_and_spread():
     rng = np.random.default_rng(2)
-    model = RewardModel(SPACE.max_steps * SPACE.max_choices, generator=torch.Generator())
-    for _ in range(30):
-        actions = random_actions(rng)
-        model.add(encode_actions(SPACE, actions), reward(actions))
+    model = told(rng, 30)
     x = [encode_actions(SPACE, random_actions(rng)) for _ in range(50)]
     scores = model.predict(np.stack(x))
     generator = torch.Generator().manual_seed(0)

@@ -4,11 +4,8 @@ architecture of a toy objective."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -20,6 +17,7 @@ from search.schedulers import StoppedChildren, make_scheduler, rung_epochs
 from search.searcher import ControllerSearcher
 from search.tags import STATUS_TAG, STOPPED_EPOCH_TAG
 from spaces import load_space
+from tests.search.toy_search import cli, command, env
 
 TOY_SPACE = """\
 family: custom
@@ -150,34 +148,12 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
     starts = tmp_path / "started.txt"
     (tmp_path / "toycurve.py").write_text(f"STARTS = {str(starts)!r}\n" + TOY_OBJECTIVE)
     (tmp_path / "toy.yaml").write_text(TOY_SPACE)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    command = [
-        sys.executable,
-        "-m",
-        "search.cli",
-        "search",
-        "--objective",
-        "toycurve:score",
-        "--space",
-        "toy.yaml",
-        "--scheduler",
-        "asha",
-        "--epochs",
-        "9",
-        "--grace-epochs",
-        "1",
-        "--budget",
-        "30",
-        "--concurrency",
-        "2",
-        "--seed",
-        "0",
-        "--name",
-        "toy",
-    ]
+    args = ("search", "--objective", "toycurve:score", "--space", "toy.yaml", "--name", "toy")
+    args += ("--scheduler", "asha", "--epochs", "9", "--grace-epochs", "1", "--budget", "30")
+    args += ("--concurrency", "2", "--seed", "0")
     with (tmp_path / "killed.out").open("w") as sink:
         killed = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path, env=env
+            command(*args), stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path, env=env()
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and (
@@ -187,14 +163,7 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
             time.sleep(0.1)
         killed.kill()
         killed.wait(timeout=60)
-    result = subprocess.run(
-        [sys.executable, "-m", "search.cli", "resume", "toy"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=400,
-    )
+    result = cli(tmp_path, "resume", "toy", timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     printed = (tmp_path / "killed.out").read_text() + result.stdout
     assert "asha may stop a child at epoch 1, 3" in result.stdout
@@ -216,24 +185,10 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
     assert best.data.params["a"] == best.data.params["b"] == best.data.params["c"] == "4"
     assert max(r.data.metrics["reward"] for r in stopped) < best.data.metrics["reward"]
 
-    board = subprocess.run(
-        [sys.executable, "-m", "search.cli", "leaderboard", "toy", "--top", "30"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-    )
+    board = cli(tmp_path, "leaderboard", "toy", "--top", "30", timeout=120)
     assert board.returncode == 0, board.stderr
     assert "a=4 b=4 c=4" in board.stdout.splitlines()[1]
-    show = subprocess.run(
-        [sys.executable, "-m", "search.cli", "show", "toy"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-    )
+    show = cli(tmp_path, "show", "toy", timeout=120)
     assert f"30 of 30 children trained ({len(stopped)} stopped early)" in show.stdout
 
 
