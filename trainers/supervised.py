@@ -150,6 +150,30 @@ class SupervisedTrainer(Trainer):
         kept.eval()
         return progress.result(model, kept, metrics, metric, time.perf_counter() - start)
 
+    def train_as_published(
+        self, model: nn.Module, task: Task, options: TrainOptions
+    ) -> dict[str, float]:
+        """Train ``model`` in place as published recipes do (InceptionTime's, Wang et al.'s
+        ResNet): on all labelled series (train + validation) for ``options.epochs``, with no
+        validation, keeping the weights of the epoch of lowest training loss (Keras'
+        ``ModelCheckpoint`` on the training loss). Returns the ``test_`` metrics of `metrics`.
+        For checks against published accuracies, not for searches (nothing selects)."""
+        seed_everything(options.seed)
+        dev = pick_device(options.device)
+        model.to(dev)
+        data = _Data.on(model, task, dev)
+        member = _Member(model, data.pool, data.pool, options.seed)
+        member.start(options, dev)
+        lowest, state = math.inf, None
+        for epoch in range(1, options.epochs + 1):
+            loss = self._member_epoch(member, task, options, epoch)
+            if loss < lowest:
+                lowest, state = loss, _cpu_state(model)
+        if state is not None:
+            model.load_state_dict(state)
+        model.eval()
+        return self._test(model, task, dev, data.lengths)
+
     def _train_epochs(
         self,
         members: list[_Member],

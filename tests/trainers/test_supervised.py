@@ -268,6 +268,39 @@ def test_small_tasks_are_cross_validated_refitted_and_ensembled(digits: Task) ->
     assert trainer.folds(small, 0) == []
 
 
+def test_training_as_published_uses_every_labelled_series_and_the_lowest_training_loss(
+    digits: Task,
+) -> None:
+    # digits 0-4 only in the training split, 5-9 only in validation: a model that never saw
+    # the validation split could not name a 5
+    low, high = digits.y_train < 5, digits.y_val >= 5
+    split = Task(
+        "split classes",
+        "classification",
+        digits.input_shape,
+        10,
+        digits.x_train[low],
+        digits.y_train[low],
+        digits.x_val[high],
+        digits.y_val[high],
+        digits.x_test,
+        digits.y_test,
+    )
+    trainer = ClassificationTrainer()
+    model = mlp()
+    test = trainer.train_as_published(model, split, TrainOptions(epochs=4, seed=0, lr=3e-3))
+    assert not model.training
+    assert test["test_accuracy"] == pytest.approx(accuracy(model, digits.x_test, digits.y_test))
+    assert test["test_accuracy"] > 0.75
+    upper = digits.y_test >= 5
+    assert accuracy(model, digits.x_test[upper], digits.y_test[upper]) > 0.7
+    # a training loss that only grows after the first epoch: the first epoch's weights are kept
+    steps = math.ceil((len(digits.x_train) + len(digits.x_val)) / 64)
+    saboteur = Saboteur(after=steps, mode="nan")
+    trainer.train_as_published(saboteur, digits, TrainOptions(epochs=3, seed=0))
+    assert saboteur.steps.item() == steps
+
+
 class StalledRefit(ClassificationTrainer):
     """A refit that never trains: the model stays at its initial weights (chance accuracy)."""
 
