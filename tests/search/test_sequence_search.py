@@ -35,7 +35,7 @@ def test_search_on_a_uea_archive_logs_every_metric(tmp_path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = SearchConfig(
         task="uea:BasicMotions",
-        space="rnn-evolved",
+        space="cnn1d",
         controller="random",
         budget=1,
         epochs=2,
