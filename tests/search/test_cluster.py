@@ -1,18 +1,14 @@
 """The Ray a search runs on (`search.cluster`): a Ray of its own, or an existing cluster (`ray
-start --head` on loopback) joined through --address; its processes end with the driver; a
-cluster that goes away ends the search."""
+start --head` on loopback) joined through --address; its processes end with the driver (a
+cluster that goes away: `test_cluster_lost`)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -21,156 +17,17 @@ import pytest
 
 from search.cluster import connect
 from search.config import ConfigError
-from tests.search.toy_search import cli, command, evaluated, runs_of, setup_dir, trained
-from tests.search.toy_search import env as toy_env
-
-ROOT = Path(__file__).resolve().parents[2]
-RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def short_temp_dir() -> str:
-    return tempfile.mkdtemp(prefix="rlnas-ray-")  # short: Ray's socket paths have a limit
-
-
-def session_processes(path: str) -> set[int]:
-    """Live processes (not this one, not zombies) of the Ray sessions under `path`: those whose
-    command line, open files or RAY_TMPDIR name it (Ray renames its agents and workers, so
-    their command lines alone do not)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z":
-                continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            text = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            files = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-        except OSError:  # ended meanwhile, or another user's
-            continue
-        if (
-            f"RAY_TMPDIR={path}".encode() in environ
-            or path in text
-            or any(name.startswith(path) for name in files)
-        ):
-            found.add(int(entry.name))
-    return found
-
-
-def title(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def kill_all(pids: set[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def wait_for(condition, timeout: float, every: float = 0.2):
-    """`condition()`'s first true value within `timeout` seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
-
-
-class Head:
-    """A head node of its own: `ray start --block` in the foreground, its temp dir private (so
-    no other `ray.init()` on the machine finds it). `stop` is Ctrl-C, which ends only the
-    processes it started (`ray stop` would end every Ray process on the machine)."""
-
-    def __init__(self, temp_dir: str | None = None, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.temp_dir = temp_dir or short_temp_dir()
-        self.address = f"127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                RAY,
-                "start",
-                "--head",
-                "--block",
-                f"--port={self.port}",
-                "--node-ip-address=127.0.0.1",
-                "--num-cpus=2",
-                "--include-dashboard=false",
-                f"--temp-dir={self.temp_dir}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while not (Path(self.temp_dir) / "ray_current_cluster").exists():
-            if self.process.poll() is not None:
-                raise AssertionError(self.process.stdout.read()[-2000:])
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError("ray start --head did not come up in 120 s")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        """Ctrl-C, as a user stops a head in the foreground."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def kill(self) -> None:
-        """A crash: SIGKILL for the head's processes, no `ray stop`; its address stays recorded."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        kill_all(session_processes(self.temp_dir))  # workers have process groups of their own
-
-    def close(self) -> None:
-        self.stop()
-        kill_all(session_processes(self.temp_dir))
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def head():
-    node = Head()
-    try:
-        yield node
-    finally:
-        node.close()
-
-
-@pytest.fixture
-def ray_head(head):
-    """The address of a head node of its own (`Head`)."""
-    return head.address
-
-
-def driver_env(**extra: str | None) -> dict[str, str]:
-    """The environment of a driver process: this checkout importable, no cluster asked for;
-    ``NAME=None`` removes NAME."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    for key, value in extra.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
-
+from tests.search.ray_heads import (
+    RAY,
+    Head,
+    driver_env,
+    free_port,
+    kill_all,
+    session_processes,
+    short_temp_dir,
+    title,
+    wait_for,
+)
 
 CONNECT = textwrap.dedent(
     """
@@ -376,134 +233,3 @@ def test_the_ray_of_a_killed_driver_ends_with_it_and_no_other(tmp_path):
         for root in roots:
             kill_all(session_processes(root))
             shutil.rmtree(root, ignore_errors=True)
-
-
-TUNED = textwrap.dedent(
-    """
-    import os, sys, time
-    from pathlib import Path
-    from ray import tune
-    from search.cluster import ClusterLost, ClusterWatch, connect
-
-    address, where, stuck = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "stuck"
-    connect(address)
-
-    def child(config):
-        (where / f"child-{config['i']}").touch()
-        time.sleep(600)
-
-    class Stuck(tune.Callback):
-        \"\"\"Tune's loop waits for good once both children run (as it does in a request to
-        a gone cluster).\"\"\"
-        def on_step_begin(self, iteration, trials, **info):
-            if stuck and len(list(where.glob("child-*"))) == 2:
-                (where / "stuck").touch()
-                time.sleep(600)
-
-    def lost(exc):
-        print(f"ClusterLost (stuck): {exc}", flush=True)
-        os._exit(3)
-
-    tuner = tune.Tuner(
-        child,
-        param_space={"i": tune.grid_search([0, 1])},
-        run_config=tune.RunConfig(
-            storage_path=str(where / "tune"),
-            verbose=0,
-            callbacks=[ClusterWatch("demo", on_stuck=lost), Stuck()],
-        ),
-    )
-    try:
-        tuner.fit()
-    except ClusterLost as exc:
-        print(f"ClusterLost: {exc}", flush=True)
-        sys.exit(3)
-    print("fit returned", flush=True)
-    """
-)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("loop", ["free", "stuck"])
-def test_a_search_whose_cluster_goes_away_stops_with_cluster_lost(head, tmp_path, loop):
-    """Stopping the head fails the children; without `ClusterWatch`, Tune either ends as if
-    they had failed or waits until Ray ends the driver a minute later. Tune's loop either
-    raises `ClusterLost` itself, or is stuck (in a request to the gone cluster) and the watch
-    ends the process."""
-    out = tmp_path / "driver.out"
-    with out.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-c", TUNED, head.address, str(tmp_path), loop],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=driver_env(),
-            cwd=tmp_path,
-        )
-    try:
-        running = wait_for(lambda: len(list(tmp_path.glob("child-*"))) == 2, timeout=120)
-        assert running, out.read_text()[-3000:]
-        if loop == "stuck":
-            assert wait_for((tmp_path / "stuck").exists, timeout=60), out.read_text()[-3000:]
-        head.stop()
-        stopped = time.monotonic()
-        process.wait(timeout=60)
-        assert time.monotonic() - stopped < 60
-        lines = [line for line in out.read_text().splitlines() if line.startswith("ClusterLost")]
-        assert process.returncode == 3, out.read_text()[-3000:]
-        assert len(lines) == 1, out.read_text()[-3000:]
-        assert lines[0].split(": ", 1)[1] == (
-            f"the Ray cluster at {head.address} is gone; the search stopped: "
-            "resume it with `rlnas resume demo` once the cluster is back, or on a Ray of its own "
-            "with `rlnas resume demo --address local`"
-        )
-        if loop == "stuck":
-            assert lines[0].startswith("ClusterLost (stuck)")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-@pytest.mark.slow
-def test_a_search_on_a_cluster_that_goes_away_stops_and_resumes_on_a_ray_of_its_own(head, tmp_path):
-    """A search on a cluster stops in one line when the cluster goes away mid-children (its
-    records ended, not left running), and resumes on a Ray of its own to the budget, each
-    child recorded once."""
-    cwd = setup_dir(tmp_path, sleep=3)
-    search = ("--objective", "toyobj:score", "--space", "space.yaml", "--controller", "evolution")
-    search += ("--name", "on-cluster", "--seed", "3", "--budget", "6", "--address", head.address)
-    environ = toy_env()
-    environ.pop("RAY_AUTH_MODE", None)  # the search finds the cluster's token itself
-    process = subprocess.Popen(
-        command("search", *search),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-        env=environ,
-    )
-    try:
-        # two children finished, two running
-        assert wait_for(lambda: len(evaluated(cwd)) >= 4, timeout=180), process.stderr.read()
-        head.stop()
-        stdout, stderr = process.communicate(timeout=60)  # Ray alone would end it after 60 s
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert "2 at a time" in stdout  # the cluster's 2 CPUs
-    assert process.returncode == 1, stderr[-3000:]
-    last = stderr.strip().splitlines()[-1]
-    assert " is gone; the search stopped: resume it with `rlnas resume on-cluster` " in last
-    assert head.address.rsplit(":", 1)[1] in last  # the cluster's port
-    runs = runs_of(cwd, "on-cluster")
-    assert not [r for r in runs if r.info.status == "RUNNING"]  # the records were ended
-    assert len(trained(cwd, "on-cluster")) == 2
-
-    refused = cli(cwd, "resume", "on-cluster")  # where it ran: the cluster is still gone
-    assert refused.returncode == 2, refused.stderr[-3000:]
-    assert "nothing listens there" in refused.stderr and "--address local" in refused.stderr
-    done = cli(cwd, "resume", "on-cluster", "--address", "local")
-    assert done.returncode == 0, done.stderr[-3000:]
-    finished = trained(cwd, "on-cluster")
-    assert len(finished) == len(set(finished)) == 6

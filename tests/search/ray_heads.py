@@ -1,0 +1,147 @@
+"""Ray head nodes of their own for tests (`ray start --head` on loopback, a private temp dir),
+and what tests need to watch a Ray session's processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def short_temp_dir() -> str:
+    return tempfile.mkdtemp(prefix="rlnas-ray-")  # short: Ray's socket paths have a limit
+
+
+def session_processes(path: str) -> set[int]:
+    """Live processes (not this one, not zombies) of the Ray sessions under `path`: those whose
+    command line, open files or RAY_TMPDIR name it (Ray renames its agents and workers, so
+    their command lines alone do not)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z":
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            text = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            files = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:  # ended meanwhile, or another user's
+            continue
+        if (
+            f"RAY_TMPDIR={path}".encode() in environ
+            or path in text
+            or any(name.startswith(path) for name in files)
+        ):
+            found.add(int(entry.name))
+    return found
+
+
+def title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def kill_all(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(condition, timeout: float, every: float = 0.2):
+    """`condition()`'s first true value within `timeout` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+class Head:
+    """A head node of its own: `ray start --block` in the foreground, its temp dir private (so
+    no other `ray.init()` on the machine finds it). `stop` is Ctrl-C, which ends only the
+    processes it started (`ray stop` would end every Ray process on the machine)."""
+
+    def __init__(self, temp_dir: str | None = None, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.temp_dir = temp_dir or short_temp_dir()
+        self.address = f"127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--head",
+                "--block",
+                f"--port={self.port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=false",
+                f"--temp-dir={self.temp_dir}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while not (Path(self.temp_dir) / "ray_current_cluster").exists():
+            if self.process.poll() is not None:
+                raise AssertionError(self.process.stdout.read()[-2000:])
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("ray start --head did not come up in 120 s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Ctrl-C, as a user stops a head in the foreground."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """A crash: SIGKILL for the head's processes, no `ray stop`; its address stays recorded."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        kill_all(session_processes(self.temp_dir))  # workers have process groups of their own
+
+    def close(self) -> None:
+        self.stop()
+        kill_all(session_processes(self.temp_dir))
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def driver_env(**extra: str | None) -> dict[str, str]:
+    """The environment of a driver process: this checkout importable, no cluster asked for;
+    ``NAME=None`` removes NAME."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
