@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -13,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from search.child_setup import ChildSetup
 from search.child_timeout import ChildTimeout
 from search.cluster import ClusterLost, ClusterWatch, connect, disconnect, exit_lost
 from search.combined import combine_model_dirs, evaluate_on_test
-from search.config import ConfigError, SearchConfig
+from search.config import ConfigError, SearchConfig, sqlite_path
 from search.failures import reporting_failures
 from search.mlflow_client import check_tracking, quiet_downloads
 from search.objective import evaluate_child, load_objective, reports_epochs
@@ -470,21 +472,43 @@ def _quiet_libraries() -> None:
 
 
 def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
-    """Ray (started here, or joined), the children at once, and the tracker."""
-    started_ray = connect(config.address)
-    try:
-        return (
-            started_ray,
-            _concurrency(config),
-            Tracker(
-                config.resolved_tracking_uri,
-                config.resolved_name,
-                outage_limit=config.tracking_outage,
-            ),
+    """Ray (started here, or joined), the children at once, and the tracker. The tracking
+    store opens on a thread while Ray starts: each takes seconds (Ray's processes coming up,
+    MLflow's schema migrations on a new store), and neither needs the other. Should Ray or
+    the cluster's resources fail, a store opened only for this search is removed again."""
+    database = sqlite_path(config.resolved_tracking_uri)
+    new_store = database if database is not None and not database.exists() else None
+    new_folder = new_store is not None and not new_store.parent.exists()
+    with ThreadPoolExecutor(1, thread_name_prefix="rlnas-store") as pool:
+        opening = pool.submit(
+            Tracker,
+            config.resolved_tracking_uri,
+            config.resolved_name,
+            outage_limit=config.tracking_outage,
         )
-    except BaseException:
-        disconnect(started_ray)
-        raise
+        started_ray: bool | None = None
+        try:
+            started_ray = connect(config.address)
+            return started_ray, _concurrency(config), opening.result()
+        except BaseException:
+            if started_ray is not None:
+                disconnect(started_ray)
+            if opening.exception() is None:
+                opening.result().close()
+                _remove_store(new_store, new_folder)
+            raise
+
+
+def _remove_store(database: Path | None, folder: bool) -> None:
+    """Remove the SQLite store `database` (None: nothing) and, with `folder`, its folder if
+    empty."""
+    if database is None:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    if folder:
+        with contextlib.suppress(OSError):
+            database.parent.rmdir()
 
 
 def _open_parent(

@@ -426,15 +426,17 @@ class ChildRunCallback(tune.Callback):
     def _stopped(
         self, record: ChildRecord, result: dict[str, Any], epoch: int, estimate: float
     ) -> None:
-        """A scheduler stopped the child at `epoch`: the controller was told `estimate`."""
+        """A scheduler stopped the child at `epoch`: the controller was told `estimate`. Its
+        ``train_seconds`` are Tune's time from the child's start to its last report."""
         record.status, record.stopped_epoch = "stopped", epoch
         record.reward = estimate
         record.metrics = {**reported_metrics(result), "reward": estimate}
         record.metrics.pop("final", None)
+        ended = {"reward": estimate}
+        if isinstance(result.get("time_total_s"), (int, float)):
+            ended["train_seconds"] = record.metrics["train_seconds"] = float(result["time_total_s"])
         tags = [RunTag(STATUS_TAG, "stopped"), RunTag(STOPPED_EPOCH_TAG, str(epoch))]
-        self.client.log_batch(
-            record.run_id, metrics=mlflow_metrics({"reward": estimate}, epoch), tags=tags
-        )
+        self.client.log_batch(record.run_id, metrics=mlflow_metrics(ended, epoch), tags=tags)
         self.client.log_text(
             record.run_id, json.dumps(record.architecture, indent=2), "architecture.json"
         )

@@ -181,6 +181,7 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
         # its per-epoch series ends at the epoch it reached
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert max(m.step for m in history) == int(run.data.tags[STOPPED_EPOCH_TAG])
+        assert run.data.metrics["train_seconds"] > 0  # what it cost until it was stopped
     best = max(full, key=lambda r: r.data.metrics["reward"])
     assert best.data.params["a"] == best.data.params["b"] == best.data.params["c"] == "4"
     assert max(r.data.metrics["reward"] for r in stopped) < best.data.metrics["reward"]
