@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["MAX_IMAGES", "MAX_SEQUENCES", "sample_grid_png"]
 
@@ -34,6 +36,8 @@ def sample_grid_png(samples: torch.Tensor, title: str = "") -> bytes:
     if title:
         figure.suptitle(title, fontsize=9)
     buffer = io.BytesIO()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # 0.3 s: only when drawing
+
     FigureCanvasAgg(figure).print_png(buffer)
     return buffer.getvalue()
 
@@ -51,6 +55,8 @@ def _image_grid(x: np.ndarray) -> Figure:
         top, left = pad + r * (h + pad), pad + col * (w + pad)
         mosaic[:, top : top + h, left : left + w] = x[i]
     side = min(6.0, max(2.5, 0.06 * max(mosaic.shape[1:])))
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(side, side * mosaic.shape[1] / mosaic.shape[2] + 0.3), dpi=100)
     ax = figure.add_subplot()
     if mosaic.shape[0] == 3:
@@ -65,6 +71,8 @@ def _line_grid(x: np.ndarray) -> Figure:
     n = max(1, len(x))
     cols = min(4, n)
     rows = math.ceil(n / cols)
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(1.6 * cols, 1.0 * rows + 0.3), dpi=64)
     for i in range(len(x)):
         ax = figure.add_subplot(rows, cols, i + 1)
