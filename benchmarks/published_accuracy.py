@@ -103,7 +103,7 @@ def main() -> None:
     lengths = split_lengths(ensemble, task, torch.device("cpu")).get("test")
     with torch.no_grad():
         scored = trainer.evaluate(ensemble, task, task.x_test, task.y_test, lengths)
-    published = PUBLISHED.get(args.task)
+    published = PUBLISHED.get(args.task) if args.family == "inception" else None
     print(
         f"{args.task}: the ensemble of {len(members)} scores {scored['accuracy']:.4f} on the "
         f"test split ({len(task.y_test)} series); its networks "
