@@ -14,7 +14,8 @@ resample 0 (GunPoint 1.000, ItalyPowerDemand 0.966)::
     python benchmarks/published_accuracy.py --task ucr:GunPoint
 
 Each network's weights and test accuracy are kept under ``--cache`` as soon as it is trained,
-so a killed run goes on where it stopped. ``--paper-epochs`` shortens the recipe for a quick
+so a killed run goes on where it stopped, and a second process with ``--only 3,4`` trains
+those networks on another core meanwhile. ``--paper-epochs`` shortens the recipe for a quick
 look (the result then says nothing of the published one).
 """
 
@@ -55,6 +56,12 @@ def main() -> None:
     parser.add_argument("--paper-epochs", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--cache", type=Path, default=Path("runs/cache/published_accuracy"))
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="train only these networks (e.g. 3,4), without the ensemble: a second process "
+        "for a second core",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = load_task(args.task, seed=0)
@@ -69,7 +76,8 @@ def main() -> None:
     folder = args.cache / f"{args.task.replace(':', '-')}-{args.family}-{args.paper_epochs}"
     folder.mkdir(parents=True, exist_ok=True)
     members, accuracies = [], []
-    for seed in range(args.networks):
+    seeds = range(args.networks) if args.only is None else [int(n) for n in args.only.split(",")]
+    for seed in seeds:
         weights, scores = folder / f"{seed}.pt", folder / f"{seed}.json"
         model = build_model(
             args.family, NETWORKS[args.family], tuple(task.input_shape), task.num_outputs
@@ -99,6 +107,8 @@ def main() -> None:
             f"({test['seconds'] / 60:.1f} min)",
             flush=True,
         )
+    if args.only is not None:
+        return
     ensemble = Ensemble(members, trainer.ensemble_combine).eval()
     lengths = split_lengths(ensemble, task, torch.device("cpu")).get("test")
     with torch.no_grad():
