@@ -6,18 +6,16 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from torch import nn
 
 from search.config import default_tracking_uri, sqlite_path
 from search.mlflow_client import quiet_downloads
-from search.model_files import load_model_dir
-from search.pyfunc import model_dir_in
 from search.records import DEFAULT_TEST_METRIC, LeaderboardRow, child_number, leaderboard_frame
 from search.tags import (
     ARCHITECTURE_TAG,
@@ -30,6 +28,9 @@ from search.tags import (
     TEST_METRIC_TAG,
     tag_filter,
 )
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "ResultsError",
@@ -65,6 +66,8 @@ def load_best(name: str, tracking_uri: str | None = None, device: str = "cpu") -
         tracking_uri: Default MLFLOW_TRACKING_URI or ``sqlite:///runs/mlflow.db``.
         device: Where the returned model lives.
     """
+    from search.model_files import load_model_dir  # torch: not for reading records
+
     with registered_model_dir(name, tracking_uri=tracking_uri) as path:
         return load_model_dir(path, device=device)
 
@@ -75,6 +78,8 @@ def registered_model_dir(
 ) -> Iterator[Path]:
     """The model directory (`search.model_files`) of model `name`'s `version` (default: alias
     ``best``), downloaded to a temporary directory for as long as the context lasts."""
+    from search.pyfunc import model_dir_in  # torch: not for reading records
+
     quiet_downloads()
     uri, client = open_store(tracking_uri)
     which = "@best" if version is None else f" version {version}"
