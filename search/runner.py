@@ -14,7 +14,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pandas as pd
 import ray
 import torch
 from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
 from ray import tune
 
 from controller import make_controller
@@ -472,43 +472,41 @@ def _quiet_libraries() -> None:
 
 
 def _connect(config: SearchConfig) -> tuple[bool, int, Tracker]:
-    """Ray (started here, or joined), the children at once, and the tracker. The tracking
-    store opens on a thread while Ray starts: each takes seconds (Ray's processes coming up,
-    MLflow's schema migrations on a new store), and neither needs the other. Should Ray or
-    the cluster's resources fail, a store opened only for this search is removed again."""
-    database = sqlite_path(config.resolved_tracking_uri)
-    new_store = database if database is not None and not database.exists() else None
-    new_folder = new_store is not None and not new_store.parent.exists()
-    with ThreadPoolExecutor(1, thread_name_prefix="rlnas-store") as pool:
-        opening = pool.submit(
-            Tracker,
+    """Ray (started here, or joined), the children at once, and the tracker. A new SQLite
+    store gets its schema on a thread while Ray starts (MLflow's migrations take seconds, as
+    does Ray); the search's records start only once Ray is up."""
+    schema = _make_schema(config.resolved_tracking_uri)
+    started_ray = connect(config.address)
+    try:
+        concurrency = _concurrency(config)
+        schema.join()  # bounded: one SQLite file's migrations
+        tracker = Tracker(
             config.resolved_tracking_uri,
             config.resolved_name,
             outage_limit=config.tracking_outage,
         )
-        started_ray: bool | None = None
-        try:
-            started_ray = connect(config.address)
-            return started_ray, _concurrency(config), opening.result()
-        except BaseException:
-            if started_ray is not None:
-                disconnect(started_ray)
-            if opening.exception() is None:
-                opening.result().close()
-                _remove_store(new_store, new_folder)
-            raise
+        return started_ray, concurrency, tracker
+    except BaseException:
+        disconnect(started_ray)
+        raise
 
 
-def _remove_store(database: Path | None, folder: bool) -> None:
-    """Remove the SQLite store `database` (None: nothing) and, with `folder`, its folder if
-    empty."""
-    if database is None:
-        return
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        database.with_name(database.name + suffix).unlink(missing_ok=True)
-    if folder:
-        with contextlib.suppress(OSError):
-            database.parent.rmdir()
+def _make_schema(tracking_uri: str) -> threading.Thread:
+    """A started daemon thread that makes a new SQLite store's schema (it does nothing for an
+    existing store or a server); errors are left to the `Tracker` that opens it after."""
+
+    database = sqlite_path(tracking_uri)
+
+    def make() -> None:
+        if database is None or database.exists():
+            return
+        with contextlib.suppress(Exception):
+            database.parent.mkdir(parents=True, exist_ok=True)
+            MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+    thread = threading.Thread(target=make, name="rlnas-schema", daemon=True)
+    thread.start()
+    return thread
 
 
 def _open_parent(

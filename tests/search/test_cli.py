@@ -51,13 +51,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         ),
         (["frobnicate"], ["invalid choice: 'frobnicate'"]),
         (["spaces", "show"], ["name a built-in space or a YAML file"]),
-        (["search", "--gpus-per-trial", "0.5"], ["0.5 GPUs per child asked", "cluster has 0"]),
         (["leaderboard", "never-ran"], ["no searches recorded", "run `rlnas search` first"]),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles):
     assert_one_line_error(rlnas(*args, cwd=tmp_path), *needles)
     assert not (tmp_path / "runs").exists()  # nothing recorded
+
+
+def test_more_gpus_than_the_cluster_has_gives_one_line_and_records_no_search(tmp_path):
+    """Found once Ray is up (Ray counts the GPUs): a new store may exist by then (its schema is
+    made while Ray starts), but it holds no search."""
+    result = rlnas("search", "--gpus-per-trial", "0.5", cwd=tmp_path)
+    assert_one_line_error(result, "0.5 GPUs per child asked", "cluster has 0")
+    store = tmp_path / "runs" / "mlflow.db"
+    if store.exists():
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{store}")
+        assert [e.name for e in client.search_experiments()] == ["Default"]
+        assert not client.search_runs(["0"])
 
 
 def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path):
