@@ -26,9 +26,8 @@ from search.results import ResultsError, leaderboard, open_store
 from search.tags import ROLE_TAG, tag_filter
 
 
-def latest_status(name: str, tracking_uri: str | None) -> str | None:
-    """The MLflow status of the latest search called ``name`` (``FINISHED``, ``KILLED``, ...),
-    or None if there is none."""
+def latest_parent(name: str, tracking_uri: str | None):
+    """The parent run of the latest search called ``name``, or None if there is none."""
     try:
         _, client = open_store(tracking_uri)
     except ResultsError:  # no store yet
@@ -42,7 +41,7 @@ def latest_status(name: str, tracking_uri: str | None) -> str | None:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return parents[0].info.status if parents else None
+    return parents[0] if parents else None
 
 
 def summary(board, epochs: int) -> dict[str, float]:
@@ -57,15 +56,6 @@ def summary(board, epochs: int) -> dict[str, float]:
     }
 
 
-def search_epochs(extra: list[str]) -> int:
-    """The ``--epochs`` among the search arguments (the CLI's default otherwise)."""
-    from search.config import SearchConfig
-
-    if "--epochs" in extra:
-        return int(extra[extra.index("--epochs") + 1])
-    return SearchConfig().epochs
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="digits")
@@ -78,12 +68,12 @@ def main() -> None:
     extra = [a for a in extra if a != "--"]
     schedulers = args.schedulers.split(",")
     prefix = args.prefix or f"{args.task.replace(':', '-')}-{args.space}"
-    epochs = search_epochs(extra)
     rows: dict[str, list[dict[str, float]]] = {s: [] for s in schedulers}
     for seed in range(args.seeds):
         for scheduler in schedulers:
             name = f"{prefix}-{scheduler}-{seed}"
-            status = latest_status(name, args.tracking_uri)
+            parent = latest_parent(name, args.tracking_uri)
+            status = parent.info.status if parent else None
             if status != "FINISHED":
                 argv = ["rlnas", "search", "--task", args.task, "--space", args.space]
                 argv += ["--scheduler", scheduler, "--seed", str(seed), "--name", name]
@@ -93,8 +83,9 @@ def main() -> None:
                 print("$", " ".join(argv), flush=True)
                 if subprocess.run(argv).returncode != 0:
                     sys.exit(f"the search {name} failed; run this again to go on")
+                parent = latest_parent(name, args.tracking_uri)
             board = leaderboard(name, top=100_000, tracking_uri=args.tracking_uri)
-            row = summary(board, epochs)
+            row = summary(board, int(parent.data.params["epochs"]))  # what the search ran with
             rows[scheduler].append(row)
             print(
                 f"seed {seed} {scheduler:<9} test {row['test']:.4f}  children {row['children']} "

@@ -96,7 +96,8 @@ class LeaderboardRow:
         test_accuracy: The test accuracy, where the child has one.
         params: Parameters of one network.
         ensemble: Networks the kept model averages (0: one).
-        train_seconds: Seconds its training took.
+        train_seconds: Seconds its training took (a child stopped early: Tune's time from its
+            start to its last report, its set-up included).
         included: Given by the search's config, not proposed by the controller.
         confirmation: An extra training of one of the best architectures.
         failure: Why training ended early with a penalised reward, or empty.
