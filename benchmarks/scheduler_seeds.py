@@ -22,26 +22,17 @@ import statistics
 import subprocess
 import sys
 
+from search.browse import latest_search
 from search.results import ResultsError, leaderboard, open_store
-from search.tags import ROLE_TAG, tag_filter
 
 
 def latest_parent(name: str, tracking_uri: str | None):
     """The parent run of the latest search called ``name``, or None if there is none."""
     try:
-        _, client = open_store(tracking_uri)
-    except ResultsError:  # no store yet
+        uri, client = open_store(tracking_uri)
+        return latest_search(client, name, uri)
+    except ResultsError:  # no store yet, or no such search
         return None
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return None
-    parents = client.search_runs(
-        [experiment.experiment_id],
-        tag_filter(ROLE_TAG, "search"),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return parents[0] if parents else None
 
 
 def summary(board, epochs: int) -> dict[str, float]:
