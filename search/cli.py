@@ -253,6 +253,8 @@ def _run(config, top: int, resume=None, new: bool = False) -> int:
         + f"{result.failed} failed; skipped without training: "
         f"{result.invalid} invalid, {result.reused} already known)"
     )
+    if result.exhausted:
+        print(f"rlnas: ended before its budget of {config.budget}: {result.exhausted}")
     print(format_leaderboard(result.leaderboard, top=top))
     print()
     if result.best is not None:
@@ -546,11 +548,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _stopped_searches() -> tuple[type[BaseException], ...]:
-    """A search that lost its cluster or its tracking store: stopped, resumable."""
+    """A search that lost its cluster or its tracking store (stopped, resumable), or whose
+    controller proposed nothing that can be built for a long run."""
     from search.cluster import ClusterLost
     from search.mlflow_client import TrackingError
+    from search.stages import SearchError
 
-    return (ClusterLost, TrackingError)
+    return (ClusterLost, TrackingError, SearchError)
 
 
 def _one_line(exc: BaseException, args: Any) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import ray
 import torch
@@ -42,6 +43,7 @@ from search.resume import Resume, mark_cut_off, unfinished_search
 from search.rewards import RewardExpression
 from search.schedulers import RungScheduler, make_scheduler, rung_epochs
 from search.searcher import ATTEMPTS, ControllerSearcher, default_reward
+from search.stages import Deduplication
 from search.state import ARTIFACT_DIR, StateFile, state_path
 from search.tags import BEST_ARCHITECTURES_TAG, BEST_RUN_ID_TAG, BEST_TRAININGS_TAG
 from search.tracking import ChildRunCallback, Tracker
@@ -80,6 +82,9 @@ class SearchResult:
     them, else None)."""
     failure_stop: str = ""
     """Why a run of failures stopped the search (it can be resumed), or empty."""
+    exhausted: str = ""
+    """Why the search ended before its budget with nothing new to train (see `Deduplication`),
+    or empty."""
     planned: int = 0
     """Trainings planned in all (the budget and any confirmation runs)."""
     stopped: int = 0
@@ -124,6 +129,28 @@ def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
         return None
 
     return validate
+
+
+BUILD_CHECK_DRAWS = 50
+"""Architectures drawn from the space before a search that can build none of them is refused."""
+
+
+def _check_buildable(config: SearchConfig, space, validate) -> None:
+    """Refuse a space of which no drawn architecture can be built for the task (a space whose
+    decisions are not the family's, say), before a search proposes them one after another."""
+    rng = np.random.default_rng(config.seed)
+    reasons = []
+    for _ in range(BUILD_CHECK_DRAWS):
+        reason = validate(space.decode(space.sample(rng)))
+        if reason is None:
+            return
+        reasons.append(reason)
+    common = max(set(reasons), key=reasons.count)
+    raise ConfigError(
+        f"space {space.name!r}: none of {BUILD_CHECK_DRAWS} architectures drawn from it can be "
+        f"built by family {space.family!r} for task {config.task!r}; the most common reason: "
+        f"{common}"
+    )
 
 
 def _children_trainer(space, task) -> Trainer | None:
@@ -246,6 +273,7 @@ def _plan(config: SearchConfig) -> _Plan:
     _check_augment(config, space, task)
     _check_lr_schedule(config, space, task)
     validate = _validator(space, task)
+    _check_buildable(config, space, validate)
     include = _included(config, space, validate)
     try:
         controller = make_controller(
@@ -543,6 +571,7 @@ def _searcher(
         on_reuse=children.log_reused,
         reward_of=plan.reward_of,
         duplicates=config.duplicates,
+        space_size=plan.space.cardinality(),
         seed=config.seed,
         include=plan.include,
         budget=config.budget,
@@ -608,6 +637,20 @@ def _end_status(searcher: ControllerSearcher) -> str:
     return "KILLED"
 
 
+def _exhausted(searcher: ControllerSearcher, config: SearchConfig) -> str:
+    """Why the search ended with nothing new to train, or empty."""
+    if not searcher.exhausted:
+        return ""
+    dedup = searcher.chain.require(Deduplication)
+    if dedup.space_spent():
+        size = dedup.space_size
+        return f"the controller has proposed every one of the space's {size:,} architectures"
+    return (
+        "the controller proposed only architectures it had proposed before, "
+        f"{dedup.max_in_row} in a row"
+    )
+
+
 def _result(
     config: SearchConfig,
     tracker: Tracker,
@@ -636,6 +679,7 @@ def _result(
         interrupted=status == "KILLED",
         kept=kept,
         failure_stop=searcher.failure_stop,
+        exhausted=_exhausted(searcher, config),
         planned=log.budget,
         stopped=log.count("stopped"),
     )

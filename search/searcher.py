@@ -60,7 +60,7 @@ class ControllerSearcher(Searcher):
         on_invalid: Called with (candidate, reason) for each unbuildable proposal.
         on_reuse: Called with (candidate, key, reward) for each proposal answered from cache.
         reward_of: The reward of a finished child from its final result.
-        duplicates, invalid_reward, max_skipped_in_row, seed, include, budget, confirm,
+        duplicates, invalid_reward, max_skipped_in_row, space_size, seed, include, budget, confirm,
         confirm_runs, max_failures: see `search.stages.ChainSettings`.
         on_change: Called after every suggestion (the state changed: save it).
     """
@@ -77,6 +77,7 @@ class ControllerSearcher(Searcher):
         duplicates: str = "reuse",
         invalid_reward: float = 0.0,
         max_skipped_in_row: int = 1000,
+        space_size: int | None = None,
         seed: int = 0,
         include: list[dict[str, Any]] | None = None,
         budget: int | None = None,
@@ -107,6 +108,7 @@ class ControllerSearcher(Searcher):
                 confirm_runs=confirm_runs,
                 invalid_reward=invalid_reward,
                 max_skipped_in_row=max_skipped_in_row,
+                space_size=space_size,
                 max_failures=max_failures,
                 on_invalid=invalid and (lambda p, reason: invalid(_candidate(p), reason)),
                 on_reuse=reuse and (lambda p, reward: reuse(_candidate(p), p.key, reward)),

@@ -231,6 +231,7 @@ class ValidityFilter(_Wrapper):
         self.invalid_reward = invalid_reward
         self.on_invalid = on_invalid or (lambda proposal, reason: None)
         self.max_in_row = max_in_row
+        self.invalid_keys: set[str] = set()  # counted by `Deduplication` against the space
 
     def propose(self) -> Proposal | str | None:
         reason = None
@@ -241,12 +242,19 @@ class ValidityFilter(_Wrapper):
             reason = self.validate(proposal.architecture)
             if reason is None:
                 return proposal
+            self.invalid_keys.add(proposal.key)
             self.inner.done(proposal, Outcome(self.invalid_reward))
             self.on_invalid(proposal, reason)
         raise SearchError(
             f"the controller proposed {self.max_in_row} architectures in a row that cannot be "
             f"built for this task; last reason: {reason}"
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"invalid_keys": sorted(self.invalid_keys)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.invalid_keys = set(state.get("invalid_keys", []))  # absent from older states
 
 
 class IncludeQueue(_Wrapper):
@@ -291,8 +299,11 @@ class Deduplication(_Wrapper):
       is training now waits and is told the same reward when that training ends;
     - ``retrain``: it trains again (a new seed) and is told the mean of all its trainings.
 
-    `on_reuse` hears of every proposal answered without training. After `max_in_row` known
-    proposals in a row the chain is `FINISHED` (the controller has converged): `exhausted`.
+    `on_reuse` hears of every proposal answered without training. The chain is `FINISHED`
+    (`exhausted`) after `max_in_row` known proposals in a row (the controller has converged)
+    or, with ``reuse`` and the `space_size`, once the controller has proposed every
+    architecture of the space (counting those `ValidityFilter` turned away): nothing new is
+    left to train, and each further proposal would only be answered from what is known.
     """
 
     def __init__(
@@ -301,6 +312,7 @@ class Deduplication(_Wrapper):
         mode: str = "reuse",
         on_reuse: Callable[[Proposal, float | None], None] | None = None,
         max_in_row: int = 1000,
+        space_size: int | None = None,
     ):
         super().__init__(inner)
         if mode not in ("reuse", "retrain"):
@@ -308,6 +320,8 @@ class Deduplication(_Wrapper):
         self.mode = mode
         self.on_reuse = on_reuse or (lambda proposal, reward: None)
         self.max_in_row = max_in_row
+        self.space_size = space_size
+        self.proposed: set[str] = set()  # keys the controller proposed (not included ones)
         self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
         self.training: Counter[str] = Counter()  # key -> trainings in flight
         self.waiting: dict[str, list[Proposal]] = {}  # key in training -> its duplicates
@@ -315,10 +329,14 @@ class Deduplication(_Wrapper):
 
     def propose(self) -> Proposal | str | None:
         for _ in range(self.max_in_row):
+            if self.space_spent():
+                break
             proposal = self.inner.propose()
             if not isinstance(proposal, Proposal):
                 return proposal
             key = proposal.key
+            if proposal.kind == "proposed":
+                self.proposed.add(key)
             if self.mode == "reuse" and key in self.rewards:
                 reward = self._told(key, None)
                 self.inner.done(proposal, Outcome(reward))
@@ -331,6 +349,14 @@ class Deduplication(_Wrapper):
             return proposal
         self.exhausted = True
         return FINISHED  # only known architectures: nothing new to train
+
+    def space_spent(self) -> bool:
+        """Whether the controller has proposed every architecture of a space of known size."""
+        if self.mode != "reuse" or self.space_size is None:
+            return False
+        validity = self.find(ValidityFilter)
+        invalid = validity.invalid_keys - self.proposed if validity is not None else set()
+        return len(self.proposed) + len(invalid) >= self.space_size
 
     def _told(self, key: str, reward: float | None) -> float | None:
         """Reuse: the first training's reward; retrain: the mean of all of them."""
@@ -359,6 +385,7 @@ class Deduplication(_Wrapper):
             "training": dict(self.training),
             "waiting": {k: [p.to_dict() for p in v] for k, v in self.waiting.items()},
             "exhausted": self.exhausted,
+            "proposed": sorted(self.proposed),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -366,6 +393,7 @@ class Deduplication(_Wrapper):
         self.training = Counter({k: int(n) for k, n in state["training"].items()})
         self.waiting = {k: [Proposal.from_dict(p) for p in v] for k, v in state["waiting"].items()}
         self.exhausted = bool(state["exhausted"])
+        self.proposed = set(state.get("proposed", []))  # absent from older states
 
 
 class Budget(_Wrapper):
@@ -582,6 +610,7 @@ class ChainSettings:
     confirm_runs: int = 2
     invalid_reward: float = 0.0
     max_skipped_in_row: int = 1000
+    space_size: int | None = None
     max_failures: int = 0
     on_invalid: Callable[[Proposal, str], None] | None = None
     on_reuse: Callable[[Proposal, float | None], None] | None = None
@@ -595,7 +624,7 @@ def chain_stages(controller: Controller, settings: ChainSettings) -> Stage:
     stage: Stage = ControllerStage(controller, s.key_of, s.seed)
     stage = ValidityFilter(stage, s.validate, s.invalid_reward, s.on_invalid, s.max_skipped_in_row)
     stage = IncludeQueue(stage, s.include, s.key_of, s.seed)
-    stage = Deduplication(stage, s.duplicates, s.on_reuse, s.max_skipped_in_row)
+    stage = Deduplication(stage, s.duplicates, s.on_reuse, s.max_skipped_in_row, s.space_size)
     if s.budget is not None:
         stage = Budget(stage, s.budget)
     if s.time_budget is not None:

@@ -87,6 +87,20 @@ def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path):
     )
 
 
+def test_a_space_the_family_cannot_build_is_refused_before_the_search(tmp_path):
+    """Decisions that are not the family's pass the space's own checks; the search refuses the
+    space up front instead of proposing 1000 unbuildable architectures in a row."""
+    space = tmp_path / "flat.yaml"
+    space.write_text("family: mlp\ndecisions:\n  - {name: hidden, choices: [16, 32]}\n")
+    assert_one_line_error(
+        rlnas("search", "--space", str(space), cwd=tmp_path),
+        "none of 50 architectures",
+        "family 'mlp'",
+        "unknown key(s) hidden",
+    )
+    assert not (tmp_path / "runs").exists()  # nothing recorded
+
+
 def test_bad_config_file_gives_one_line(tmp_path):
     config = tmp_path / "search.yaml"
     for text, needles in [

@@ -45,7 +45,7 @@ def test_cli_objective_with_reward_expression(tmp_path):
             "--controller",
             "random",
             "--budget",
-            "3",
+            "5",
             "--concurrency",
             "1",
             "--seed",
@@ -60,10 +60,14 @@ def test_cli_objective_with_reward_expression(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on objective toyobj:score" in result.stdout
     assert "registered as model" not in result.stdout  # no model to register
+    # three architectures in all: trained once each, the search ends short of its budget of 5
+    assert "ended before its budget of 5: the controller has proposed every one of the " in (
+        result.stdout
+    )
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("score-toy")
     children = client.search_runs([experiment.experiment_id], "tags.`rlnas.role` = 'child'")
-    assert len(children) == 3  # the budget counts trainings: every architecture once
+    assert len(children) == 3  # every architecture once, none trained again
     for child in children:
         width = int(child.data.params["width"])
         expected = width / 40 * (width * 1000 / 1e5) ** -0.07

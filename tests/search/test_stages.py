@@ -58,6 +58,7 @@ SETTINGS = {  # one chain per stage worth testing, each with that stage's state 
     "failures": {"max_failures": 3},
     # the clock: trainings ended so far (`Driver` sets it); stops a few trainings before 40
     "time": {"time_budget": 14.0, "clock": lambda: 0.0},
+    "spent": {"validate": invalid_when_wide, "space_size": 12},
 }
 
 
@@ -67,7 +68,7 @@ def chain(controller_name: str, **overrides):
         validate=overrides.pop("validate", lambda arch: None),
         key_of=space.key,
         seed=3,
-        max_skipped_in_row=30,
+        max_skipped_in_row=overrides.pop("max_skipped_in_row", 30),
         **overrides,
     )
     return chain_stages(make_controller(controller_name, space, seed=5), settings)
@@ -311,3 +312,32 @@ def test_a_resume_may_give_a_time_budget_more_time():
     resumed = chain("random", budget=100, time_budget=100.0, clock=clock)
     resumed.load_chain_state(roundtrip(stage.chain_state()))
     assert isinstance(resumed.propose(), Proposal)  # 60 s left, 40 s the longest
+
+
+@pytest.mark.parametrize("controller_name", ["random", "reinforce"])
+def test_a_spent_space_ends_the_chain_without_a_long_run_of_reuses(controller_name):
+    reused = []
+    stage = chain(
+        controller_name,
+        validate=invalid_when_wide,
+        space_size=12,
+        include=[{"width": 8, "act": "relu"}],
+        budget=100,
+        max_skipped_in_row=1000,
+        on_reuse=lambda proposal, reward: reused.append(proposal.key),
+    )
+    driver = Driver(stage)
+    driver.run(2000)
+    trained = [entry[1] for entry in driver.log if entry[0] == "propose"]
+    assert len(trained) == len(set(trained)) == 11  # the twelfth cannot be built
+    assert stage.find(Deduplication).exhausted
+    assert stage.propose() == FINISHED
+    assert len(reused) < 300  # without the space's size: a run of 1000 before it ends
+
+
+def test_without_reuse_a_small_space_keeps_training_to_its_budget():
+    stage = chain("random", duplicates="retrain", space_size=12, budget=20)
+    driver = Driver(stage)
+    driver.run(200)
+    assert sum(entry[0] == "propose" for entry in driver.log) == 20
+    assert not stage.find(Deduplication).exhausted
