@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 import torch
@@ -132,55 +129,3 @@ def test_mlflow_loads_the_registered_model_as_load_best_in_a_fresh_process(finis
     assert torch.allclose(predicted, expected.softmax(-1), atol=1e-6)
     version = MlflowClient(config.tracking_uri).get_model_version_by_alias("e2e-mlp", "best")
     assert version.run_id == result.best_run_id and not version.source.endswith("/model")
-
-
-def test_ui_serves_the_search_on_loopback(finished_search):
-    config, result, root = finished_search
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ui = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "ui",
-            "--port",
-            str(port),
-            "--tracking-uri",
-            config.tracking_uri,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=root,
-    )
-    try:
-        lines = [ui.stdout.readline() for _ in range(3)]
-        where = f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs"
-        expected = f"{where}?workflowType=machine_learning&viewStateShareKey=rlnas-runs"
-        assert "e2e-mlp" in lines[1] and expected in lines[1]
-        assert f"{where}/{result.parent_run_id}/artifacts/rewards.png" in lines[2]
-        api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={result.parent_run_id}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(api, timeout=5) as response:
-                    run = json.load(response)["run"]
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the UI did not answer within 180 s"
-                time.sleep(1)
-        assert run["info"]["run_id"] == result.parent_run_id
-        later = []  # it says when the server answers (the server's own lines interleave)
-        while not any(line.startswith("Ready at") for line in later) and len(later) < 500:
-            later.append(ui.stdout.readline())
-        assert later[0].startswith("Starting the server")
-        assert later[-1].startswith(f"Ready at http://127.0.0.1:{port} (")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-            assert b"<html" in response.read().lower()
-    finally:
-        ui.terminate()
-        ui.wait(timeout=30)
-    with socket.socket() as s, pytest.raises(OSError):  # the server went with it
-        s.connect(("127.0.0.1", port))

@@ -3,6 +3,8 @@ prints for a finished search. Skipped where no Chromium is installed (`.ci/run` 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -81,10 +84,13 @@ def finished(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def addresses(finished):
-    """`rlnas ui` on a free loopback port: the runs table and pictures addresses it prints."""
+def ui(finished):
+    """`rlnas ui` on a free loopback port, once it says the server is ready: its port, the
+    lines it printed and the runs table and pictures ui among them. Stopping the
+    command (SIGTERM, as Ctrl-C or a service manager does) must take the server with it."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    command = [sys.executable, "-m", "search.cli", "ui", "--port", str(free_port())]
+    port = free_port()
+    command = [sys.executable, "-m", "search.cli", "ui", "--port", str(port)]
     server = subprocess.Popen(
         [*command, "--tracking-uri", finished.tracking_uri],
         stdout=subprocess.PIPE,
@@ -103,28 +109,48 @@ def addresses(finished):
                 break
         urls = re.findall(r"http://127\.0\.0\.1:\d+/#\S+", "".join(printed))
         assert len(urls) == 2, printed
-        yield {"runs": urls[0], "pictures": urls[1]}
+        yield {"port": port, "printed": printed, "runs": urls[0], "pictures": urls[1]}
+        server.terminate()  # the command alone, not its process group
+        server.wait(timeout=30)
+        with socket.socket() as s, pytest.raises(OSError):  # the server went with it
+            s.connect(("127.0.0.1", port))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
-def test_the_runs_table_lists_the_parent_run_and_its_children(finished, addresses):
+def test_rlnas_ui_says_where_to_look_and_serves_the_search(finished, ui):
+    port, printed = ui["port"], ui["printed"]
+    where = f"http://127.0.0.1:{port}/#/experiments/{finished.experiment_id}/runs"
+    expected = f"{where}?workflowType=machine_learning&viewStateShareKey=rlnas-runs"
+    assert "ui-mlp" in printed[1] and expected in printed[1]
+    assert f"{where}/{finished.parent_run_id}/artifacts/rewards.png" in printed[2]
+    assert any(line.startswith("Starting the server") for line in printed)
+    assert printed[-1].startswith(f"Ready at http://127.0.0.1:{port} (")
+    api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={finished.parent_run_id}"
+    with urllib.request.urlopen(api, timeout=30) as response:
+        assert json.load(response)["run"]["info"]["run_id"] == finished.parent_run_id
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+        assert b"<html" in response.read().lower()
+
+
+def test_the_runs_table_lists_the_parent_run_and_its_children(finished, ui):
     parent = MlflowClient(finished.tracking_uri).get_run(finished.parent_run_id)
     names = [parent.info.run_name, "child-001", "child-002", "child-003"]
-    page = rendered(addresses["runs"], names)
+    page = rendered(ui["runs"], names)
     for name in names:
         assert name in page
 
 
-def test_the_parent_runs_pictures_are_among_its_artifacts(finished, addresses, tmp_path):
-    assert finished.parent_run_id in addresses["pictures"]
+def test_the_parent_runs_pictures_are_among_its_artifacts(finished, ui, tmp_path):
+    assert finished.parent_run_id in ui["pictures"]
     preview = '<img alt="rewards.png" src="blob:'  # previewed: fetched and shown
     names = PICTURES[:-1]  # best_samples.png: generative searches only
-    page = rendered(addresses["pictures"], [*names, preview])
+    page = rendered(ui["pictures"], [*names, preview])
     for name in names:
         assert name in page
     assert preview in page
     shot = tmp_path / "pictures.png"
-    chromium(addresses["pictures"], f"--screenshot={shot}")
+    chromium(ui["pictures"], f"--screenshot={shot}")
     assert shot.stat().st_size > 20_000  # the page with the picture, not a blank one
