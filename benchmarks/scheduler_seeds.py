@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--prefix", default=None, help="search names' prefix")
     parser.add_argument("--tracking-uri", default=None)
     args, extra = parser.parse_known_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds: expected an integer >= 1, got {args.seeds}")
     extra = [a for a in extra if a != "--"]
     schedulers = args.schedulers.split(",")
     prefix = args.prefix or f"{args.task.replace(':', '-')}-{args.space}"
