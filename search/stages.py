@@ -320,7 +320,8 @@ class Deduplication(_Wrapper):
         self.mode = mode
         self.on_reuse = on_reuse or (lambda proposal, reward: None)
         self.max_in_row = max_in_row
-        self.space_size = space_size
+        # past this size no search spends the space: its keys need not be kept
+        self.space_size = space_size if space_size is not None and space_size <= 10**6 else None
         self.proposed: set[str] = set()  # keys the controller proposed (not included ones)
         self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
         self.training: Counter[str] = Counter()  # key -> trainings in flight
@@ -335,7 +336,7 @@ class Deduplication(_Wrapper):
             if not isinstance(proposal, Proposal):
                 return proposal
             key = proposal.key
-            if proposal.kind == "proposed":
+            if proposal.kind == "proposed" and self.space_size is not None:
                 self.proposed.add(key)
             if self.mode == "reuse" and key in self.rewards:
                 reward = self._told(key, None)
