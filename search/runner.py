@@ -131,13 +131,15 @@ def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
     return validate
 
 
-BUILD_CHECK_DRAWS = 50
-"""Architectures drawn from the space before a search that can build none of them is refused."""
+BUILD_CHECK_DRAWS = 500
+"""Architectures drawn at random from the space before a search that can build none of them
+is refused (drawing stops at the first that can be built: one, almost always)."""
 
 
 def _check_buildable(config: SearchConfig, space, validate) -> None:
-    """Refuse a space of which no drawn architecture can be built for the task (a space whose
-    decisions are not the family's, say), before a search proposes them one after another."""
+    """Refuse a space of which no architecture drawn at random can be built for the task (a
+    space whose decisions are not the family's, say), before a search proposes them one after
+    another; a space of which 1 architecture in 100 can be built passes 99 times in 100."""
     rng = np.random.default_rng(config.seed)
     reasons = []
     for _ in range(BUILD_CHECK_DRAWS):
@@ -147,9 +149,9 @@ def _check_buildable(config: SearchConfig, space, validate) -> None:
         reasons.append(reason)
     common = max(set(reasons), key=reasons.count)
     raise ConfigError(
-        f"space {space.name!r}: none of {BUILD_CHECK_DRAWS} architectures drawn from it can be "
-        f"built by family {space.family!r} for task {config.task!r}; the most common reason: "
-        f"{common}"
+        f"space {space.name!r}: none of {BUILD_CHECK_DRAWS} architectures drawn at random from "
+        f"it can be built by family {space.family!r} for task {config.task!r} (the most common "
+        f"reason: {common}); fix the space, or --include an architecture that can be built"
     )
 
 
@@ -273,8 +275,9 @@ def _plan(config: SearchConfig) -> _Plan:
     _check_augment(config, space, task)
     _check_lr_schedule(config, space, task)
     validate = _validator(space, task)
-    _check_buildable(config, space, validate)
     include = _included(config, space, validate)
+    if not include:
+        _check_buildable(config, space, validate)
     try:
         controller = make_controller(
             config.controller, space, seed=config.seed, **config.controller_options
@@ -644,7 +647,10 @@ def _exhausted(searcher: ControllerSearcher, config: SearchConfig) -> str:
     dedup = searcher.chain.require(Deduplication)
     if dedup.space_spent():
         size = dedup.space_size
-        return f"the controller has proposed every one of the space's {size:,} architectures"
+        return (
+            f"every one of the space's {size:,} architectures has been trained (or cannot be "
+            "built for the task)"
+        )
     return (
         "the controller proposed only architectures it had proposed before, "
         f"{dedup.max_in_row} in a row"

@@ -225,13 +225,15 @@ class ValidityFilter(_Wrapper):
         invalid_reward: float = 0.0,
         on_invalid: Callable[[Proposal, str], None] | None = None,
         max_in_row: int = 1000,
+        keep_keys: bool = False,
     ):
         super().__init__(inner)
         self.validate = validate
         self.invalid_reward = invalid_reward
         self.on_invalid = on_invalid or (lambda proposal, reason: None)
         self.max_in_row = max_in_row
-        self.invalid_keys: set[str] = set()  # counted by `Deduplication` against the space
+        self.keep_keys = keep_keys
+        self.invalid_keys: set[str] = set()  # with keep_keys: counted by `Deduplication`
 
     def propose(self) -> Proposal | str | None:
         reason = None
@@ -242,12 +244,14 @@ class ValidityFilter(_Wrapper):
             reason = self.validate(proposal.architecture)
             if reason is None:
                 return proposal
-            self.invalid_keys.add(proposal.key)
+            if self.keep_keys:
+                self.invalid_keys.add(proposal.key)
             self.inner.done(proposal, Outcome(self.invalid_reward))
             self.on_invalid(proposal, reason)
         raise SearchError(
             f"the controller proposed {self.max_in_row} architectures in a row that cannot be "
-            f"built for this task; last reason: {reason}"
+            f"built for this task (last reason: {reason}); too few of the space's can be: "
+            "narrow the space to what the task allows and start again with --new"
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -301,9 +305,10 @@ class Deduplication(_Wrapper):
 
     `on_reuse` hears of every proposal answered without training. The chain is `FINISHED`
     (`exhausted`) after `max_in_row` known proposals in a row (the controller has converged)
-    or, with ``reuse`` and the `space_size`, once the controller has proposed every
-    architecture of the space (counting those `ValidityFilter` turned away): nothing new is
-    left to train, and each further proposal would only be answered from what is known.
+    or, with ``reuse`` and the `space_size`, once every architecture of the space has a
+    reward, is training, or was turned away by `ValidityFilter` (which keeps their keys for
+    this): nothing new is left to train. An architecture whose training failed is not counted:
+    proposed again, it trains again.
     """
 
     def __init__(
@@ -320,9 +325,7 @@ class Deduplication(_Wrapper):
         self.mode = mode
         self.on_reuse = on_reuse or (lambda proposal, reward: None)
         self.max_in_row = max_in_row
-        # past this size no search spends the space: its keys need not be kept
-        self.space_size = space_size if space_size is not None and space_size <= 10**6 else None
-        self.proposed: set[str] = set()  # keys the controller proposed (not included ones)
+        self.space_size = space_size
         self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
         self.training: Counter[str] = Counter()  # key -> trainings in flight
         self.waiting: dict[str, list[Proposal]] = {}  # key in training -> its duplicates
@@ -336,8 +339,6 @@ class Deduplication(_Wrapper):
             if not isinstance(proposal, Proposal):
                 return proposal
             key = proposal.key
-            if proposal.kind == "proposed" and self.space_size is not None:
-                self.proposed.add(key)
             if self.mode == "reuse" and key in self.rewards:
                 reward = self._told(key, None)
                 self.inner.done(proposal, Outcome(reward))
@@ -352,12 +353,15 @@ class Deduplication(_Wrapper):
         return FINISHED  # only known architectures: nothing new to train
 
     def space_spent(self) -> bool:
-        """Whether the controller has proposed every architecture of a space of known size."""
+        """Whether every architecture of a space of known size has a reward, is training, or
+        cannot be built."""
         if self.mode != "reuse" or self.space_size is None:
             return False
         validity = self.find(ValidityFilter)
-        invalid = validity.invalid_keys - self.proposed if validity is not None else set()
-        return len(self.proposed) + len(invalid) >= self.space_size
+        invalid = validity.invalid_keys if validity is not None else set()
+        if len(self.rewards) + len(self.training) + len(invalid) < self.space_size:
+            return False  # the union below cannot reach it
+        return len(set(self.rewards) | set(self.training) | invalid) >= self.space_size
 
     def _told(self, key: str, reward: float | None) -> float | None:
         """Reuse: the first training's reward; retrain: the mean of all of them."""
@@ -386,7 +390,6 @@ class Deduplication(_Wrapper):
             "training": dict(self.training),
             "waiting": {k: [p.to_dict() for p in v] for k, v in self.waiting.items()},
             "exhausted": self.exhausted,
-            "proposed": sorted(self.proposed),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -394,7 +397,6 @@ class Deduplication(_Wrapper):
         self.training = Counter({k: int(n) for k, n in state["training"].items()})
         self.waiting = {k: [Proposal.from_dict(p) for p in v] for k, v in state["waiting"].items()}
         self.exhausted = bool(state["exhausted"])
-        self.proposed = set(state.get("proposed", []))  # absent from older states
 
 
 class Budget(_Wrapper):
@@ -594,6 +596,10 @@ class FailureStop(_Wrapper):
         self.errors, self.stopped = [], ""
 
 
+SPENDABLE = 10**6
+"""The largest space whose every architecture a search may propose (`Deduplication`)."""
+
+
 @dataclass
 class ChainSettings:
     """What `chain_stages` builds from (see each stage for the meaning)."""
@@ -623,9 +629,14 @@ def chain_stages(controller: Controller, settings: ChainSettings) -> Stage:
     if s.confirm and s.budget is None:
         raise ValueError("confirm needs the budget of trainings before it")
     stage: Stage = ControllerStage(controller, s.key_of, s.seed)
-    stage = ValidityFilter(stage, s.validate, s.invalid_reward, s.on_invalid, s.max_skipped_in_row)
+    # a space of more architectures than this is never spent: no keys are kept to count it
+    size = s.space_size if s.space_size is not None and s.space_size <= SPENDABLE else None
+    keep = size is not None and s.duplicates == "reuse"
+    stage = ValidityFilter(
+        stage, s.validate, s.invalid_reward, s.on_invalid, s.max_skipped_in_row, keep_keys=keep
+    )
     stage = IncludeQueue(stage, s.include, s.key_of, s.seed)
-    stage = Deduplication(stage, s.duplicates, s.on_reuse, s.max_skipped_in_row, s.space_size)
+    stage = Deduplication(stage, s.duplicates, s.on_reuse, s.max_skipped_in_row, size)
     if s.budget is not None:
         stage = Budget(stage, s.budget)
     if s.time_budget is not None:

@@ -94,7 +94,7 @@ def test_a_space_the_family_cannot_build_is_refused_before_the_search(tmp_path):
     space.write_text("family: mlp\ndecisions:\n  - {name: hidden, choices: [16, 32]}\n")
     assert_one_line_error(
         rlnas("search", "--space", str(space), cwd=tmp_path),
-        "none of 50 architectures",
+        "none of 500 architectures drawn at random",
         "family 'mlp'",
         "unknown key(s) hidden",
     )

@@ -61,7 +61,7 @@ def test_cli_objective_with_reward_expression(tmp_path):
     assert "on objective toyobj:score" in result.stdout
     assert "registered as model" not in result.stdout  # no model to register
     # three architectures in all: trained once each, the search ends short of its budget of 5
-    assert "ended before its budget of 5: the controller has proposed every one of the " in (
+    assert "ended before its budget of 5: every one of the space's 3 architectures has been " in (
         result.stdout
     )
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")

@@ -341,3 +341,27 @@ def test_without_reuse_a_small_space_keeps_training_to_its_budget():
     driver.run(200)
     assert sum(entry[0] == "propose" for entry in driver.log) == 20
     assert not stage.find(Deduplication).exhausted
+
+
+def test_an_architecture_whose_training_failed_is_trained_again_before_the_space_is_spent():
+    stage = chain("random", space_size=12, budget=100, max_skipped_in_row=1000)
+    driver = Driver(stage, fail_every=5)  # the fifth training fails: its architecture is retried
+    driver.run(2000)
+    ended = [entry for entry in driver.log if entry[0] == "done"]
+    failed = [key for _, key, reward in ended if reward is None]
+    assert failed and all(
+        any(k == key and r is not None for _, k, r in ended) for key in failed
+    )  # every failed architecture got a reward in a later training
+    assert stage.find(Deduplication).exhausted and stage.propose() == FINISHED
+
+
+def test_a_state_saved_before_spent_spaces_were_counted_still_loads():
+    saved = chain("random", validate=invalid_when_wide, space_size=12)
+    Driver(saved).run(6)
+    state = roundtrip(saved.chain_state())
+    del state["ValidityFilter"]["invalid_keys"]  # older states had no such entry
+    resumed = chain("random", validate=invalid_when_wide, space_size=12, max_skipped_in_row=1000)
+    resumed.load_chain_state(state)
+    driver = Driver(resumed)
+    driver.run(2000)
+    assert resumed.find(Deduplication).exhausted and resumed.propose() == FINISHED

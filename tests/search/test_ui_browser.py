@@ -1,5 +1,6 @@
-"""`rlnas ui` in a real browser: headless Chromium renders the MLflow UI's pages that the CLI
-prints for a finished search. Skipped where no Chromium is installed (`.ci/run` installs it)."""
+"""`rlnas ui` for a finished search: what it prints, the server it runs and stops, and the MLflow
+UI's pages it points to as headless Chromium renders them (those two skipped where no Chromium
+is installed; `.ci/run` installs it)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,8 @@ CHROMIUM = next(
 RENDER_MS = 20_000
 """Virtual time the MLflow UI (a JavaScript app) gets to fetch and render a page."""
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed"),
-]
+pytestmark = pytest.mark.slow
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed")
 
 
 def free_port() -> int:
@@ -135,6 +134,7 @@ def test_rlnas_ui_says_where_to_look_and_serves_the_search(finished, ui):
         assert b"<html" in response.read().lower()
 
 
+@needs_chromium
 def test_the_runs_table_lists_the_parent_run_and_its_children(finished, ui):
     parent = MlflowClient(finished.tracking_uri).get_run(finished.parent_run_id)
     names = [parent.info.run_name, "child-001", "child-002", "child-003"]
@@ -143,6 +143,7 @@ def test_the_runs_table_lists_the_parent_run_and_its_children(finished, ui):
         assert name in page
 
 
+@needs_chromium
 def test_the_parent_runs_pictures_are_among_its_artifacts(finished, ui, tmp_path):
     assert finished.parent_run_id in ui["pictures"]
     preview = '<img alt="rewards.png" src="blob:'  # previewed: fetched and shown
