@@ -23,6 +23,19 @@ def rlnas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedPr
     )
 
 
+def rlnas_in_process(args, cwd: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """`rlnas ARGS` in `cwd` through the console script's `main`, in this process (no new
+    interpreter: the same parsing, checks and messages, seconds sooner)."""
+    from search.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -54,9 +67,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["leaderboard", "never-ran"], ["no searches recorded", "run `rlnas search` first"]),
     ],
 )
-def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles):
-    assert_one_line_error(rlnas(*args, cwd=tmp_path), *needles)
+def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles, monkeypatch, capsys):
+    assert_one_line_error(rlnas_in_process(args, tmp_path, monkeypatch, capsys), *needles)
     assert not (tmp_path / "runs").exists()  # nothing recorded
+
+
+def test_a_bad_flag_at_the_console_gives_one_line_and_exit_2(tmp_path):
+    """The console script itself (the cases above call its `main` in this process)."""
+    assert_one_line_error(rlnas("search", "--budget", "0", cwd=tmp_path), "budget", ">= 1")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_more_gpus_than_the_cluster_has_gives_one_line_and_records_no_search(tmp_path):

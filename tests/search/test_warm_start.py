@@ -1,6 +1,6 @@
 """`--warm-start NAME`: a search's controller starts from the final state of an earlier search.
 
-The refusals run through the real CLI against a real MLflow store (on SQLite) holding searches
+The refusals run through the CLI's `main` against a real MLflow store (on SQLite) holding searches
 recorded as a search records them (`Tracker`), and end before Ray starts; the end-to-end test
 runs real searches through Ray with a toy objective."""
 
@@ -18,7 +18,7 @@ from search.config import ConfigError, SearchConfig
 from search.tracking import Tracker
 from search.warm import CONTROLLER_FILE
 from spaces import Space
-from tests.search.test_cli import assert_one_line_error, rlnas
+from tests.search.test_cli import assert_one_line_error, rlnas, rlnas_in_process
 from tests.search.toy_search import SPACE, setup_dir
 
 SEARCH = ("search", "--objective", "toyobj:quality", "--space", "space.yaml")
@@ -86,11 +86,13 @@ def test_the_setting_is_a_search_name():
         ),
     ],
 )
-def test_refusals_give_one_line_and_exit_2_before_ray_starts(tmp_path, recorded, args, needles):
+def test_refusals_give_one_line_and_exit_2_before_ray_starts(
+    tmp_path, recorded, args, needles, monkeypatch, capsys
+):
     cwd = setup_dir(tmp_path)
     for name, controller in recorded.items():
         record_search(cwd, name, controller)
-    result = rlnas(*SEARCH, "--name", "new", *args, cwd=cwd)
+    result = rlnas_in_process([*SEARCH, "--name", "new", *args], cwd, monkeypatch, capsys)
     assert_one_line_error(result, *needles)
     assert not (cwd / "runs" / "ray").exists()  # Ray never ran
     if recorded:
