@@ -1,4 +1,5 @@
-"""The `rlnas` command line as a user runs it: clear one-line errors, listings, a real search."""
+"""The `rlnas` command line: clear one-line errors and listings, through its `main` in this
+process and, for one error and for a refusal found once Ray is up, as the console script."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def rlnas_in_process(args, cwd: Path, monkeypatch, capsys) -> subprocess.Complet
     return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
 
 
+@pytest.fixture
+def run(tmp_path, monkeypatch, capsys):
+    """`rlnas ARGS` in `tmp_path`, through `main` in this process."""
+    return lambda args: rlnas_in_process(args, tmp_path, monkeypatch, capsys)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -67,8 +74,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
         (["leaderboard", "never-ran"], ["no searches recorded", "run `rlnas search` first"]),
     ],
 )
-def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles, monkeypatch, capsys):
-    assert_one_line_error(rlnas_in_process(args, tmp_path, monkeypatch, capsys), *needles)
+def test_bad_flags_give_one_line_and_exit_2(tmp_path, args, needles, run):
+    assert_one_line_error(run(args), *needles)
     assert not (tmp_path / "runs").exists()  # nothing recorded
 
 
@@ -92,27 +99,25 @@ def test_more_gpus_than_the_cluster_has_gives_one_line_and_records_no_search(tmp
         assert not client.search_runs(["0"])
 
 
-def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path):
+def test_bad_space_file_gives_one_line_naming_file_and_key(tmp_path, run):
     bad = tmp_path / "bad.yaml"
     bad.write_text("family: mlp\ndecisions:\n  - name: width\n    choices: 64\n")
     assert_one_line_error(
-        rlnas("spaces", "validate", str(bad), cwd=tmp_path),
+        run(["spaces", "validate", str(bad)]),
         str(bad),
         "decisions[0].choices",
         "expected a non-empty list",
     )
-    assert_one_line_error(
-        rlnas("search", "--space", str(bad), cwd=tmp_path), str(bad), "decisions[0].choices"
-    )
+    assert_one_line_error(run(["search", "--space", str(bad)]), str(bad), "decisions[0].choices")
 
 
-def test_a_space_the_family_cannot_build_is_refused_before_the_search(tmp_path):
+def test_a_space_the_family_cannot_build_is_refused_before_the_search(tmp_path, run):
     """Decisions that are not the family's pass the space's own checks; the search refuses the
     space up front instead of proposing 1000 unbuildable architectures in a row."""
     space = tmp_path / "flat.yaml"
     space.write_text("family: mlp\ndecisions:\n  - {name: hidden, choices: [16, 32]}\n")
     assert_one_line_error(
-        rlnas("search", "--space", str(space), cwd=tmp_path),
+        run(["search", "--space", str(space)]),
         "none of 500 architectures drawn at random",
         "family 'mlp'",
         "unknown key(s) hidden",
@@ -120,7 +125,7 @@ def test_a_space_the_family_cannot_build_is_refused_before_the_search(tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing recorded
 
 
-def test_bad_config_file_gives_one_line(tmp_path):
+def test_bad_config_file_gives_one_line(tmp_path, run):
     config = tmp_path / "search.yaml"
     for text, needles in [
         ("budget: 4\nepochz: 3\n", ("epochz", "unknown setting")),
@@ -129,17 +134,17 @@ def test_bad_config_file_gives_one_line(tmp_path):
         ("lr_schedule: warmup\n", ("lr_schedule", "constant, cosine")),
     ]:
         config.write_text(text)
-        assert_one_line_error(rlnas("search", "--config", str(config), cwd=tmp_path), *needles)
+        assert_one_line_error(run(["search", "--config", str(config)]), *needles)
 
 
-def test_spaces_listing_show_and_validate(tmp_path):
-    listing = rlnas("spaces", cwd=tmp_path)
+def test_spaces_listing_show_and_validate(tmp_path, run):
+    listing = run(["spaces"])
     assert listing.returncode == 0
     for name in ("cnn", "mlp", "rnn-evolved"):
         assert name in listing.stdout
-    shown = rlnas("spaces", "show", "rnn-evolved", cwd=tmp_path)
+    shown = run(["spaces", "show", "rnn-evolved"])
     assert "3,355,440 architectures" in shown.stdout
     good = tmp_path / "good.yaml"
     good.write_text("family: mlp\ndecisions:\n  - {name: width, choices: [8, 16]}\n")
-    checked = rlnas("spaces", "validate", str(good), cwd=tmp_path)
+    checked = run(["spaces", "validate", str(good)])
     assert checked.returncode == 0 and "valid space" in checked.stdout
