@@ -640,7 +640,7 @@ def _end_status(searcher: ControllerSearcher) -> str:
     return "KILLED"
 
 
-def _exhausted(searcher: ControllerSearcher, config: SearchConfig) -> str:
+def _exhausted(searcher: ControllerSearcher) -> str:
     """Why the search ended with nothing new to train, or empty."""
     if not searcher.exhausted:
         return ""
@@ -685,7 +685,7 @@ def _result(
         interrupted=status == "KILLED",
         kept=kept,
         failure_stop=searcher.failure_stop,
-        exhausted=_exhausted(searcher, config),
+        exhausted=_exhausted(searcher),
         planned=log.budget,
         stopped=log.count("stopped"),
     )

@@ -85,7 +85,7 @@ def finished(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ui(finished):
     """`rlnas ui` on a free loopback port, once it says the server is ready: its port, the
-    lines it printed and the runs table and pictures ui among them. Stopping the
+    lines it printed, and the runs table and pictures addresses among them. Stopping the
     command (SIGTERM, as Ctrl-C or a service manager does) must take the server with it."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     port = free_port()
