@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the built-in spaces, show one, or validate a space file (default %(default)s)",
     )
     p.add_argument("space", nargs="?", help="built-in name or YAML path (show, validate)")
+    p.add_argument(
+        "--task",
+        help="validate: also build architectures drawn at random from the space for this task "
+        "(digits, ucr:GunPoint, a data file): the family must be able to build them",
+    )
 
     sub.add_parser("tasks", help="list the built-in tasks and shipped UCR/UEA archives")
 
@@ -320,11 +325,38 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     if args.action == "show":
         print(space.describe())
-    else:
-        print(
-            f"{space.source}: valid space '{space.name}' (family {space.family}, "
-            f"{space.cardinality():,} architectures)"
+        return 0
+    valid = (
+        f"{space.source}: valid space '{space.name}' (family {space.family}, "
+        f"{space.cardinality():,} architectures)"
+    )
+    if not args.task:
+        print(f"{valid}; not built for a task (--task TASK builds some)")
+        return 0
+    return _validate_for_task(space, args.task, valid)
+
+
+SPACE_VALIDATE_DRAWS = 200
+"""Architectures `rlnas spaces validate --task` draws and builds."""
+
+
+def _validate_for_task(space, task_name: str, valid: str) -> int:
+    """Build architectures drawn at random from `space` for the task: 0 when any can be built,
+    else a one-line refusal with the most common reason."""
+    from search.buildable import draw_and_build, validator
+    from search.config import ConfigError
+    from trainers import load_task
+
+    draws = draw_and_build(space, validator(space, load_task(task_name)), SPACE_VALIDATE_DRAWS, 0)
+    if not draws.built:
+        raise ConfigError(
+            f"{space.source}: none of {draws.drawn} architectures drawn at random can be built "
+            f"by family {space.family!r} for task {task_name!r} (the most common reason: "
+            f"{draws.common_reason})"
         )
+    built = f"{draws.built} of {draws.drawn} architectures drawn at random build for {task_name}"
+    others = f"; the others: {draws.common_reason}" if draws.reasons else ""
+    print(f"{valid}; {built}{others}")
     return 0
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import ray
 import torch
@@ -27,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from controller import make_controller
+from search.buildable import BUILD_CHECK_DRAWS, Validator, draw_and_build, validator
 from search.child_setup import ChildSetup
 from search.child_timeout import ChildTimeout
 from search.cluster import ClusterLost, ClusterWatch, connect, disconnect, exit_lost
@@ -51,7 +51,7 @@ from search.trainable import train_child
 from search.warm import CONTROLLER_FILE, WarmStart, load_warm_start
 from spaces import SpaceError, load_space
 from spaces.ensemble import Ensemble
-from spaces.families import InvalidArchitecture, build_model, family_trainer
+from spaces.families import family_trainer
 from trainers import Trainer, get_trainer, load_task
 from trainers.augment import check_augmentable, parse_augmentations
 
@@ -116,42 +116,18 @@ def _trial_name(trial) -> str:
     return f"child-{trial.config.get('candidate_id', 0):04d}-{trial.trial_id}"
 
 
-def _validator(space, task) -> Callable[[dict[str, Any]], str | None]:
-    """Why an architecture cannot be built for the task, or None (always None without a task)."""
-
-    def validate(architecture: dict[str, Any]) -> str | None:
-        if task is None:
-            return None
-        try:
-            build_model(space.family, architecture, task.input_shape, task.num_outputs)
-        except InvalidArchitecture as exc:
-            return str(exc)
-        return None
-
-    return validate
-
-
-BUILD_CHECK_DRAWS = 500
-"""Architectures drawn at random from the space before a search that can build none of them
-is refused (drawing stops at the first that can be built: one, almost always)."""
-
-
-def _check_buildable(config: SearchConfig, space, validate) -> None:
+def _check_buildable(config: SearchConfig, space, validate: Validator) -> None:
     """Refuse a space of which no architecture drawn at random can be built for the task (a
     space whose decisions are not the family's, say), before a search proposes them one after
     another; a space of which 1 architecture in 100 can be built passes 99 times in 100."""
-    rng = np.random.default_rng(config.seed)
-    reasons = []
-    for _ in range(BUILD_CHECK_DRAWS):
-        reason = validate(space.decode(space.sample(rng)))
-        if reason is None:
-            return
-        reasons.append(reason)
-    common = max(set(reasons), key=reasons.count)
+    draws = draw_and_build(space, validate, BUILD_CHECK_DRAWS, config.seed, stop_at_first=True)
+    if draws.built:
+        return
     raise ConfigError(
         f"space {space.name!r}: none of {BUILD_CHECK_DRAWS} architectures drawn at random from "
         f"it can be built by family {space.family!r} for task {config.task!r} (the most common "
-        f"reason: {common}); fix the space, or --include an architecture that can be built"
+        f"reason: {draws.common_reason}); fix the space, or --include an architecture that can "
+        "be built"
     )
 
 
@@ -253,7 +229,7 @@ class _Plan:
     space: Any
     task: Any
     reward_of: Callable[[dict[str, Any]], float | None]
-    validate: Callable[[dict[str, Any]], str | None]
+    validate: Validator
     include: list[dict[str, Any]]
     controller: Any
 
@@ -274,7 +250,7 @@ def _plan(config: SearchConfig) -> _Plan:
             )
     _check_augment(config, space, task)
     _check_lr_schedule(config, space, task)
-    validate = _validator(space, task)
+    validate = validator(space, task)
     include = _included(config, space, validate)
     if not include:
         _check_buildable(config, space, validate)

@@ -145,6 +145,28 @@ def test_spaces_listing_show_and_validate(tmp_path, run):
     shown = run(["spaces", "show", "rnn-evolved"])
     assert "3,355,440 architectures" in shown.stdout
     good = tmp_path / "good.yaml"
-    good.write_text("family: mlp\ndecisions:\n  - {name: width, choices: [8, 16]}\n")
+    good.write_text(
+        "family: mlp\ndecisions:\n  - repeat: layers\n    count: [1, 2]\n"
+        "    decisions:\n      - {name: width, choices: [8, 16]}\n"
+    )
     checked = run(["spaces", "validate", str(good)])
-    assert checked.returncode == 0 and "valid space" in checked.stdout
+    assert checked.returncode == 0 and "valid space 'good'" in checked.stdout
+    assert "not built for a task" in checked.stdout
+    built = run(["spaces", "validate", str(good), "--task", "digits"])
+    assert built.returncode == 0
+    assert "200 of 200 architectures drawn at random build for digits" in built.stdout
+
+
+def test_validate_with_a_task_refuses_a_space_its_family_cannot_build(tmp_path, run):
+    """The space's own checks pass decisions that are not the family's; `--task` builds some
+    and says why none can be."""
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("family: mlp\ndecisions:\n  - {name: hidden, choices: [16, 32]}\n")
+    assert run(["spaces", "validate", str(flat)]).returncode == 0
+    assert_one_line_error(
+        run(["spaces", "validate", str(flat), "--task", "digits"]),
+        str(flat),
+        "none of 200 architectures drawn at random",
+        "family 'mlp'",
+        "unknown key(s) hidden",
+    )
