@@ -85,7 +85,22 @@ class Head:
         self.port = free_port()
         self.temp_dir = temp_dir or short_temp_dir()
         self.address = f"127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
+        # a file, not a pipe: a head that fills an unread pipe blocks, Ctrl-C's clean-up too
+        Path(self.temp_dir).mkdir(parents=True, exist_ok=True)
+        self.log = Path(self.temp_dir) / "head.log"
+        with self.log.open("w") as sink:
+            self.process = self._start(sink, env)
+        deadline = time.monotonic() + 120
+        while not (Path(self.temp_dir) / "ray_current_cluster").exists():
+            if self.process.poll() is not None:
+                raise AssertionError(self.output())
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"ray start --head did not come up in 120 s: {self.output()}")
+            time.sleep(0.5)
+
+    def _start(self, sink, env: dict[str, str] | None) -> subprocess.Popen:
+        return subprocess.Popen(
             [
                 RAY,
                 "start",
@@ -97,20 +112,15 @@ class Head:
                 "--include-dashboard=false",
                 f"--temp-dir={self.temp_dir}",
             ],
-            stdout=subprocess.PIPE,
+            stdout=sink,
             stderr=subprocess.STDOUT,
-            text=True,
             env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120
-        while not (Path(self.temp_dir) / "ray_current_cluster").exists():
-            if self.process.poll() is not None:
-                raise AssertionError(self.process.stdout.read()[-2000:])
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError("ray start --head did not come up in 120 s")
-            time.sleep(0.5)
+
+    def output(self) -> str:
+        """The end of what `ray start` printed."""
+        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
 
     def stop(self) -> None:
         """Ctrl-C, as a user stops a head in the foreground."""
@@ -120,6 +130,9 @@ class Head:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.kill()
+                raise AssertionError(
+                    f"ray start ignored Ctrl-C for 60 s: {self.output()}"
+                ) from None
 
     def kill(self) -> None:
         """A crash: SIGKILL for the head's processes, no `ray stop`; its address stays recorded."""
@@ -129,9 +142,11 @@ class Head:
         kill_all(session_processes(self.temp_dir))  # workers have process groups of their own
 
     def close(self) -> None:
-        self.stop()
-        kill_all(session_processes(self.temp_dir))
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            kill_all(session_processes(self.temp_dir))
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def driver_env(**extra: str | None) -> dict[str, str]:
