@@ -8,9 +8,10 @@ Each child is a custom objective that sleeps for a fixed time, proposed by ``ran
 plain loop asks the same controller and runs the same objective in-process on as many threads
 as children run at once. For each setting, measured side by side in one process: wall time of
 both, **start-up** (from `run_search`'s call to the first child's start: Ray, MLflow, the first
-worker), **overhead per child** (the search's wall time after start-up minus the plain loop's,
-per child) and the ratio of the two wall times after start-up. Every search tracks to its own
-SQLite store in a temporary folder.
+worker), **wind-down** (from the last child's end to `run_search`'s return: the records' last
+writes, Ray's shutdown), **overhead per child** (the search's time from its first child's
+start to its last child's end, minus the plain loop's wall time, per child) and the ratio of
+those two times. Every search tracks to its own SQLite store in a temporary folder.
 
 ``--bare-tune`` measures Ray Tune alone: 20 trials that each report once, one at a time with
 actors reused, with Ray's own result waits and with `search.tune_polling`'s, alternated three
@@ -39,10 +40,13 @@ SPACE = "mlp"
 
 
 def sleeper(architecture: dict) -> dict:
-    """The child: sleeps RLNAS_CHILD_SECONDS, notes when it started, returns a reward."""
+    """The child: sleeps RLNAS_CHILD_SECONDS, notes when it started and ended, returns a
+    reward."""
     with open(os.environ["RLNAS_CHILD_STARTS"], "a") as f:
-        f.write(f"{time.time()}\n")
+        f.write(f"start {time.time()}\n")
     time.sleep(float(os.environ["RLNAS_CHILD_SECONDS"]))
+    with open(os.environ["RLNAS_CHILD_STARTS"], "a") as f:
+        f.write(f"end {time.time()}\n")
     return {"reward": (len(str(architecture)) % 97) / 97}
 
 
@@ -61,8 +65,8 @@ def plain_loop(children: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-def project(children: int, concurrency: int, folder: Path) -> tuple[float, float]:
-    """(wall seconds, start-up seconds) of `rlnas search` over the same children."""
+def project(children: int, concurrency: int, folder: Path) -> tuple[float, float, float]:
+    """(wall, start-up, wind-down) seconds of `rlnas search` over the same children."""
     starts = Path(os.environ["RLNAS_CHILD_STARTS"])
     starts.write_text("")
     config = SearchConfig(
@@ -79,10 +83,12 @@ def project(children: int, concurrency: int, folder: Path) -> tuple[float, float
     )
     began = time.time()
     result = run_search(config, new=True)
-    wall = time.time() - began
-    first = min(float(line) for line in starts.read_text().split())
+    ended = time.time()
+    marks = [line.split() for line in starts.read_text().splitlines()]
+    first = min(float(t) for kind, t in marks if kind == "start")
+    last = max(float(t) for kind, t in marks if kind == "end")
     assert len(result.leaderboard) == children, "every child should finish"
-    return wall, first - began
+    return ended - began, first - began, ended - last
 
 
 def _reporting_once(shorten: bool):
@@ -151,33 +157,38 @@ def main(argv: list[str] | None = None) -> None:
             os.environ["RLNAS_CHILD_SECONDS"] = str(seconds)
             for concurrency in [int(c) for c in args.concurrency.split(",")]:
                 plain = plain_loop(children, concurrency)
-                wall, startup = project(children, concurrency, Path(tmp))
-                after = wall - startup
-                per_child = (after - plain) / children
-                rows.append((seconds, concurrency, children, plain, wall, startup, per_child))
+                wall, startup, winddown = project(children, concurrency, Path(tmp))
+                running = wall - startup - winddown
+                per_child = (running - plain) / children
+                rows.append(
+                    (seconds, concurrency, children, plain, wall, startup, winddown, per_child)
+                )
                 print(
                     f"children of {seconds:g} s, {concurrency} at once, {children} children: "
-                    f"plain {plain:.1f} s, rlnas {wall:.1f} s (start-up {startup:.1f} s), "
-                    f"overhead {per_child:+.3f} s per child, ratio {after / plain:.3f}"
-                    if plain > 0
-                    else f"children of 0 s: rlnas {wall:.1f} s (start-up {startup:.1f} s), "
-                    f"{per_child:.3f} s per child",
+                    f"plain {plain:.1f} s, rlnas {wall:.1f} s (start-up {startup:.1f} s, "
+                    f"wind-down {winddown:.1f} s), overhead {per_child:+.3f} s per child"
+                    + (f", ratio {running / plain:.3f}" if plain >= 0.01 else ""),
                     flush=True,
                 )
     print()
-    print("| child s | at once | children | plain s | rlnas s | start-up s | overhead s/child |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for seconds, concurrency, children, plain, wall, startup, per_child in rows:
+    print(
+        "| child s | at once | children | plain loop s | rlnas s | start-up s | wind-down s "
+        "| overhead s per child | ratio while children run |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for seconds, concurrency, children, plain, wall, startup, winddown, per_child in rows:
+        ratio = f"{(wall - startup - winddown) / plain:.3f}" if plain >= 0.01 else "-"
         print(
             f"| {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
-            f"{startup:.1f} | {per_child:.3f} |"
+            f"{startup:.1f} | {winddown:.1f} | {per_child:.3f} | {ratio} |"
         )
-    throughput = {(s, c): n / (w - st) for s, c, n, _, w, st, _ in rows if w > st}
+    throughput = {(s, c): n / (w - st - wd) for s, c, n, _, w, st, wd, _ in rows if w > st + wd}
     for seconds in sorted({s for s, *_ in rows}):
         if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
             gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]
             print(f"children of {seconds:g} s: 2 at once give {gain:.2f}x the throughput of 1")
     print(f"median start-up {statistics.median(r[5] for r in rows):.1f} s")
+    print(f"median wind-down {statistics.median(r[6] for r in rows):.1f} s")
     print(f"reproduce: {shlex.join(['python', 'benchmarks/overhead.py', *sys.argv[1:]])}")
 
 
