@@ -18,6 +18,9 @@ BUILD_CHECK_DRAWS = 500
 """Architectures drawn at random from the space before a search that can build none of them
 is refused (drawing stops at the first that can be built: one, almost always)."""
 
+SPACE_VALIDATE_DRAWS = 200
+"""Architectures `rlnas spaces validate --task` draws and builds."""
+
 
 def validator(space, task) -> Validator:
     """Why an architecture cannot be built for the task, or None (always None without a task)."""

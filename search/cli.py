@@ -320,6 +320,8 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
                 f"  {space.description}"
             )
         return 0
+    if args.task and args.action != "validate":
+        raise UsageError(f"rlnas spaces {args.action}: --task is an option of validate")
     if not args.space:
         raise UsageError(f"rlnas spaces {args.action}: name a built-in space or a YAML file")
     space = load_space(args.space)
@@ -336,26 +338,23 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     return _validate_for_task(space, args.task, valid)
 
 
-SPACE_VALIDATE_DRAWS = 200
-"""Architectures `rlnas spaces validate --task` draws and builds."""
-
-
 def _validate_for_task(space, task_name: str, valid: str) -> int:
     """Build architectures drawn at random from `space` for the task: 0 when any can be built,
     else a one-line refusal with the most common reason."""
-    from search.buildable import draw_and_build, validator
+    from search.buildable import SPACE_VALIDATE_DRAWS, draw_and_build, validator
     from search.config import ConfigError
     from trainers import load_task
 
     draws = draw_and_build(space, validator(space, load_task(task_name)), SPACE_VALIDATE_DRAWS, 0)
     if not draws.built:
         raise ConfigError(
-            f"{space.source}: none of {draws.drawn} architectures drawn at random can be built "
+            f"{space.source}: none of {draws.drawn} random draws from the space can be built "
             f"by family {space.family!r} for task {task_name!r} (the most common reason: "
             f"{draws.common_reason})"
         )
-    built = f"{draws.built} of {draws.drawn} architectures drawn at random build for {task_name}"
-    others = f"; the others: {draws.common_reason}" if draws.reasons else ""
+    built = f"{draws.built} of {draws.drawn} random draws can be built for {task_name}"
+    others = f" (the most common reason the others cannot: {draws.common_reason})"
+    others = others if draws.reasons else ""
     print(f"{valid}; {built}{others}")
     return 0
 

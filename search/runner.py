@@ -124,7 +124,7 @@ def _check_buildable(config: SearchConfig, space, validate: Validator) -> None:
     if draws.built:
         return
     raise ConfigError(
-        f"space {space.name!r}: none of {BUILD_CHECK_DRAWS} architectures drawn at random from "
+        f"space {space.name!r}: none of {draws.drawn} architectures drawn at random from "
         f"it can be built by family {space.family!r} for task {config.task!r} (the most common "
         f"reason: {draws.common_reason}); fix the space, or --include an architecture that can "
         "be built"

@@ -154,7 +154,8 @@ def test_spaces_listing_show_and_validate(tmp_path, run):
     assert "not built for a task" in checked.stdout
     built = run(["spaces", "validate", str(good), "--task", "digits"])
     assert built.returncode == 0
-    assert "200 of 200 architectures drawn at random build for digits" in built.stdout
+    assert "200 of 200 random draws can be built for digits" in built.stdout
+    assert_one_line_error(run(["spaces", "show", "mlp", "--task", "digits"]), "option of validate")
 
 
 def test_validate_with_a_task_refuses_a_space_its_family_cannot_build(tmp_path, run):
@@ -166,7 +167,7 @@ def test_validate_with_a_task_refuses_a_space_its_family_cannot_build(tmp_path, 
     assert_one_line_error(
         run(["spaces", "validate", str(flat), "--task", "digits"]),
         str(flat),
-        "none of 200 architectures drawn at random",
+        "none of 200 random draws",
         "family 'mlp'",
         "unknown key(s) hidden",
     )
