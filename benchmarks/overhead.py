@@ -42,10 +42,10 @@ SPACE = "mlp"
 def sleeper(architecture: dict) -> dict:
     """The child: sleeps RLNAS_CHILD_SECONDS, notes when it started and ended, returns a
     reward."""
-    with open(os.environ["RLNAS_CHILD_STARTS"], "a") as f:
+    with open(os.environ["RLNAS_CHILD_MARKS"], "a") as f:
         f.write(f"start {time.time()}\n")
     time.sleep(float(os.environ["RLNAS_CHILD_SECONDS"]))
-    with open(os.environ["RLNAS_CHILD_STARTS"], "a") as f:
+    with open(os.environ["RLNAS_CHILD_MARKS"], "a") as f:
         f.write(f"end {time.time()}\n")
     return {"reward": (len(str(architecture)) % 97) / 97}
 
@@ -67,8 +67,8 @@ def plain_loop(children: int, concurrency: int) -> float:
 
 def project(children: int, concurrency: int, folder: Path) -> tuple[float, float, float]:
     """(wall, start-up, wind-down) seconds of `rlnas search` over the same children."""
-    starts = Path(os.environ["RLNAS_CHILD_STARTS"])
-    starts.write_text("")
+    marks_file = Path(os.environ["RLNAS_CHILD_MARKS"])
+    marks_file.write_text("")
     config = SearchConfig(
         objective=sleeper,
         space=SPACE,
@@ -84,7 +84,7 @@ def project(children: int, concurrency: int, folder: Path) -> tuple[float, float
     began = time.time()
     result = run_search(config, new=True)
     ended = time.time()
-    marks = [line.split() for line in starts.read_text().splitlines()]
+    marks = [line.split() for line in marks_file.read_text().splitlines()]
     first = min(float(t) for kind, t in marks if kind == "start")
     last = max(float(t) for kind, t in marks if kind == "end")
     assert len(result.leaderboard) == children, "every child should finish"
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["RLNAS_CHILD_STARTS"] = str(Path(tmp, "starts.txt"))
+        os.environ["RLNAS_CHILD_MARKS"] = str(Path(tmp, "marks.txt"))
         for seconds in [float(s) for s in args.seconds.split(",")]:
             children = args.children or (40 if seconds < 1 else 20 if seconds < 5 else 8)
             os.environ["RLNAS_CHILD_SECONDS"] = str(seconds)

@@ -48,9 +48,8 @@ def space():
 # The two workers take whole files in collection order (`--dist loadfile
 # --no-loadscope-reorder`): starting with the long ones lets the short ones fill in at the end,
 # so the workers finish together. A file missing here only runs later; nothing else depends on
-# this order (each file sets up what it needs). The lost-cluster file runs last of them: at the
-# very start of a run, a `ray start --head` of its own ignored Ctrl-C for a minute (two runs
-# in two; never later in the run, nor alone, nor beside the other long files alone).
+# this order (each file sets up what it needs). test_cluster_lost.py runs last of them: first
+# in a run, its `ray start --head` has been seen to ignore Ctrl-C.
 LONGEST_FIRST = [
     "test_failures.py",
     "test_resume_e2e.py",

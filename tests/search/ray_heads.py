@@ -100,6 +100,7 @@ class Head:
             time.sleep(0.5)
 
     def _start(self, sink, env: dict[str, str] | None) -> subprocess.Popen:
+        """`ray start --head --block`, its output to `sink`."""
         return subprocess.Popen(
             [
                 RAY,
