@@ -48,8 +48,8 @@ def space():
 # The two workers take whole files in collection order (`--dist loadfile
 # --no-loadscope-reorder`): starting with the long ones lets the short ones fill in at the end,
 # so the workers finish together. A file missing here only runs later; nothing else depends on
-# this order (each file sets up what it needs). test_cluster_lost.py runs last of them: first
-# in a run, its `ray start --head` has been seen to ignore Ctrl-C.
+# this order (each file sets up what it needs). The files that start Ray heads of their own run
+# last of them: early in a run, such a head has been seen to ignore Ctrl-C.
 LONGEST_FIRST = [
     "test_failures.py",
     "test_resume_e2e.py",
@@ -58,7 +58,6 @@ LONGEST_FIRST = [
     "test_export.py",
     "test_tracking_faults.py",
     "test_schedulers.py",
-    "test_cluster.py",
     "test_confirmation_e2e.py",
     "test_time_budget.py",
     "test_sequence_search.py",
@@ -70,6 +69,7 @@ LONGEST_FIRST = [
     "test_concurrent_writes.py",
     "test_objective_e2e.py",
     "test_generative_search.py",
+    "test_cluster.py",
     "test_cluster_lost.py",
 ]
 
