@@ -37,6 +37,8 @@ from search import SearchConfig, run_search  # noqa: E402
 from spaces import load_space  # noqa: E402
 
 SPACE = "mlp"
+MEASURABLE_S = 0.01
+"""A plain loop shorter than this (children of 0 s) gives no ratio."""
 
 
 def sleeper(architecture: dict) -> dict:
@@ -161,13 +163,13 @@ def main(argv: list[str] | None = None) -> None:
                 running = wall - startup - winddown
                 per_child = (running - plain) / children
                 rows.append(
-                    (seconds, concurrency, children, plain, wall, startup, winddown, per_child)
+                    (seconds, concurrency, children, plain, wall, startup, winddown, running)
                 )
                 print(
                     f"children of {seconds:g} s, {concurrency} at once, {children} children: "
                     f"plain {plain:.1f} s, rlnas {wall:.1f} s (start-up {startup:.1f} s, "
                     f"wind-down {winddown:.1f} s), overhead {per_child:+.3f} s per child"
-                    + (f", ratio {running / plain:.3f}" if plain >= 0.01 else ""),
+                    + (f", ratio {running / plain:.3f}" if plain >= MEASURABLE_S else ""),
                     flush=True,
                 )
     print()
@@ -176,13 +178,13 @@ def main(argv: list[str] | None = None) -> None:
         "| overhead s per child | ratio while children run |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for seconds, concurrency, children, plain, wall, startup, winddown, per_child in rows:
-        ratio = f"{(wall - startup - winddown) / plain:.3f}" if plain >= 0.01 else "-"
+    for seconds, concurrency, children, plain, wall, startup, winddown, running in rows:
+        ratio = f"{running / plain:.3f}" if plain >= MEASURABLE_S else "-"
         print(
             f"| {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
-            f"{startup:.1f} | {winddown:.1f} | {per_child:.3f} | {ratio} |"
+            f"{startup:.1f} | {winddown:.1f} | {(running - plain) / children:.3f} | {ratio} |"
         )
-    throughput = {(s, c): n / (w - st - wd) for s, c, n, _, w, st, wd, _ in rows if w > st + wd}
+    throughput = {(s, c): n / running for s, c, n, *_, running in rows if running > 0}
     for seconds in sorted({s for s, *_ in rows}):
         if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
             gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]

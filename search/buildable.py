@@ -42,9 +42,13 @@ class BuildDraws:
     """Architectures drawn at random and tried: how many could be built, and why the others
     could not."""
 
-    drawn: int = 0
     built: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def drawn(self) -> int:
+        """Architectures tried."""
+        return self.built + self.reasons.total()
 
     @property
     def common_reason(self) -> str:
@@ -60,7 +64,6 @@ def draw_and_build(
     rng = np.random.default_rng(seed)
     out = BuildDraws()
     for _ in range(draws):
-        out.drawn += 1
         reason = validate(space.decode(space.sample(rng)))
         if reason is None:
             out.built += 1
