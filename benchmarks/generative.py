@@ -67,6 +67,7 @@ def compare(family: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         controller=args.controller,
         budget=args.budget,
         epochs=args.epochs,
+        scheduler="fifo",  # the default and the searched children trained alike, in full
         seed=seed,
         name=f"bench-digits-{family}",
         include=[DEFAULTS[family]],

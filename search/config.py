@@ -21,6 +21,7 @@ from spaces import list_spaces
 from spaces.yaml_files import YamlFileError, parse_yaml, read_text, read_yaml, shorten
 
 __all__ = [
+    "AUTO_SCHEDULER",
     "CONTROLLERS",
     "DUPLICATES",
     "KEEP",
@@ -41,6 +42,9 @@ DUPLICATES = ("reuse", "retrain")
 """What an architecture proposed again gets (`SearchConfig.duplicates`)."""
 SCHEDULERS = ("fifo", "asha", "hyperband")
 """Early stopping of children (`SearchConfig.scheduler`; `search.schedulers` builds them)."""
+AUTO_SCHEDULER = "auto"
+"""`SearchConfig.scheduler`'s default: ``asha`` where it can stop a child, else ``fifo``
+(`search.runner` makes it concrete before a search starts)."""
 KEEP = ("confirmed", "best")
 """What a search with confirmation runs keeps (`SearchConfig.keep`)."""
 CONTROLLERS = ("dqn", "evolution", "local", "qlearning", "random", "reinforce", "tpe")
@@ -179,15 +183,20 @@ class SearchConfig:
     children or this time; a resume counts the time already spent and may give more."""
     epochs: int = 20
     """Training epochs per child."""
-    scheduler: str = field(default="fifo", metadata={"choices": SCHEDULERS})
+    scheduler: str = field(
+        default=AUTO_SCHEDULER, metadata={"choices": (AUTO_SCHEDULER, *SCHEDULERS)}
+    )
     """Early stopping of children: ``fifo`` trains every child all its epochs; ``asha`` stops
     a child whose reward so far at epoch ``grace_epochs * reduction_factor**k`` is below the
     best ``1/reduction_factor`` of the children that reached that epoch; ``hyperband`` runs
-    several such brackets, one stopping no one.
+    several such brackets, one stopping no one; ``auto`` (the default) is ``asha`` where the
+    children report a reward each epoch (every built-in trainer does) and `epochs` exceeds
+    `grace_epochs`, else ``fifo``.
 
     The controller is told a stopped child's reward at the epoch it reached plus the median
-    gain from that epoch to the end among the children trained in full; the registered model
-    is always a child trained in full."""
+    gain from that epoch to the end among the children trained in full, never above those of
+    them that were ahead of it then; the registered model is always a child trained in
+    full."""
     grace_epochs: int = 2
     """Epochs every child trains before `scheduler` may stop it."""
     reduction_factor: int = 3
@@ -351,7 +360,7 @@ class SearchConfig:
 
     def _check_scheduler(self) -> None:
         """An early-stopping scheduler has a rung before the last epoch."""
-        if self.scheduler != "fifo" and self.grace_epochs >= self.epochs:
+        if self.scheduler in ("asha", "hyperband") and self.grace_epochs >= self.epochs:
             raise ConfigError(
                 f"grace_epochs: {self.grace_epochs} is not below epochs ({self.epochs}): "
                 f"--scheduler {self.scheduler} could stop no child; lower it or use fifo"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -31,7 +32,7 @@ from search.child_setup import ChildSetup
 from search.child_timeout import ChildTimeout
 from search.cluster import ClusterLost, ClusterWatch, connect, disconnect, exit_lost
 from search.combined import combine_model_dirs, evaluate_on_test
-from search.config import ConfigError, SearchConfig, sqlite_path
+from search.config import AUTO_SCHEDULER, ConfigError, SearchConfig, sqlite_path
 from search.failures import reporting_failures
 from search.mlflow_client import check_tracking, quiet_downloads
 from search.objective import evaluate_child, load_objective, reports_epochs
@@ -41,7 +42,7 @@ from search.records import SearchLog
 from search.results import ResultsError, open_store
 from search.resume import Resume, mark_cut_off, unfinished_search
 from search.rewards import RewardExpression
-from search.schedulers import RungScheduler, make_scheduler, rung_epochs
+from search.schedulers import RungScheduler, concrete_scheduler, make_scheduler, rung_epochs
 from search.searcher import ATTEMPTS, ControllerSearcher, default_reward
 from search.stages import Deduplication
 from search.state import ARTIFACT_DIR, StateFile, state_path
@@ -234,6 +235,16 @@ class _Plan:
     controller: Any
 
 
+def _with_concrete_scheduler(config: SearchConfig) -> SearchConfig:
+    """`config` with ``scheduler: auto`` replaced by what it stands for here, so that the
+    search's records, saved state and resume see the scheduler it ran with."""
+    if config.scheduler != AUTO_SCHEDULER:
+        return config
+    reports = config.objective is None or reports_epochs(load_objective(config.objective))
+    name = concrete_scheduler(config.scheduler, config.epochs, config.grace_epochs, reports)
+    return dataclasses.replace(config, scheduler=name)
+
+
 def _plan(config: SearchConfig) -> _Plan:
     """Everything a user can get wrong, checked before Ray starts or MLflow is written."""
     custom = config.objective is not None
@@ -385,6 +396,7 @@ def run_search(
     """
     started = time.monotonic()
     _quiet_libraries()
+    config = _with_concrete_scheduler(config)
     plan = _plan(config)
     out = io.StringIO() if config.quiet else (stream or sys.stdout)
     check_tracking(config.resolved_tracking_uri)  # an unreachable server: before Ray starts

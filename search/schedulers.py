@@ -11,7 +11,9 @@ A stopped child has no final reward. Tune hands the searcher its last per-epoch 
 if it had finished; this project instead tells the controller an estimate on the full
 budget's scale, `StoppedChildren.estimate`: the child's reward at the epoch it reached plus
 the median gain from that epoch to the end among the children trained to the full budget
-(its own reward when none has been). Its run and leaderboard row say it was stopped and at
+(its own reward when none has been), capped at the lowest final reward of those that were
+at least as good as it at that epoch, so that a child stopped for being behind is never
+told it beat them. Its run and leaderboard row say it was stopped and at
 which epoch; the registered model always comes from a child trained to the full budget.
 """
 
@@ -24,9 +26,25 @@ from typing import Any
 import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
-from search.config import SCHEDULERS
+from search.config import AUTO_SCHEDULER, SCHEDULERS
 
-__all__ = ["SCHEDULERS", "RungScheduler", "StoppedChildren", "make_scheduler", "rung_epochs"]
+__all__ = [
+    "SCHEDULERS",
+    "RungScheduler",
+    "StoppedChildren",
+    "concrete_scheduler",
+    "make_scheduler",
+    "rung_epochs",
+]
+
+
+def concrete_scheduler(name: str, epochs: int, grace_epochs: int, reports_epochs: bool) -> str:
+    """The scheduler `name` stands for: ``auto`` is ``asha`` where it can stop a child (the
+    children report a reward each epoch, and an epoch before the last is a rung), else
+    ``fifo``; any other name is itself."""
+    if name != AUTO_SCHEDULER:
+        return name
+    return "asha" if reports_epochs and grace_epochs < epochs else "fifo"
 
 
 def rung_epochs(epochs: int, grace: int, reduction_factor: int) -> list[int]:
@@ -135,9 +153,15 @@ class StoppedChildren:
 
     def estimate(self, epoch: int, reward: float) -> float:
         """`reward` at `epoch` plus the median gain from that epoch to the end among the
-        children trained to the full budget (no gain when none reached it)."""
-        gains = [final - curve[epoch - 1] for curve, final in self.full if len(curve) >= epoch]
-        return reward + statistics.median(gains) if gains else reward
+        children trained to the full budget (no gain when none reached it), but not above
+        the lowest final reward of those that were at least as good at `epoch`: the child
+        was stopped for being behind them."""
+        reached = [(curve[epoch - 1], final) for curve, final in self.full if len(curve) >= epoch]
+        if not reached:
+            return reward
+        estimate = reward + statistics.median(final - then for then, final in reached)
+        ahead = [final for then, final in reached if then >= reward]
+        return min([estimate, *ahead])
 
     def state_dict(self) -> dict[str, Any]:
         return {"full": [[curve, final] for curve, final in self.full]}

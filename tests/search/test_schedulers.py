@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from controller import make_controller
 from search.child_setup import ChildSetup
 from search.config import ConfigError, SearchConfig
-from search.schedulers import StoppedChildren, make_scheduler, rung_epochs
+from search.schedulers import StoppedChildren, concrete_scheduler, make_scheduler, rung_epochs
 from search.searcher import ControllerSearcher
 from search.tags import STATUS_TAG, STOPPED_EPOCH_TAG
 from spaces import load_space
@@ -57,6 +57,16 @@ def test_a_scheduler_needs_a_rung_before_the_last_epoch():
     with pytest.raises(ConfigError, match="reduction_factor"):
         SearchConfig(scheduler="asha", reduction_factor=1)
     SearchConfig(scheduler="fifo", epochs=2, grace_epochs=5)  # fifo stops no one: no rung needed
+    SearchConfig(epochs=2, grace_epochs=5)  # nor the default, which is fifo there
+
+
+def test_the_default_scheduler_is_asha_wherever_a_child_can_be_stopped():
+    assert SearchConfig().scheduler == "auto"
+    assert concrete_scheduler("auto", 20, 2, reports_epochs=True) == "asha"
+    assert concrete_scheduler("auto", 2, 2, reports_epochs=True) == "fifo"  # no rung before 2
+    assert concrete_scheduler("auto", 20, 2, reports_epochs=False) == "fifo"
+    for name in ("fifo", "asha", "hyperband"):
+        assert concrete_scheduler(name, 20, 2, reports_epochs=False) == name
 
 
 class _Trial:
@@ -106,6 +116,20 @@ def test_a_stopped_child_is_estimated_on_the_full_budgets_scale():
     assert restored.estimate(2, 0.3) == pytest.approx(0.45)
 
 
+def test_a_stopped_child_is_never_told_it_beat_those_ahead_of_it():
+    curves = StoppedChildren()
+    # a fast starter and a slow one, both trained in full
+    for trial, values in [("fast", [0.90, 0.95, 0.96]), ("slow", [0.50, 0.80, 0.95])]:
+        for value in values:
+            curves.epoch(trial, value)
+        curves.finished(trial, values[-1])
+    # stopped at epoch 1 at 0.8: 0.8 + the median gain (0.06, 0.45) would be 1.055, above
+    # both; the fast starter was ahead of it then and ended at 0.96
+    assert curves.estimate(1, 0.8) == pytest.approx(0.96)
+    # ahead of both at epoch 1: only the median gain applies
+    assert curves.estimate(1, 0.92) == pytest.approx(0.92 + 0.255)
+
+
 class _Recording:
     """A random controller that records what it is told."""
 
@@ -144,12 +168,13 @@ def test_the_controller_hears_the_estimate_not_the_last_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
-    """Killed with SIGKILL a third of the way and resumed: the rungs and curves go on."""
+    """Killed with SIGKILL a third of the way and resumed: the rungs and curves go on. The
+    scheduler is the default, which is asha for an objective that reports its epochs."""
     starts = tmp_path / "started.txt"
     (tmp_path / "toycurve.py").write_text(f"STARTS = {str(starts)!r}\n" + TOY_OBJECTIVE)
     (tmp_path / "toy.yaml").write_text(TOY_SPACE)
     args = ("search", "--objective", "toycurve:score", "--space", "toy.yaml", "--name", "toy")
-    args += ("--scheduler", "asha", "--epochs", "9", "--grace-epochs", "1", "--budget", "30")
+    args += ("--epochs", "9", "--grace-epochs", "1", "--budget", "30")
     args += ("--concurrency", "2", "--seed", "0")
     with (tmp_path / "killed.out").open("w") as sink:
         killed = subprocess.Popen(
@@ -172,6 +197,8 @@ def test_a_search_that_stops_children_still_finds_the_best(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("toy")
     runs = client.search_runs([experiment.experiment_id], "tags.`rlnas.role` = 'child'")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`rlnas.role` = 'search'")
+    assert parent.data.params["scheduler"] == "asha"  # what it ran with, not "auto"
     stopped = [r for r in runs if r.data.tags[STATUS_TAG] == "stopped"]
     full = [r for r in runs if r.data.tags[STATUS_TAG] == "finished"]
     assert stopped and full and len(stopped) + len(full) == 30

@@ -27,6 +27,7 @@ def finished_search(tmp_path_factory):
         controller="reinforce",
         budget=5,
         epochs=4,
+        scheduler="fifo",  # every child trained in full: its 4 epochs and its model
         concurrency=2,
         seed=3,
         name="e2e-mlp",
