@@ -20,6 +20,7 @@ from trainers import (
     Trainer,
     TrainResult,
     configure_cpu_threads,
+    count_parameters,
     get_trainer,
     load_task,
     pick_device,
@@ -56,7 +57,7 @@ def train_child(config: dict[str, Any]) -> None:
         raise ChildFailure(f"cannot be built: {exc}") from exc
     trainer = get_trainer(family_trainer(setup.family) or task.kind)
     options = setup.train_options(trainer, config["train_seed"], device)
-    result = trainer.fit(model, task, options, _best_so_far())
+    result = trainer.fit(model, task, options, _best_so_far(count_parameters(model)))
     final = _final_metrics(result, trainer, device)
     if not result.state_dict and not result.artifacts:  # nothing worth keeping
         tune.report(final)
@@ -73,14 +74,15 @@ def _load_task(path: str, seed: int) -> Task:
     return load_task(path, seed=seed)
 
 
-def _best_so_far() -> ReportFn:
-    """Reports each epoch to Tune with ``reward`` = the best reward so far."""
+def _best_so_far(params: int) -> ReportFn:
+    """Reports each epoch to Tune with ``reward`` = the best reward so far, and the child's
+    ``params`` (so that a child an early-stopping scheduler stops has its size too)."""
     best = 0.0
 
     def report(metrics: dict[str, Any]) -> None:
         nonlocal best
         best = max(best, float(metrics.get("reward", 0.0)))
-        tune.report({**metrics, "reward": best, "final": False})
+        tune.report({**metrics, "params": params, "reward": best, "final": False})
 
     return report
 

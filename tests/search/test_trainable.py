@@ -52,6 +52,8 @@ def test_train_child_reports_metrics_and_reward(
     n_val = len(load_task("uea:BasicMotions", seed=0).y_val)
     assert best - TIE_BREAK / n_val < rewards[-1] <= best
     assert final["reward"] == epochs[-1]["reward"]
+    # every epoch carries the size, so a child stopped early has it too
+    assert [r["params"] for r in epochs] == [final["params"]] * 2 and final["params"] > 0
     for name in ("val_accuracy", "val_macro_f1", "val_uar", "test_accuracy", "test_uar"):
         assert math.isfinite(final[name])
 
