@@ -236,8 +236,9 @@ class SearchConfig:
     """An architecture proposed again: ``reuse`` its result, or ``retrain`` it (new seed) and
     tell the controller the mean reward."""
     confirm: int = 0
-    """After the budget, retrain this many of the best architectures and pick the best by mean
-    reward; 0: none.
+    """After the budget, retrain this many of the best architectures (of those trained in
+    full: an early-stopped child's reward is an estimate) and pick the best by mean reward; 0:
+    none. A scheduler never stops a confirmation run.
 
     Each trains `confirm_runs` more times (new seeds); the best is the one of highest mean
     reward over all its trainings."""

@@ -59,8 +59,9 @@ def rung_epochs(epochs: int, grace: int, reduction_factor: int) -> list[int]:
 
 class RungScheduler(AsyncHyperBandScheduler):
     """Tune's asynchronous successive halving, fed per-epoch reports only: a child's final
-    report (which carries its checkpoint) is never judged, and the rungs' records can be saved
-    with the search's state and loaded on resume."""
+    report (which carries its checkpoint) is never judged, nor is a confirmation run (it
+    retrains one of the best architectures to the full budget), and the rungs' records can be
+    saved with the search's state and loaded on resume."""
 
     def __init__(self, epochs: int, seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs, max_t=epochs, stop_last_trials=False)
@@ -77,7 +78,7 @@ class RungScheduler(AsyncHyperBandScheduler):
         self._trial_info[trial.trial_id] = self._brackets[pick]
 
     def on_trial_result(self, tune_controller, trial, result: dict[str, Any]) -> str:
-        if result.get("final"):
+        if result.get("final") or (getattr(trial, "config", None) or {}).get("confirmation"):
             return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 

@@ -188,7 +188,7 @@ class ControllerSearcher(Searcher):
     def outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> Outcome:
         """How trial `trial_id` ended, from Tune's last result."""
         if trial_id in self.stopped_early:
-            return Outcome(self.stopped_early[trial_id][1])
+            return Outcome(self.stopped_early[trial_id][1], stopped=True)
         if trial_id in self.timed_out:
             return Outcome(None, f"exceeded the child timeout of {self.timed_out[trial_id]:g} s")
         if error:

@@ -98,10 +98,12 @@ class Outcome:
     Attributes:
         reward: Its reward; None when it failed (an error, a divergence, a timeout).
         error: One line when an error ended it (counted by `FailureStop`); empty otherwise.
+        stopped: An early-stopping scheduler stopped it: `reward` is an estimate.
     """
 
     reward: float | None
     error: str = ""
+    stopped: bool = False
 
     @property
     def finite_reward(self) -> float | None:
@@ -531,7 +533,7 @@ class Confirmation(_Wrapper):
     def done(self, proposal: Proposal, outcome: Outcome) -> None:
         self.out -= 1
         reward = outcome.finite_reward
-        if reward is not None:
+        if reward is not None and not outcome.stopped:  # ranked on full trainings only
             self.rewards.setdefault(proposal.key, []).append(float(reward))
         if proposal.kind != "confirmation":
             self.inner.done(proposal, outcome)

@@ -70,8 +70,8 @@ def test_the_default_scheduler_is_asha_wherever_a_child_can_be_stopped():
 
 
 class _Trial:
-    def __init__(self, trial_id: str):
-        self.trial_id = trial_id
+    def __init__(self, trial_id: str, config: dict | None = None):
+        self.trial_id, self.config = trial_id, config or {}
 
 
 def test_the_final_report_is_never_judged_and_rungs_survive_a_resume():
@@ -89,6 +89,10 @@ def test_the_final_report_is_never_judged_and_rungs_survive_a_resume():
     scheduler.on_trial_add(None, late)
     final = {"training_iteration": 1, "reward": 0.0, "final": True}
     assert scheduler.on_trial_result(None, late, final) == "CONTINUE"
+    confirming = _Trial("confirming", {"confirmation": True})  # retrains a best architecture
+    scheduler.on_trial_add(None, confirming)
+    low_start = {"training_iteration": 1, "reward": 0.1}
+    assert scheduler.on_trial_result(None, confirming, low_start) == "CONTINUE"
 
     again = make_scheduler("asha", 9, 1, 3)
     again.set_search_properties("reward", "max")

@@ -286,6 +286,16 @@ def test_a_time_budget_proposes_only_what_can_end_in_time():
     assert stage.planned() == 2
 
 
+def test_confirmation_ranks_architectures_by_their_full_trainings_only():
+    stage = chain("random", budget=2, confirm=1, confirm_runs=1)
+    estimated, trained = stage.propose(), stage.propose()
+    assert estimated.key != trained.key
+    stage.done(estimated, Outcome(0.9, stopped=True))  # a scheduler's estimate, not a result
+    stage.done(trained, Outcome(0.5))
+    confirmation = stage.propose()
+    assert confirmation.kind == "confirmation" and confirmation.key == trained.key
+
+
 def test_a_time_budget_keeps_time_for_confirmation_and_counts_parallel_trainings():
     clock = Clock()
     stage = chain(
