@@ -129,8 +129,9 @@ def test_help_is_the_first_paragraph_of_the_docstring_with_fields_as_flags():
     assert SearchConfig.field_docs()["budget"] == "Number of children to train."
     assert "\n\n" in SearchConfig.field_docs()["confirm"]
     assert describe("confirm") == (
-        "After the budget, retrain this many of the best architectures and pick the best by "
-        "mean reward; 0: none."
+        "After the budget, retrain this many of the best architectures (of those trained in "
+        "full: an early-stopped child's reward is an estimate) and pick the best by mean "
+        "reward; 0: none. A scheduler never stops a confirmation run."
     )
     assert "`--confirm-runs`" in describe("confirm", full=True, code=lambda s: f"`{s}`")
     helps = {dest: a.help for dest, a in actions("search").items()}
