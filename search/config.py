@@ -179,7 +179,8 @@ class SearchConfig:
 
     The search stops proposing children once the next could not end in time (a child may take
     as long as the longest so far), lets those running finish, keeps time for the
-    confirmation runs, and registers the best. It ends at whichever comes first, `budget`
+    confirmation runs (each as long as its architecture's own training took), and registers
+    the best. It ends at whichever comes first, `budget`
     children or this time; a resume counts the time already spent and may give more."""
     epochs: int = 20
     """Training epochs per child."""

@@ -432,11 +432,13 @@ class Budget(_Wrapper):
 
 class TimeBudget(_Wrapper):
     """No new training once the next could not end within `seconds` of search time
-    (`clock()`, counted across resumes), keeping the time of `reserve` more trainings, run
-    `parallel` at a time, for the stages outside (confirmation); `FINISHED` then.
+    (`clock()`, counted across resumes), keeping the time that the stages outside need for
+    `runs` more trainings of each of the `confirm` best architectures (confirmation), run
+    `parallel` at a time; `FINISHED` then.
 
-    A training may take as long as the longest that ended so far, from its proposal to its end
-    (Tune asks for a training when a slot is free, so that is its wall-clock time)."""
+    A new training may take as long as the longest that ended so far, from its proposal to its
+    end (Tune asks for a training when a slot is free, so that is its wall-clock time); a
+    confirmation run, as long as its architecture's own training took."""
 
     def __init__(
         self,
@@ -444,12 +446,14 @@ class TimeBudget(_Wrapper):
         seconds: float,
         clock: Callable[[], float],
         parallel: int = 1,
-        reserve: int = 0,
+        confirm: int = 0,
+        runs: int = 0,
     ):
         super().__init__(inner)
         self.seconds, self.clock = seconds, clock
-        self.parallel, self.reserve = max(1, parallel), reserve
+        self.parallel, self.confirm, self.runs = max(1, parallel), confirm, runs
         self.longest = 0.0
+        self.trained: dict[str, tuple[float, float]] = {}  # key -> (reward, seconds), in full
         self.since: dict[int, float] = {}  # candidate id -> when it was proposed
         self.proposed = 0
         self.ran_out = False
@@ -458,11 +462,21 @@ class TimeBudget(_Wrapper):
         """Seconds of search time left (negative once past)."""
         return self.seconds - self.clock()
 
+    def confirmation_seconds(self) -> float:
+        """How long the confirmation would take if the search ended now: the best
+        architectures so far trained `runs` more times each, `parallel` at a time (the longest
+        so far stands in for those not trained in full yet)."""
+        if not self.confirm or not self.runs:
+            return 0.0
+        best = sorted(self.trained.values(), reverse=True)[: self.confirm]
+        seconds = [s for _, s in best] + [self.longest] * (self.confirm - len(best))
+        return max(self.runs * sum(seconds) / self.parallel, max(seconds))
+
     def propose(self) -> Proposal | str | None:
         if self.ran_out:
             return FINISHED
-        waves = 1 + math.ceil(self.reserve / self.parallel)  # this one, then the reserve
-        if self.left() <= waves * self.longest:  # also once past: `longest` >= 0
+        # also once past: both terms are >= 0
+        if self.left() <= self.longest + self.confirmation_seconds():
             self.ran_out = True
             return FINISHED
         proposal = self.inner.propose()
@@ -474,17 +488,25 @@ class TimeBudget(_Wrapper):
     def done(self, proposal: Proposal, outcome: Outcome) -> None:
         started = self.since.pop(proposal.candidate_id, None)
         if started is not None:
-            self.longest = max(self.longest, self.clock() - started)
+            took = self.clock() - started
+            self.longest = max(self.longest, took)
+            reward = outcome.finite_reward
+            if reward is not None and not outcome.stopped:
+                self.trained[proposal.key] = (reward, took)
         self.inner.done(proposal, outcome)
 
     def planned(self) -> int | None:
         return self.proposed if self.ran_out else self.inner.planned()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"longest": self.longest, "proposed": self.proposed}
+        trained = {k: list(v) for k, v in self.trained.items()}
+        return {"longest": self.longest, "proposed": self.proposed, "trained": trained}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.longest, self.proposed = float(state["longest"]), int(state["proposed"])
+        self.trained = {  # absent from states saved before it was kept
+            k: (float(r), float(t)) for k, (r, t) in state.get("trained", {}).items()
+        }
         self.since = {}  # trainings cut off train again, timed afresh
         self.ran_out = False  # a resume may give more time
 
@@ -644,8 +666,7 @@ def chain_stages(controller: Controller, settings: ChainSettings) -> Stage:
     if s.time_budget is not None:
         if s.clock is None:
             raise ValueError("a time budget needs the search's clock")
-        reserve = s.confirm * s.confirm_runs
-        stage = TimeBudget(stage, s.time_budget, s.clock, s.parallel, reserve)
+        stage = TimeBudget(stage, s.time_budget, s.clock, s.parallel, s.confirm, s.confirm_runs)
     if s.confirm:
         stage = Confirmation(stage, s.confirm, s.confirm_runs, s.seed)
     return FailureStop(stage, s.max_failures)

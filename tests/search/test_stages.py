@@ -312,6 +312,26 @@ def test_a_time_budget_keeps_time_for_confirmation_and_counts_parallel_trainings
     assert timed.ran_out and timed.left() == pytest.approx(19.0)
 
 
+def test_a_time_budget_keeps_for_confirmation_the_time_the_best_architectures_took():
+    clock = Clock()
+    stage = chain("random", budget=100, time_budget=100.0, clock=clock, confirm=1, confirm_runs=1)
+    timed = stage.find(TimeBudget)
+    best = stage.propose()
+    clock.now = 5.0
+    stage.done(best, Outcome(0.9))  # the best so far took 5 s
+    slow = stage.propose()
+    clock.now = 45.0
+    stage.done(slow, Outcome(0.1))  # a poor one took 40 s: a new child may take as long
+    # 55 s left: 40 s for one more child, then 5 s to retrain the best (not another 40 s)
+    assert timed.confirmation_seconds() == pytest.approx(5.0)
+    another = stage.propose()
+    assert isinstance(another, Proposal) and another.kind == "proposed"
+    clock.now = 56.0
+    stage.done(another, Outcome(0.2))
+    confirming = stage.propose()  # 44 s left < 40 + 5: the search is over, confirmation runs
+    assert timed.ran_out and confirming.kind == "confirmation" and confirming.key == best.key
+
+
 def test_a_resume_may_give_a_time_budget_more_time():
     clock = Clock()
     stage = chain("random", budget=100, time_budget=50.0, clock=clock)
