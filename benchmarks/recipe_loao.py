@@ -24,13 +24,12 @@ import argparse
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import aeon
 from aeon.benchmarking.results_loaders import get_estimator_results
-from scheduler_seeds import latest_parent
+from scheduler_seeds import run_or_read
 
 COMMON = "--space cnn1d --budget 1000 --epochs 12 --lr-schedule cosine --confirm 5"
 RECIPES = {
@@ -61,19 +60,9 @@ def published_mean(archives: list[str]) -> dict[str, float]:
 def search(recipe: str, archive: str, seed: int, args: argparse.Namespace) -> float:
     """The best architecture's test accuracy of one search, run first if need be."""
     name = f"loao-{recipe}-{archive}-{seed}-{args.time_budget}"
-    parent = latest_parent(name, args.tracking_uri)
-    status = parent.info.status if parent else None
-    if status != "FINISHED":
-        argv = ["rlnas", "search", "--task", f"ucr:{archive}", *shlex.split(RECIPES[recipe])]
-        argv += ["--time-budget", args.time_budget, "--seed", str(seed), "--name", name]
-        argv += ["--quiet", *(["--resume"] if status else [])]
-        if args.tracking_uri:
-            argv += ["--tracking-uri", args.tracking_uri]
-        print("$", shlex.join(argv), flush=True)
-        if subprocess.run(argv).returncode != 0:
-            sys.exit(f"the search {name} failed; run this again to go on")
-        parent = latest_parent(name, args.tracking_uri)
-    metrics = parent.data.metrics
+    argv = ["rlnas", "search", "--task", f"ucr:{archive}", *shlex.split(RECIPES[recipe])]
+    argv += ["--time-budget", args.time_budget, "--seed", str(seed)]
+    metrics = run_or_read(name, argv, args.tracking_uri).data.metrics
     return float(metrics.get("best_architecture_test_accuracy", metrics["best_test_accuracy"]))
 
 

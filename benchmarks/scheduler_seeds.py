@@ -18,6 +18,7 @@ epochs are the fair measure.
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,22 @@ def latest_parent(name: str, tracking_uri: str | None):
         return latest_search(client, name, uri)
     except ResultsError:  # no store yet, or no such search
         return None
+
+
+def run_or_read(name: str, argv: list[str], tracking_uri: str | None):
+    """The parent run of the search called `name`: read when it finished, else `argv` (an
+    ``rlnas search`` command without ``--name``) run, or resumed when it was cut off."""
+    parent = latest_parent(name, tracking_uri)
+    status = parent.info.status if parent else None
+    if status == "FINISHED":
+        return parent
+    argv = [*argv, "--name", name, "--quiet", *(["--resume"] if status else [])]
+    if tracking_uri:
+        argv += ["--tracking-uri", tracking_uri]
+    print("$", shlex.join(argv), flush=True)
+    if subprocess.run(argv).returncode != 0:
+        sys.exit(f"the search {name} failed; run this again to go on")
+    return latest_parent(name, tracking_uri)
 
 
 def summary(board, epochs: int) -> dict[str, float]:
@@ -65,18 +82,9 @@ def main() -> None:
     for seed in range(args.seeds):
         for scheduler in schedulers:
             name = f"{prefix}-{scheduler}-{seed}"
-            parent = latest_parent(name, args.tracking_uri)
-            status = parent.info.status if parent else None
-            if status != "FINISHED":
-                argv = ["rlnas", "search", "--task", args.task, "--space", args.space]
-                argv += ["--scheduler", scheduler, "--seed", str(seed), "--name", name]
-                argv += ["--quiet", *(["--resume"] if status else []), *extra]
-                if args.tracking_uri:
-                    argv += ["--tracking-uri", args.tracking_uri]
-                print("$", " ".join(argv), flush=True)
-                if subprocess.run(argv).returncode != 0:
-                    sys.exit(f"the search {name} failed; run this again to go on")
-                parent = latest_parent(name, args.tracking_uri)
+            argv = ["rlnas", "search", "--task", args.task, "--space", args.space]
+            argv += ["--scheduler", scheduler, "--seed", str(seed), *extra]
+            parent = run_or_read(name, argv, args.tracking_uri)
             board = leaderboard(name, top=100_000, tracking_uri=args.tracking_uri)
             row = summary(board, int(parent.data.params["epochs"]))  # what the search ran with
             rows[scheduler].append(row)
