@@ -161,6 +161,9 @@ def describe(exc: BaseException) -> str:
             return f"HTTP {e.response.status_code}"
         if isinstance(e, urllib3.exceptions.ProtocolError):
             return "connection closed by the server"
+        # MLflow's own error for a response that came back, retries or not
+        if code := re.search(r"failed with error code (\d{3}) != 200", str(e)):
+            return f"HTTP {code.group(1)}"
     return _first_line(exc)
 
 

@@ -27,6 +27,7 @@ from search.mlflow_client import (
     TrackingError,
     TrackingUnavailable,
     check_tracking,
+    describe,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,6 +189,16 @@ def test_http_5xx_is_an_outage_too():
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_an_http_error_is_named_by_its_code_whichever_way_mlflow_reports_it():
+    from mlflow.exceptions import MlflowException
+
+    answered = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/runs/set-tag failed with error code 503 != 200."
+        " Response body: 'no healthy upstream'"
+    )
+    assert describe(answered) == "HTTP 503"
 
 
 @pytest.mark.slow
