@@ -9,8 +9,8 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-# The suite runs on two workers (pyproject's addopts): each keeps torch to one thread, so the
-# two never fight over the cores (small models gain nothing from a second thread).
+# The suite runs on three workers (pyproject's addopts): each keeps torch to one thread, so they
+# fight less over the 2 cores (small models gain nothing from a second thread).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
@@ -45,7 +45,7 @@ def space():
 
 
 # The files that take longest (end-to-end searches), longest first, as measured on 2 cores.
-# The two workers take whole files in collection order (`--dist loadfile
+# The workers take whole files in collection order (`--dist loadfile
 # --no-loadscope-reorder`): starting with the long ones lets the short ones fill in at the end,
 # so the workers finish together. A file missing here only runs later; nothing else depends on
 # this order (each file sets up what it needs). The files that start Ray heads of their own run
