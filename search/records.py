@@ -52,7 +52,8 @@ def flatten_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
 
 def rank_children(frame: pd.DataFrame) -> pd.DataFrame:
     """Children best first, each row with ``trainings`` (finished trainings of its architecture)
-    and ``mean_reward`` (their mean reward).
+    and ``mean_reward`` (their mean reward). Trainings stopped early are counted only for an
+    architecture that was never trained in full: their rewards are estimates.
 
     Children trained to the full budget before those stopped early (``stopped_epoch`` above 0);
     among them by reward, ties to fewer params; but when the frame holds confirmation runs
@@ -62,12 +63,16 @@ def rank_children(frame: pd.DataFrame) -> pd.DataFrame:
     """
     if frame.empty:
         return frame
-    by_architecture = frame.groupby("architecture")
+    if "stopped_epoch" in frame:
+        full = frame["stopped_epoch"].fillna(0).eq(0)
+    else:
+        full = pd.Series(True, index=frame.index)
+    counted = full | ~full.groupby(frame["architecture"]).transform("any")
     frame = frame.assign(
-        trainings=by_architecture["reward"].transform("size"),
-        mean_reward=by_architecture["reward"].transform("mean"),
+        trainings=counted.groupby(frame["architecture"]).transform("sum").astype(int),
+        mean_reward=frame["reward"].where(counted).groupby(frame["architecture"]).transform("mean"),
     )
-    full = frame["stopped_epoch"].fillna(0).eq(0) if "stopped_epoch" in frame else True
+    by_architecture = frame.groupby("architecture")
     if "confirmation" not in frame or not frame["confirmation"].any():
         order = frame.assign(_full=full).sort_values(
             ["_full", "reward", "params"], ascending=[False, False, True], kind="stable"

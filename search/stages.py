@@ -305,6 +305,9 @@ class Deduplication(_Wrapper):
       is training now waits and is told the same reward when that training ends;
     - ``retrain``: it trains again (a new seed) and is told the mean of all its trainings.
 
+    A training stopped early by a scheduler gave an estimate, not a reward: it stands for the
+    architecture only until one of its trainings ends in full.
+
     `on_reuse` hears of every proposal answered without training. The chain is `FINISHED`
     (`exhausted`) after `max_in_row` known proposals in a row (the controller has converged)
     or, with ``reuse`` and the `space_size`, once every architecture of the space has a
@@ -328,7 +331,8 @@ class Deduplication(_Wrapper):
         self.on_reuse = on_reuse or (lambda proposal, reward: None)
         self.max_in_row = max_in_row
         self.space_size = space_size
-        self.rewards: dict[str, list[float]] = {}  # key -> rewards of finished trainings
+        self.rewards: dict[str, list[float]] = {}  # key -> rewards of full trainings
+        self.estimates: dict[str, list[float]] = {}  # key -> of trainings stopped early
         self.training: Counter[str] = Counter()  # key -> trainings in flight
         self.waiting: dict[str, list[Proposal]] = {}  # key in training -> its duplicates
         self.exhausted = False
@@ -341,7 +345,7 @@ class Deduplication(_Wrapper):
             if not isinstance(proposal, Proposal):
                 return proposal
             key = proposal.key
-            if self.mode == "reuse" and key in self.rewards:
+            if self.mode == "reuse" and self._known(key):
                 reward = self._told(key, None)
                 self.inner.done(proposal, Outcome(reward))
                 self.on_reuse(proposal, reward)
@@ -361,13 +365,19 @@ class Deduplication(_Wrapper):
             return False
         validity = self.find(ValidityFilter)
         invalid = validity.invalid_keys if validity is not None else set()
-        if len(self.rewards) + len(self.training) + len(invalid) < self.space_size:
+        known = set(self.rewards) | set(self.estimates)
+        if len(known) + len(self.training) + len(invalid) < self.space_size:
             return False  # the union below cannot reach it
-        return len(set(self.rewards) | set(self.training) | invalid) >= self.space_size
+        return len(known | set(self.training) | invalid) >= self.space_size
+
+    def _known(self, key: str) -> list[float]:
+        """The rewards of `key`'s full trainings, else the estimates of its stopped ones."""
+        return self.rewards.get(key) or self.estimates.get(key, [])
 
     def _told(self, key: str, reward: float | None) -> float | None:
-        """Reuse: the first training's reward; retrain: the mean of all of them."""
-        history = self.rewards.get(key, [])
+        """Reuse: the first training's reward; retrain: the mean of all of them (of those
+        trained in full, when there are any)."""
+        history = self._known(key)
         if not history:
             return reward
         return history[0] if self.mode == "reuse" else sum(history) / len(history)
@@ -379,8 +389,10 @@ class Deduplication(_Wrapper):
             del self.training[key]
         reward = outcome.finite_reward
         if reward is not None:
-            self.rewards.setdefault(key, []).append(float(reward))
-        told = Outcome(self._told(key, reward), outcome.error)
+            kept = self.estimates if outcome.stopped else self.rewards
+            kept.setdefault(key, []).append(float(reward))
+        estimate = outcome.stopped and not self.rewards.get(key)
+        told = Outcome(self._told(key, reward), outcome.error, estimate)
         self.inner.done(proposal, told)
         for duplicate in self.waiting.pop(key, []):
             self.inner.done(duplicate, Outcome(told.reward))
@@ -389,6 +401,7 @@ class Deduplication(_Wrapper):
     def state_dict(self) -> dict[str, Any]:
         return {
             "rewards": {k: list(v) for k, v in self.rewards.items()},
+            "estimates": {k: list(v) for k, v in self.estimates.items()},
             "training": dict(self.training),
             "waiting": {k: [p.to_dict() for p in v] for k, v in self.waiting.items()},
             "exhausted": self.exhausted,
@@ -396,6 +409,9 @@ class Deduplication(_Wrapper):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rewards = {k: [float(r) for r in v] for k, v in state["rewards"].items()}
+        self.estimates = {  # absent from states saved before estimates were kept apart
+            k: [float(r) for r in v] for k, v in state.get("estimates", {}).items()
+        }
         self.training = Counter({k: int(n) for k, n in state["training"].items()})
         self.waiting = {k: [Proposal.from_dict(p) for p in v] for k, v in state["waiting"].items()}
         self.exhausted = bool(state["exhausted"])

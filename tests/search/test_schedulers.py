@@ -252,3 +252,27 @@ def test_children_stopped_early_rank_after_those_trained_in_full():
     assert log.best.trial_id == "b"
     lines = format_leaderboard(board).splitlines()
     assert "stop@2" in lines[2] and "stop@" not in lines[1]
+
+
+def test_an_architectures_mean_counts_its_full_trainings_not_the_estimates_of_stopped_ones():
+    from search.records import SearchLog
+
+    log = SearchLog(budget=5)
+    trainings = [  # (architecture, reward, stopped at epoch): "wide" retrained after a stop
+        ("wide", 0.99, 2),
+        ("wide", 0.93, 0),
+        ("wide", 0.95, 0),
+        ("thin", 0.97, 2),
+        ("thin", 0.96, 3),
+    ]
+    for i, (name, reward, epoch) in enumerate(trainings):
+        record = log.add(f"t{i}", 0, {"width": name})
+        record.status = "stopped" if epoch else "finished"
+        record.reward, record.stopped_epoch = reward, epoch
+        record.metrics = {"reward": reward}
+    board = log.leaderboard().set_index("reward")
+    assert board.loc[0.95, "trainings"] == 2  # the stopped training's estimate left out
+    assert board.loc[0.95, "mean_reward"] == pytest.approx(0.94)
+    assert board.loc[0.99, "mean_reward"] == pytest.approx(0.94)
+    assert board.loc[0.97, "trainings"] == 2  # never trained in full: its estimates are all
+    assert board.loc[0.97, "mean_reward"] == pytest.approx(0.965)

@@ -23,6 +23,7 @@ from search.stages import (
     IncludeQueue,
     Outcome,
     Proposal,
+    Stage,
     TimeBudget,
     ValidityFilter,
     chain_stages,
@@ -395,3 +396,31 @@ def test_a_state_saved_before_spent_spaces_were_counted_still_loads():
     driver = Driver(resumed)
     driver.run(2000)
     assert resumed.find(Deduplication).exhausted and resumed.propose() == FINISHED
+
+
+class _Repeating(Stage):
+    """Proposes one architecture again and again; records what it is told."""
+
+    def __init__(self):
+        super().__init__()
+        self.told: list[Outcome] = []
+
+    def propose(self):
+        return Proposal({"width": 8}, "w8", candidate_id=0, train_seed=0)
+
+    def done(self, proposal, outcome):
+        self.told.append(outcome)
+
+
+def test_an_early_stopped_estimate_gives_way_to_full_trainings_when_duplicates_retrain():
+    inner = _Repeating()
+    stage = Deduplication(inner, "retrain")
+    for outcome in [Outcome(0.99, stopped=True), Outcome(0.90), Outcome(0.94)]:
+        stage.done(stage.propose(), outcome)
+    told = [(round(o.reward, 4), o.stopped) for o in inner.told]
+    # the estimate stands until a full training ends; then only full trainings are averaged
+    assert told == [(0.99, True), (0.90, False), (0.92, False)]
+    resumed = Deduplication(_Repeating(), "retrain")
+    resumed.load_state_dict(roundtrip(stage.state_dict()))
+    resumed.done(resumed.propose(), Outcome(0.5, stopped=True))
+    assert resumed.inner.told[-1].reward == pytest.approx(0.92)  # a later estimate changes nothing
