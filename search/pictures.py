@@ -120,7 +120,9 @@ def _pareto(log: SearchLog, lower_is_better: Collection[str], path: Path) -> boo
     if not points:
         return False
     lower = metric.removeprefix("val_") in lower_is_better and metric != "reward"
-    plots.pareto_plot(points, metric, path, lower_is_better=lower, best=best.number)
+    plots.pareto_plot(
+        points, metric, path, lower_is_better=lower, best=best.number, left_out=len(log.stopped)
+    )
     return True
 
 

@@ -97,9 +97,11 @@ def pareto_plot(
     path: Path,
     lower_is_better: bool = False,
     best: int | None = None,
+    left_out: int = 0,
 ) -> None:
     """`metric` against parameter count (log scale), the Pareto front joined and labelled;
-    `best`: the number of the search's best child, ringed."""
+    `best`: the number of the search's best child, ringed; `left_out`: children stopped early
+    and not shown (their metric is of an earlier epoch), said in the title."""
     front = pareto_front(points, lower_is_better)
     with _figure(path) as (_, axes):
         ax = axes[0][0]
@@ -122,7 +124,10 @@ def pareto_plot(
             ax.set_xscale("log")
         direction = "lower is better" if lower_is_better else "higher is better"
         ax.set(xlabel="parameters", ylabel=f"{metric} ({direction})")
-        ax.set_title(f"{metric} against size: {len(front)} of {len(points)} on the front")
+        title = f"{metric} against size: {len(front)} of {len(points)} on the front"
+        if left_out:
+            title += f"\n({left_out} stopped early, not shown)"
+        ax.set_title(title)
         ax.legend(loc="best", fontsize=8)
 
 

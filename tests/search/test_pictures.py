@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -78,6 +80,28 @@ def test_a_picture_that_fails_is_left_out_with_a_warning(search, monkeypatch):
         drawn = pictures.log_pictures(tracker, log, log.leaderboard())
     assert "pareto.png" not in drawn and "rewards.png" in drawn
     assert "pareto.png" not in _artifacts(tracker)
+
+
+def test_the_pareto_plot_says_how_many_stopped_children_it_leaves_out(search, monkeypatch):
+    tracker, log = search
+    stopped = log.add("t5", 5, {"width": 5})
+    stopped.status, stopped.reward, stopped.stopped_epoch = "stopped", 0.9, 2
+    stopped.metrics = {"reward": 0.9, "val_accuracy": 0.4, "params": 500}
+    titles = []
+    real_figure = plots._figure
+
+    @contextlib.contextmanager
+    def figure(path, *args, **kwargs):
+        with real_figure(path, *args, **kwargs) as (fig, axes):
+            yield fig, axes
+            titles.append(axes[0][0].get_title())
+
+    monkeypatch.setattr(plots, "_figure", figure)
+    plots_drawn = pictures.log_pictures(tracker, log, log.leaderboard())
+    assert "pareto.png" in plots_drawn
+    pareto = next(t for t in titles if "on the front" in t)
+    # the four trained in full, the stopped one (its epoch-2 accuracy) left out and said so
+    assert "of 4 on the front" in pareto and "(1 stopped early, not shown)" in pareto
 
 
 def test_nothing_to_show_draws_nothing(tmp_path):
