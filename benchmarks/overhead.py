@@ -3,6 +3,7 @@
     python benchmarks/overhead.py                       # 0, 2 and 10 s children, 1 and 2 at once
     python benchmarks/overhead.py --seconds 2 --children 40 --concurrency 2
     python benchmarks/overhead.py --bare-tune           # Ray Tune alone, Ray's result waits or ours
+    python benchmarks/overhead.py --ray own,kept        # also through a head kept up (--address)
 
 Each child is a custom objective that sleeps for a fixed time, proposed by ``random``. The
 plain loop asks the same controller and runs the same objective in-process on as many threads
@@ -13,6 +14,10 @@ writes, Ray's shutdown), **overhead per child** (the search's time from its firs
 start to its last child's end, minus the plain loop's wall time, per child) and the ratio of
 those two times. Every search tracks to its own SQLite store in a temporary folder.
 
+``--ray kept`` runs the same searches on a Ray head that the benchmark starts once beforehand
+(``ray start --head``, then ``--address``), as a user who keeps one up between searches does:
+the start-up then counts joining it and the first worker, not the head's own start.
+
 ``--bare-tune`` measures Ray Tune alone: 20 trials that each report once, one at a time with
 actors reused, with Ray's own result waits and with `search.tune_polling`'s, alternated three
 times; seconds per trial (medians).
@@ -21,9 +26,14 @@ times; seconds per trial (medians).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,17 +47,19 @@ from search import SearchConfig, run_search  # noqa: E402
 from spaces import load_space  # noqa: E402
 
 SPACE = "mlp"
-MEASURABLE_S = 0.01
-"""A plain loop shorter than this (children of 0 s) gives no ratio."""
+MEASURABLE_S = 1.0
+"""A plain loop shorter than this (children of 0 s: the controller alone) gives no ratio."""
 
 
 def sleeper(architecture: dict) -> dict:
-    """The child: sleeps RLNAS_CHILD_SECONDS, notes when it started and ended, returns a
-    reward."""
-    with open(os.environ["RLNAS_CHILD_MARKS"], "a") as f:
+    """The child: sleeps the seconds written beside RLNAS_CHILD_MARKS, notes when it started
+    and ended there, returns a reward. (A file, not the environment: a head started before
+    the search has the environment of its own start.)"""
+    marks = Path(os.environ["RLNAS_CHILD_MARKS"])
+    with open(marks, "a") as f:
         f.write(f"start {time.time()}\n")
-    time.sleep(float(os.environ["RLNAS_CHILD_SECONDS"]))
-    with open(os.environ["RLNAS_CHILD_MARKS"], "a") as f:
+    time.sleep(float(marks.with_suffix(".seconds").read_text()))
+    with open(marks, "a") as f:
         f.write(f"end {time.time()}\n")
     return {"reward": (len(str(architecture)) % 97) / 97}
 
@@ -67,8 +79,11 @@ def plain_loop(children: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-def project(children: int, concurrency: int, folder: Path) -> tuple[float, float, float]:
-    """(wall, start-up, wind-down) seconds of `rlnas search` over the same children."""
+def project(
+    children: int, concurrency: int, folder: Path, address: str | None
+) -> tuple[float, float, float]:
+    """(wall, start-up, wind-down) seconds of `rlnas search` over the same children, on a Ray
+    of its own or at `address`."""
     marks_file = Path(os.environ["RLNAS_CHILD_MARKS"])
     marks_file.write_text("")
     config = SearchConfig(
@@ -81,6 +96,7 @@ def project(children: int, concurrency: int, folder: Path) -> tuple[float, float
         name=f"overhead-{children}-{concurrency}-{time.time_ns()}",
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         storage=str(folder / "ray"),
+        address=address,
         quiet=True,
     )
     began = time.time()
@@ -91,6 +107,42 @@ def project(children: int, concurrency: int, folder: Path) -> tuple[float, float
     last = max(float(t) for kind, t in marks if kind == "end")
     assert len(result.leaderboard) == children, "every child should finish"
     return ended - began, first - began, ended - last
+
+
+@contextlib.contextmanager
+def kept_head(folder: Path):
+    """The address of a Ray head (`ray start --head --block`) kept up while the block runs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp_dir = Path(tempfile.mkdtemp(prefix="rlnas-ray-"))  # short: Ray's socket paths
+    ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    command = [ray, "start", "--head", "--block", f"--port={port}", "--include-dashboard=false"]
+    command += ["--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}"]
+    root = str(Path(__file__).resolve().parents[1])
+    with (folder / "head.log").open("w") as log:
+        head = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": root, "RAY_USAGE_STATS_ENABLED": "0"},
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (temp_dir / "ray_current_cluster").exists():
+            if head.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"ray start --head did not come up: {(folder / 'head.log').read_text()}")
+            time.sleep(0.5)
+        time.sleep(5)  # let the head settle, as one started earlier would have
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.send_signal(signal.SIGINT)  # ends the processes it started, as Ctrl-C does
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _reporting_once(shorten: bool):
@@ -141,6 +193,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="children per setting (default: 40, 20 and 8 for 0, 2 and 10 s children)",
     )
+    parser.add_argument(
+        "--ray",
+        default="own",
+        help="own: each search starts its Ray (the default); kept: a head started beforehand; "
+        "own,kept: both, side by side",
+    )
     parser.add_argument("--bare-tune", action="store_true", help="Ray Tune alone (see above)")
     args = parser.parse_args(argv)
     if args.bare_tune:
@@ -151,46 +209,60 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"reproduce: {shlex.join(['python', 'benchmarks/overhead.py', *sys.argv[1:]])}")
         return
+    rays = args.ray.split(",")
+    if not set(rays) <= {"own", "kept"}:
+        parser.error(f"--ray: expected own, kept or own,kept; got {args.ray!r}")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["RLNAS_CHILD_MARKS"] = str(Path(tmp, "marks.txt"))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        marks = Path(tmp, "marks.txt")
+        os.environ["RLNAS_CHILD_MARKS"] = str(marks)
+        address = stack.enter_context(kept_head(Path(tmp))) if "kept" in rays else None
         for seconds in [float(s) for s in args.seconds.split(",")]:
             children = args.children or (40 if seconds < 1 else 20 if seconds < 5 else 8)
-            os.environ["RLNAS_CHILD_SECONDS"] = str(seconds)
+            marks.with_suffix(".seconds").write_text(str(seconds))
             for concurrency in [int(c) for c in args.concurrency.split(",")]:
                 plain = plain_loop(children, concurrency)
-                wall, startup, winddown = project(children, concurrency, Path(tmp))
-                running = wall - startup - winddown
-                per_child = (running - plain) / children
-                rows.append(
-                    (seconds, concurrency, children, plain, wall, startup, winddown, running)
-                )
-                print(
-                    f"children of {seconds:g} s, {concurrency} at once, {children} children: "
-                    f"plain {plain:.1f} s, rlnas {wall:.1f} s (start-up {startup:.1f} s, "
-                    f"wind-down {winddown:.1f} s), overhead {per_child:+.3f} s per child"
-                    + (f", ratio {running / plain:.3f}" if plain >= MEASURABLE_S else ""),
-                    flush=True,
-                )
+                for ray in rays:
+                    at = address if ray == "kept" else None
+                    wall, startup, winddown = project(children, concurrency, Path(tmp), at)
+                    running = wall - startup - winddown
+                    per_child = (running - plain) / children
+                    rows.append(
+                        (ray, seconds, concurrency, children, plain, wall, startup, winddown)
+                    )
+                    print(
+                        f"children of {seconds:g} s, {concurrency} at once, {children} children,"
+                        f" Ray {ray}: plain {plain:.1f} s, rlnas {wall:.1f} s (start-up "
+                        f"{startup:.1f} s, wind-down {winddown:.1f} s), overhead "
+                        f"{per_child:+.3f} s per child"
+                        + (f", ratio {running / plain:.3f}" if plain >= MEASURABLE_S else ""),
+                        flush=True,
+                    )
     print()
     print(
-        "| child s | at once | children | plain loop s | rlnas s | start-up s | wind-down s "
-        "| overhead s per child | ratio while children run |"
+        "| Ray | child s | at once | children | plain loop s | rlnas s | start-up s "
+        "| wind-down s | overhead s per child | ratio while children run |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for seconds, concurrency, children, plain, wall, startup, winddown, running in rows:
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for ray, seconds, concurrency, children, plain, wall, startup, winddown in rows:
+        running = wall - startup - winddown
         ratio = f"{running / plain:.3f}" if plain >= MEASURABLE_S else "-"
         print(
-            f"| {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
+            f"| {ray} | {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
             f"{startup:.1f} | {winddown:.1f} | {(running - plain) / children:.3f} | {ratio} |"
         )
-    throughput = {(s, c): n / running for s, c, n, *_, running in rows if running > 0}
-    for seconds in sorted({s for s, *_ in rows}):
-        if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
-            gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]
-            print(f"children of {seconds:g} s: 2 at once give {gain:.2f}x the throughput of 1")
-    print(f"median start-up {statistics.median(r[5] for r in rows):.1f} s")
-    print(f"median wind-down {statistics.median(r[6] for r in rows):.1f} s")
+    for ray in rays:
+        mine = [r for r in rows if r[0] == ray]
+        throughput = {(s, c): n / (w - up - down) for _, s, c, n, _, w, up, down in mine}
+        for seconds in sorted({r[1] for r in mine}):
+            if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
+                gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]
+                print(
+                    f"Ray {ray}, children of {seconds:g} s: 2 at once give {gain:.2f}x the "
+                    f"throughput of 1"
+                )
+        print(f"Ray {ray}: median start-up {statistics.median(r[6] for r in mine):.1f} s")
+        print(f"Ray {ray}: median wind-down {statistics.median(r[7] for r in mine):.1f} s")
     print(f"reproduce: {shlex.join(['python', 'benchmarks/overhead.py', *sys.argv[1:]])}")
 
 
