@@ -29,22 +29,20 @@ import argparse
 import contextlib
 import os
 import shlex
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from controller import make_controller  # noqa: E402
 from search import SearchConfig, run_search  # noqa: E402
 from spaces import load_space  # noqa: E402
+from tests.search.ray_heads import Head  # noqa: E402
 
 SPACE = "mlp"
 MEASURABLE_S = 1.0
@@ -110,39 +108,14 @@ def project(
 
 
 @contextlib.contextmanager
-def kept_head(folder: Path):
-    """The address of a Ray head (`ray start --head --block`) kept up while the block runs."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    temp_dir = Path(tempfile.mkdtemp(prefix="rlnas-ray-"))  # short: Ray's socket paths
-    ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-    command = [ray, "start", "--head", "--block", f"--port={port}", "--include-dashboard=false"]
-    command += ["--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}"]
-    root = str(Path(__file__).resolve().parents[1])
-    with (folder / "head.log").open("w") as log:
-        head = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": root, "RAY_USAGE_STATS_ENABLED": "0"},
-            start_new_session=True,
-        )
+def kept_head():
+    """The address of a Ray head (`ray start --head`) kept up while the block runs."""
+    head = Head(env={"PYTHONPATH": str(ROOT)})
     try:
-        deadline = time.monotonic() + 120
-        while not (temp_dir / "ray_current_cluster").exists():
-            if head.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"ray start --head did not come up: {(folder / 'head.log').read_text()}")
-            time.sleep(0.5)
         time.sleep(5)  # let the head settle, as one started earlier would have
-        yield f"127.0.0.1:{port}"
+        yield head.address
     finally:
-        head.send_signal(signal.SIGINT)  # ends the processes it started, as Ctrl-C does
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        head.close()
 
 
 def _reporting_once(shorten: bool):
@@ -216,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         marks = Path(tmp, "marks.txt")
         os.environ["RLNAS_CHILD_MARKS"] = str(marks)
-        address = stack.enter_context(kept_head(Path(tmp))) if "kept" in rays else None
+        address = stack.enter_context(kept_head()) if "kept" in rays else None
         for seconds in [float(s) for s in args.seconds.split(",")]:
             children = args.children or (40 if seconds < 1 else 20 if seconds < 5 else 8)
             marks.with_suffix(".seconds").write_text(str(seconds))
@@ -227,9 +200,8 @@ def main(argv: list[str] | None = None) -> None:
                     wall, startup, winddown = project(children, concurrency, Path(tmp), at)
                     running = wall - startup - winddown
                     per_child = (running - plain) / children
-                    rows.append(
-                        (ray, seconds, concurrency, children, plain, wall, startup, winddown)
-                    )
+                    row = (ray, seconds, concurrency, children, plain, wall, startup, winddown)
+                    rows.append((*row, running))
                     print(
                         f"children of {seconds:g} s, {concurrency} at once, {children} children,"
                         f" Ray {ray}: plain {plain:.1f} s, rlnas {wall:.1f} s (start-up "
@@ -244,8 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         "| wind-down s | overhead s per child | ratio while children run |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for ray, seconds, concurrency, children, plain, wall, startup, winddown in rows:
-        running = wall - startup - winddown
+    for ray, seconds, concurrency, children, plain, wall, startup, winddown, running in rows:
         ratio = f"{running / plain:.3f}" if plain >= MEASURABLE_S else "-"
         print(
             f"| {ray} | {seconds:g} | {concurrency} | {children} | {plain:.1f} | {wall:.1f} | "
@@ -253,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     for ray in rays:
         mine = [r for r in rows if r[0] == ray]
-        throughput = {(s, c): n / (w - up - down) for _, s, c, n, _, w, up, down in mine}
+        throughput = {(s, c): n / running for _, s, c, n, *_, running in mine}
         for seconds in sorted({r[1] for r in mine}):
             if (seconds, 1) in throughput and (seconds, 2) in throughput and seconds > 0:
                 gain = throughput[(seconds, 2)] / throughput[(seconds, 1)]
